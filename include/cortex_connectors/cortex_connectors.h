@@ -1,0 +1,8 @@
+// Umbrella header: includes the whole public API of libcortexconnectors.
+#pragma once
+
+#include "cortex_connectors/canonical_json.h"
+#include "cortex_connectors/json.h"
+#include "cortex_connectors/result.h"
+#include "cortex_connectors/signing.h"
+#include "cortex_connectors/version.h"

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages cortex_connectors builds, tests and benchmarks with.
+# Idempotent: installs nothing and prints nothing when every package is already present.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config git python3
+  libsimdjson-dev libsodium-dev libfmt-dev prometheus-cpp-dev catch2
+  libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev
+  libbenchmark-dev clang-format
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

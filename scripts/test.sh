@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds everything with warnings as errors and runs every test (unit, CLI, install + consumer).
+#   scripts/test.sh                      RelWithDebInfo build in build/
+#   scripts/test.sh --sanitize address,undefined   (or thread) build in build-<sanitizer>/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sanitize=""
+if [ "${1:-}" = "--sanitize" ]; then
+  sanitize=${2:?--sanitize needs address,undefined or thread}
+fi
+if [ -n "$sanitize" ]; then
+  export BUILD_DIR=${BUILD_DIR:-build-${sanitize//,/-}}
+  bash scripts/build.sh -DCMAKE_BUILD_TYPE=Debug -DCORTEX_CONNECTORS_SANITIZE="$sanitize"
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
+  export TSAN_OPTIONS=halt_on_error=1
+else
+  export BUILD_DIR=${BUILD_DIR:-build}
+  bash scripts/build.sh
+fi
+ctest --test-dir "$BUILD_DIR" --output-on-failure -j"$(nproc)"

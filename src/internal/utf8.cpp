@@ -1,0 +1,55 @@
+#include "internal/utf8.h"
+
+#include <cstdint>
+
+#include <simdjson.h>
+
+namespace cortex_connectors::internal {
+
+bool is_valid_utf8(std::string_view text) noexcept {
+  return simdjson::validate_utf8(text.data(), text.size());
+}
+
+// Scalar scan following the table of well-formed byte sequences in Unicode 15, section 3.9
+// (Table 3-7). Only runs after simdjson has said the text is invalid, to find where.
+std::optional<std::size_t> find_invalid_utf8(std::string_view text) noexcept {
+  const auto* s = reinterpret_cast<const unsigned char*>(text.data());  // NOLINT
+  const std::size_t n = text.size();
+  std::size_t i = 0;
+  while (i < n) {
+    const unsigned char c = s[i];
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t len = 0;
+    unsigned char lo = 0x80;
+    unsigned char hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+    } else if (c == 0xE0) {
+      len = 3, lo = 0xA0;
+    } else if (c == 0xED) {
+      len = 3, hi = 0x9F;
+    } else if (c >= 0xE1 && c <= 0xEF) {
+      len = 3;
+    } else if (c == 0xF0) {
+      len = 4, lo = 0x90;
+    } else if (c >= 0xF1 && c <= 0xF3) {
+      len = 4;
+    } else if (c == 0xF4) {
+      len = 4, hi = 0x8F;
+    } else {
+      return i;
+    }
+    if (i + len > n) return i;
+    if (s[i + 1] < lo || s[i + 1] > hi) return i;
+    for (std::size_t k = 2; k < len; ++k) {
+      if (s[i + k] < 0x80 || s[i + k] > 0xBF) return i;
+    }
+    i += len;
+  }
+  return std::nullopt;
+}
+
+}  // namespace cortex_connectors::internal

@@ -1,0 +1,447 @@
+#include "cortex_connectors/json.h"
+
+#include <cmath>
+#include <cstring>
+#include <unordered_set>
+
+#include <fmt/format.h>
+
+#include "internal/json_reader.h"
+#include "internal/utf8.h"
+
+namespace cortex_connectors {
+
+namespace ondemand = simdjson::ondemand;
+
+const Json* Json::find(std::string_view key) const noexcept {
+  if (!is_object()) return nullptr;
+  for (const Member& m : std::get<Object>(v_)) {
+    if (m.first == key) return &m.second;
+  }
+  return nullptr;
+}
+
+Json* Json::find(std::string_view key) noexcept {
+  return const_cast<Json*>(std::as_const(*this).find(key));  // NOLINT
+}
+
+Json& Json::set(std::string_view key, Json value) {
+  if (is_null()) v_ = Object{};
+  if (Json* existing = find(key)) {
+    *existing = std::move(value);
+    return *existing;
+  }
+  auto& members = std::get<Object>(v_);
+  members.emplace_back(std::string(key), std::move(value));
+  return members.back().second;
+}
+
+Json& Json::push_back(Json value) {
+  if (is_null()) v_ = Array{};
+  auto& items = std::get<Array>(v_);
+  items.push_back(std::move(value));
+  return items.back();
+}
+
+namespace internal {
+
+const char* describe_simdjson_error(simdjson::error_code code) noexcept {
+  switch (code) {
+    case simdjson::EMPTY:
+      return "empty document";
+    case simdjson::UTF8_ERROR:
+      return "invalid UTF-8";
+    case simdjson::UNCLOSED_STRING:
+      return "unterminated string";
+    case simdjson::STRING_ERROR:
+      return "invalid string (bad escape or control character)";
+    case simdjson::NUMBER_ERROR:
+      return "invalid or out-of-range number";
+    case simdjson::T_ATOM_ERROR:
+      return "invalid literal (expected true)";
+    case simdjson::F_ATOM_ERROR:
+      return "invalid literal (expected false)";
+    case simdjson::N_ATOM_ERROR:
+      return "invalid literal (expected null)";
+    case simdjson::DEPTH_ERROR:
+      return "nesting too deep";
+    case simdjson::INCOMPLETE_ARRAY_OR_OBJECT:
+      return "truncated input or content after the document (unbalanced brackets)";
+    case simdjson::TRAILING_CONTENT:
+      return "unexpected content after the document";
+    case simdjson::CAPACITY:
+      return "document too large";
+    case simdjson::MEMALLOC:
+      return "out of memory";
+    default:
+      return "malformed JSON";
+  }
+}
+
+Error parse_error(std::string what, std::size_t offset) {
+  Error e;
+  e.code = ErrorCode::kParse;
+  e.message = fmt::format("[brAInwav] invalid JSON at byte {}: {}", offset, what);
+  e.offset = offset;
+  return e;
+}
+
+}  // namespace internal
+
+namespace {
+
+// Parsers keep their buffers between calls on one thread, but give back anything above this.
+constexpr std::size_t kRetainedParserBytes = std::size_t{4} << 20;
+
+// Walks an On-Demand document into a Json tree, enforcing JsonParseOptions and I-JSON rules,
+// and reports the byte offset of the first problem. Debian's simdjson compiles On-Demand for the
+// portable scalar kernel only (the DOM API dispatches to AVX2 at run time), so this is the slow
+// path: it runs only after the fast DomBuilder below has failed, to say where.
+class Locator {
+ public:
+  Locator(std::string_view text, const char* base, const JsonParseOptions& options)
+      : text_(text), base_(base), options_(options) {}
+
+  // Returns false on failure; error() then describes it.
+  bool build_document(ondemand::document& doc, Json& out) {
+    ondemand::json_type t{};
+    if (auto e = doc.type().get(t)) return fail_simdjson(e, doc_location(doc));
+    switch (t) {
+      case ondemand::json_type::object: {
+        ondemand::object obj;
+        if (auto e = doc.get_object().get(obj)) return fail_simdjson(e, doc_location(doc));
+        if (!build_object(obj, out, 1)) return false;
+        break;
+      }
+      case ondemand::json_type::array: {
+        ondemand::array arr;
+        if (auto e = doc.get_array().get(arr)) return fail_simdjson(e, doc_location(doc));
+        if (!build_array(arr, out, 1)) return false;
+        break;
+      }
+      default: {
+        std::string_view token;
+        if (auto e = doc.raw_json_token().get(token)) return fail_simdjson(e, 0);
+        if (!build_root_scalar(doc, t, token, out)) return false;
+      }
+    }
+    return true;
+  }
+
+  Error take_error() { return std::move(error_); }
+
+ private:
+  std::size_t offset_of(const char* p) const noexcept {
+    if (p < base_ || p > base_ + text_.size()) return text_.size();
+    return static_cast<std::size_t>(p - base_);
+  }
+  std::size_t doc_location(ondemand::document& doc) noexcept {
+    const char* p = nullptr;
+    if (doc.current_location().get(p)) return text_.size();
+    return offset_of(p);
+  }
+  std::size_t value_location(ondemand::value& v) noexcept {
+    const char* p = nullptr;
+    if (v.current_location().get(p)) return text_.size();
+    return offset_of(p);
+  }
+
+  bool fail(std::string what, std::size_t offset) {
+    error_ = internal::parse_error(std::move(what), offset);
+    return false;
+  }
+  bool fail_simdjson(simdjson::error_code e, std::size_t offset) {
+    if (e == simdjson::UTF8_ERROR) {
+      offset = internal::find_invalid_utf8(text_).value_or(offset);
+    } else if (e == simdjson::INCOMPLETE_ARRAY_OR_OBJECT || e == simdjson::UNCLOSED_STRING) {
+      offset = text_.size();
+    }
+    return fail(internal::describe_simdjson_error(e), offset);
+  }
+
+  bool check_string(std::string_view s, std::size_t offset) {
+    if (s.size() > options_.max_string_bytes) {
+      return fail(fmt::format("string of {} bytes exceeds the limit of {} bytes", s.size(),
+                              options_.max_string_bytes),
+                  offset);
+    }
+    // Escapes are the only way to produce a surrogate code point (0xED 0xA0..0xBF); the raw
+    // text was validated as UTF-8 already.
+    if (std::memchr(s.data(), 0xED, s.size()) != nullptr && !internal::is_valid_utf8(s)) {
+      return fail("string contains an unpaired surrogate escape", offset);
+    }
+    return true;
+  }
+
+  bool number_from_token(std::string_view token, double d, std::size_t offset, Json& out) {
+    if (!std::isfinite(d)) return fail("number out of range", offset);
+    if (options_.reject_unsafe_integers && std::fabs(d) > kMaxSafeInteger &&
+        token.find_first_of(".eE") == std::string_view::npos) {
+      return fail(fmt::format("integer {} is outside the exact range of a double (+-2^53-1)",
+                              token.substr(0, 40)),
+                  offset);
+    }
+    out = Json(d);
+    return true;
+  }
+
+  template <class Node>
+  bool build_scalar(Node& node, ondemand::json_type t, std::string_view token, std::size_t offset,
+                    Json& out) {
+    switch (t) {
+      case ondemand::json_type::string: {
+        std::string_view s;
+        if (auto e = node.get_string().get(s)) return fail_simdjson(e, offset);
+        if (!check_string(s, offset)) return false;
+        out = Json(s);
+        return true;
+      }
+      case ondemand::json_type::number: {
+        double d = 0;
+        if (auto e = node.get_double().get(d)) return fail_simdjson(e, offset);
+        return number_from_token(token, d, offset, out);
+      }
+      case ondemand::json_type::boolean: {
+        bool b = false;
+        if (auto e = node.get_bool().get(b)) return fail_simdjson(e, offset);
+        out = Json(b);
+        return true;
+      }
+      case ondemand::json_type::null: {
+        bool is_null = false;
+        if (auto e = node.is_null().get(is_null)) return fail_simdjson(e, offset);
+        if (!is_null) return fail("invalid literal (expected null)", offset);
+        out = Json();
+        return true;
+      }
+      default:
+        return fail("malformed JSON", offset);
+    }
+  }
+
+  bool build_root_scalar(ondemand::document& doc, ondemand::json_type t, std::string_view token,
+                         Json& out) {
+    return build_scalar(doc, t, token, doc_location(doc), out);
+  }
+
+  bool build_value(ondemand::value& v, Json& out, std::size_t depth) {
+    const std::size_t offset = value_location(v);
+    ondemand::json_type t{};
+    if (auto e = v.type().get(t)) return fail_simdjson(e, offset);
+    switch (t) {
+      case ondemand::json_type::object: {
+        if (!enter(depth, offset)) return false;
+        ondemand::object obj;
+        if (auto e = v.get_object().get(obj)) return fail_simdjson(e, offset);
+        return build_object(obj, out, depth);
+      }
+      case ondemand::json_type::array: {
+        if (!enter(depth, offset)) return false;
+        ondemand::array arr;
+        if (auto e = v.get_array().get(arr)) return fail_simdjson(e, offset);
+        return build_array(arr, out, depth);
+      }
+      default:
+        return build_scalar(v, t, v.raw_json_token(), offset, out);
+    }
+  }
+
+  bool enter(std::size_t depth, std::size_t offset) {
+    if (depth > options_.max_depth) {
+      return fail(fmt::format("nesting deeper than {} levels", options_.max_depth), offset);
+    }
+    return true;
+  }
+
+  bool build_object(ondemand::object& obj, Json& out, std::size_t depth) {
+    out = Json::object();
+    auto& members = out.as_object();
+    // Keys are views into the parser's string buffer, valid for the whole parse.
+    std::vector<std::string_view> keys;
+    std::unordered_set<std::string_view> key_set;
+    for (auto field_result : obj) {
+      if (auto e = field_result.error()) return fail_simdjson(e, text_.size());
+      ondemand::field field = std::move(field_result).value_unsafe();
+      const std::size_t key_offset = offset_of(field.key().raw()) - 1;
+      std::string_view key;
+      if (auto e = field.unescaped_key().get(key)) return fail_simdjson(e, key_offset);
+      if (!check_string(key, key_offset)) return false;
+      // Linear search is fastest for the small objects of real documents.
+      bool duplicate = false;
+      if (keys.size() < 16) {
+        for (std::string_view k : keys) duplicate = duplicate || k == key;
+        keys.push_back(key);
+        if (keys.size() == 16) key_set.insert(keys.begin(), keys.end());
+      } else {
+        duplicate = !key_set.insert(key).second;
+      }
+      if (duplicate) {
+        return fail(fmt::format("duplicate key \"{}\"", key.substr(0, 64)), key_offset);
+      }
+      members.emplace_back(std::string(key), Json());
+      ondemand::value v = field.value();
+      if (!build_value(v, members.back().second, depth + 1)) return false;
+    }
+    return true;
+  }
+
+  bool build_array(ondemand::array& arr, Json& out, std::size_t depth) {
+    out = Json::array();
+    auto& items = out.as_array();
+    for (auto item_result : arr) {
+      if (auto e = item_result.error()) return fail_simdjson(e, text_.size());
+      ondemand::value v = std::move(item_result).value_unsafe();
+      items.emplace_back();
+      if (!build_value(v, items.back(), depth + 1)) return false;
+    }
+    return true;
+  }
+
+  std::string_view text_;
+  const char* base_;
+  const JsonParseOptions& options_;
+  Error error_;
+};
+
+// The fast path: simdjson's DOM (SIMD stage 1 and 2 chosen at run time) into a Json tree with
+// the same checks as Locator, but no offsets. Returns false at the first problem.
+class DomBuilder {
+ public:
+  explicit DomBuilder(const JsonParseOptions& options) : options_(options) {}
+
+  bool build(simdjson::dom::element e, Json& out, std::size_t depth) {
+    using simdjson::dom::element_type;
+    switch (e.type()) {
+      case element_type::OBJECT: {
+        if (depth > options_.max_depth) return false;
+        simdjson::dom::object obj = e.get_object().value_unsafe();
+        out = Json::object();
+        auto& members = out.as_object();
+        members.reserve(obj.size());
+        for (auto field : obj) {
+          if (!string_ok(field.key)) return false;
+          members.emplace_back(std::string(field.key), Json());
+          if (!build(field.value, members.back().second, depth + 1)) return false;
+        }
+        return !has_duplicate_keys(members);
+      }
+      case element_type::ARRAY: {
+        if (depth > options_.max_depth) return false;
+        simdjson::dom::array arr = e.get_array().value_unsafe();
+        out = Json::array();
+        auto& items = out.as_array();
+        items.reserve(arr.size());
+        for (simdjson::dom::element item : arr) {
+          items.emplace_back();
+          if (!build(item, items.back(), depth + 1)) return false;
+        }
+        return true;
+      }
+      case element_type::STRING: {
+        std::string_view s = e.get_string().value_unsafe();
+        if (!string_ok(s)) return false;
+        out = Json(s);
+        return true;
+      }
+      case element_type::INT64: {
+        const std::int64_t v = e.get_int64().value_unsafe();
+        if (options_.reject_unsafe_integers && (v > kMaxSafeInt || v < -kMaxSafeInt)) return false;
+        out = Json(v);
+        return true;
+      }
+      case element_type::UINT64: {
+        const std::uint64_t v = e.get_uint64().value_unsafe();
+        if (options_.reject_unsafe_integers && v > static_cast<std::uint64_t>(kMaxSafeInt)) {
+          return false;
+        }
+        out = Json(v);
+        return true;
+      }
+      case element_type::DOUBLE:
+        out = Json(e.get_double().value_unsafe());
+        return true;
+      case element_type::BOOL:
+        out = Json(e.get_bool().value_unsafe());
+        return true;
+      case element_type::NULL_VALUE:
+        out = Json();
+        return true;
+    }
+    return false;
+  }
+
+ private:
+  static constexpr std::int64_t kMaxSafeInt = (std::int64_t{1} << 53) - 1;
+
+  bool string_ok(std::string_view s) const noexcept {
+    // simdjson's DOM rejects unpaired surrogate escapes itself.
+    return s.size() <= options_.max_string_bytes;
+  }
+
+  static bool has_duplicate_keys(const Json::Object& members) {
+    const std::size_t n = members.size();
+    if (n < 2) return false;
+    if (n <= 16) {
+      for (std::size_t i = 1; i < n; ++i) {
+        for (std::size_t j = 0; j < i; ++j) {
+          if (members[i].first == members[j].first) return true;
+        }
+      }
+      return false;
+    }
+    std::unordered_set<std::string_view> seen;
+    seen.reserve(n);
+    for (const auto& m : members) {
+      if (!seen.insert(m.first).second) return true;
+    }
+    return false;
+  }
+
+  const JsonParseOptions& options_;
+};
+
+// Re-parses `padded` with the Locator to describe a failure of the fast path.
+Error locate_error(std::string_view text, const simdjson::padded_string& padded,
+                   const JsonParseOptions& options, simdjson::error_code dom_error) {
+  ondemand::parser parser;
+  ondemand::document doc;
+  if (auto e = parser.iterate(padded).get(doc)) {
+    std::size_t offset = text.size();
+    if (e == simdjson::UTF8_ERROR) offset = internal::find_invalid_utf8(text).value_or(0);
+    if (e == simdjson::EMPTY) offset = 0;
+    return internal::parse_error(internal::describe_simdjson_error(e), offset);
+  }
+  Locator locator(text, padded.data(), options);
+  Json ignored;
+  if (!locator.build_document(doc, ignored)) return locator.take_error();
+  // The scalar walk accepted what the DOM refused: in practice content after the root value.
+  const char* what = dom_error == simdjson::TAPE_ERROR
+                         ? "unexpected content after the document"
+                         : internal::describe_simdjson_error(dom_error);
+  Error e = internal::parse_error(what, text.size());
+  e.offset.reset();
+  e.message = fmt::format("[brAInwav] invalid JSON: {}", what);
+  return e;
+}
+
+}  // namespace
+
+Result<Json> parse_json(std::string_view text, const JsonParseOptions& options) {
+  if (text.size() > options.max_document_bytes) {
+    return internal::parse_error(fmt::format("document of {} bytes exceeds the limit of {} bytes",
+                                             text.size(), options.max_document_bytes),
+                                 0);
+  }
+  // Parsers keep their buffers between calls on one thread, but give back large ones.
+  thread_local simdjson::dom::parser parser;
+  const simdjson::padded_string padded(text);
+  Json out;
+  simdjson::dom::element root;
+  auto e = parser.parse(padded).get(root);
+  const bool ok = !e && DomBuilder(options).build(root, out, 1);
+  if (parser.capacity() > kRetainedParserBytes) parser = simdjson::dom::parser();
+  if (!ok) return locate_error(text, padded, options, e);
+  return out;
+}
+
+}  // namespace cortex_connectors

@@ -1,0 +1,56 @@
+// The cortex-connectors tool, run as a real process.
+#include "cortex_connectors/signing.h"
+#include "test_utils.h"
+
+namespace cc = cortex_connectors;
+using cc::test::run_cli;
+
+TEST_CASE("canonicalize prints the RFC 8785 form without a trailing newline", "[cli]") {
+  const auto input = cc::test::data_path("jcs/input/weird.json").string();
+  auto r = run_cli({"canonicalize", input});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out == cc::test::read_data("jcs/output/weird.json"));
+  auto piped = run_cli({"canonicalize", "-"}, R"({"b":1, "a":2})");
+  CHECK(piped.exit_code == 0);
+  CHECK(piped.out == R"({"a":2,"b":1})");
+  auto stdin_default = run_cli({"canonicalize"}, "[1.0]");
+  CHECK(stdin_default.out == "[1]");
+}
+
+TEST_CASE("canonicalize exits 1 with the parse error, 2 on usage errors", "[cli]") {
+  auto bad = run_cli({"canonicalize", "-"}, R"({"a":1,"a":2})");
+  CHECK(bad.exit_code == 1);
+  CHECK(bad.out.empty());
+  CHECK(bad.err == "[brAInwav] invalid JSON at byte 7: duplicate key \"a\"\n");
+  auto missing = run_cli({"canonicalize", "/nonexistent/file.json"});
+  CHECK(missing.exit_code == 1);
+  CHECK(missing.err.find("cannot open /nonexistent/file.json") != std::string::npos);
+  CHECK(run_cli({"canonicalize", "a", "b"}).exit_code == 2);
+  CHECK(run_cli({}).exit_code == 2);
+  CHECK(run_cli({"frobnicate"}).exit_code == 2);
+}
+
+TEST_CASE("verify checks a saved body with CONNECTORS_SIGNATURE_KEY", "[cli]") {
+  const std::string key = "cli-test-key";
+  const std::string payload = R"({"brand":"brAInwav","count":0})";
+  const std::string body = R"({"payload":)" + payload + R"(,"signature":")" +
+                           cc::sign_hmac_sha256(cc::as_bytes(key), payload) + "\"}";
+  cc::test::TempDir dir;
+  cc::test::write_file(dir / "body.json", body);
+
+  auto ok =
+      run_cli({"verify", (dir / "body.json").string()}, {}, {"CONNECTORS_SIGNATURE_KEY=" + key});
+  CHECK(ok.exit_code == 0);
+  auto ok_stdin = run_cli({"verify", "-"}, body, {"CONNECTORS_SIGNATURE_KEY=" + key});
+  CHECK(ok_stdin.exit_code == 0);
+
+  auto bad = run_cli({"verify", "-"}, body, {"CONNECTORS_SIGNATURE_KEY=wrong-key"});
+  CHECK(bad.exit_code == 1);
+  CHECK(bad.err.find("signature does not match") != std::string::npos);
+  CHECK(bad.err.find("wrong-key") == std::string::npos);
+
+  auto no_key = run_cli({"verify", "-"}, body, {"CONNECTORS_SIGNATURE_KEY="});
+  CHECK(no_key.exit_code == 2);
+  CHECK(no_key.err.find("CONNECTORS_SIGNATURE_KEY") != std::string::npos);
+  CHECK(run_cli({"verify", "-"}, "not json", {"CONNECTORS_SIGNATURE_KEY=" + key}).exit_code == 1);
+}

@@ -1,0 +1,60 @@
+// Helpers shared by the tests: test data, temporary directories and running the CLI.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "cortex_connectors/result.h"
+
+namespace cortex_connectors::test {
+
+// Reads tests/data/<relative> whole; fails the test when it cannot.
+std::string read_data(std::string_view relative);
+std::filesystem::path data_path(std::string_view relative);
+
+std::string read_file(const std::filesystem::path& path);
+void write_file(const std::filesystem::path& path, std::string_view content);
+
+// A fresh directory under the system temporary directory, removed with the object.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(std::string_view name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// The outcome of running a program.
+struct RunResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs `argv` (argv[0] is a path) with `env` added to the environment ("NAME=value") and `input`
+// on standard input; captures both outputs.
+RunResult run_program(const std::vector<std::string>& argv, std::string_view input = {},
+                      const std::vector<std::string>& env = {});
+
+// Runs the cortex-connectors tool built with the tests.
+RunResult run_cli(const std::vector<std::string>& args, std::string_view input = {},
+                  const std::vector<std::string>& env = {});
+
+}  // namespace cortex_connectors::test
+
+// Requires a Result or Status to hold success, printing the error otherwise.
+#define REQUIRE_OK(r)                                                                     \
+  do {                                                                                    \
+    const auto& require_ok_r_ = (r);                                                      \
+    if (!require_ok_r_) FAIL_CHECK(::cortex_connectors::describe(require_ok_r_.error())); \
+    REQUIRE(static_cast<bool>(require_ok_r_));                                            \
+  } while (false)
