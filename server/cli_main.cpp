@@ -3,9 +3,15 @@
 //   canonicalize [FILE|-]   print the RFC 8785 form of a JSON document (no trailing newline)
 //   verify [FILE|-]         check a saved service-map body's signature (key from
 //                           CONNECTORS_SIGNATURE_KEY); exit 0 valid, 1 invalid
+//   validate PATH           exit 0 if the manifest is valid, else 1 and every error, one per
+//                           line, JSON pointer first
+//   service-map [--manifest PATH] [--plain]
+//                           print the signed service-map body (pretty, or with --plain the exact
+//                           canonical bytes the server serves)
 //
 // Exit codes: 0 success, 1 the input is invalid, 2 usage or configuration error.
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -18,6 +24,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <sys/stat.h>
 
 #include "cortex_connectors/cortex_connectors.h"
 
@@ -33,6 +40,9 @@ constexpr const char* kUsage =
     "usage: cortex-connectors <command> [args]\n"
     "  canonicalize [FILE|-]   print the RFC 8785 canonical form of a JSON document\n"
     "  verify [FILE|-]         check a service-map body's signature (CONNECTORS_SIGNATURE_KEY)\n"
+    "  validate PATH           check a connectors manifest; every error, one per line\n"
+    "  service-map [--manifest PATH] [--plain]\n"
+    "                          print the signed service map (CONNECTORS_SIGNATURE_KEY)\n"
     "  version                 print the library version\n";
 
 int usage_error(std::string_view message) {
@@ -90,6 +100,72 @@ int cmd_verify(std::span<char*> args) {
   return kExitOk;
 }
 
+// Prints a manifest error: the summary, then one "pointer: message" line per finding.
+void print_manifest_error(const cc::Error& error) {
+  fmt::print(stderr, "{}\n", error.message);
+  for (const auto& issue : error.issues) {
+    fmt::print(stderr, "{}: {}\n", issue.pointer.empty() ? "(root)" : issue.pointer, issue.message);
+  }
+}
+
+int cmd_validate(std::span<char*> args) {
+  if (args.size() != 1) return usage_error("validate takes exactly one PATH");
+  auto loaded = cc::load_manifest(std::string_view(args[0]));
+  if (!loaded) {
+    print_manifest_error(loaded.error());
+    return kExitInvalid;
+  }
+  fmt::print("[brAInwav] {}: valid manifest, {} connectors\n", loaded->file.path,
+             loaded->manifest.connectors.size());
+  return kExitOk;
+}
+
+int cmd_service_map(std::span<char*> args) {
+  std::optional<std::string_view> manifest_path;
+  bool plain = false;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string_view a = args[i];
+    if (a == "--plain") {
+      plain = true;
+    } else if (a == "--manifest" && i + 1 < args.size()) {
+      manifest_path = args[++i];
+    } else if (a.starts_with("--manifest=")) {
+      manifest_path = a.substr(11);
+    } else {
+      return usage_error(fmt::format("service-map: unexpected argument \"{}\"", a));
+    }
+  }
+  const char* key = std::getenv("CONNECTORS_SIGNATURE_KEY");
+  if (key == nullptr || *key == '\0') return usage_error("CONNECTORS_SIGNATURE_KEY is not set");
+  auto loaded = cc::load_manifest(manifest_path);
+  if (!loaded) {
+    print_manifest_error(loaded.error());
+    return kExitInvalid;
+  }
+  // Without generatedAt in the manifest, the file's modification time stands in for the load
+  // time, so that repeated runs on unchanged content print the same bytes.
+  struct stat st {};
+  auto when = std::chrono::system_clock::now();
+  if (::stat(loaded->file.path.c_str(), &st) == 0) {
+    when = std::chrono::system_clock::from_time_t(st.st_mtim.tv_sec);
+  }
+  auto signed_map = cc::sign_service_map(
+      cc::build_service_map(loaded->manifest, cc::format_rfc3339(when)), cc::as_bytes(key));
+  if (!signed_map) {
+    print_manifest_error(signed_map.error());
+    return kExitInvalid;
+  }
+  if (plain) {
+    std::fwrite(signed_map->body.data(), 1, signed_map->body.size(), stdout);
+    return kExitOk;
+  }
+  cc::Json body = cc::Json::object();
+  body.set("payload", std::move(signed_map->payload));
+  body.set("signature", signed_map->signature);
+  fmt::print("{}\n", *cc::pretty_json(body));
+  return kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -100,6 +176,8 @@ int main(int argc, char** argv) {
   try {
     if (command == "canonicalize") return cmd_canonicalize(args);
     if (command == "verify") return cmd_verify(args);
+    if (command == "validate") return cmd_validate(args);
+    if (command == "service-map") return cmd_service_map(args);
     if (command == "version") {
       fmt::print("cortex-connectors {}\n", cc::version_string());
       return kExitOk;

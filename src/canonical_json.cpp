@@ -77,7 +77,14 @@ void append_canonical_string(std::string& out, std::string_view text) {
 
 namespace {
 
-bool append_value(std::string& out, const Json& value) {
+// Writes `value`; with indent < 0 canonically, else pretty at that indentation depth.
+bool append_value(std::string& out, const Json& value, int indent = -1) {
+  auto newline = [&](int depth) {
+    if (indent < 0) return;
+    out.push_back('\n');
+    out.append(static_cast<std::size_t>(depth) * 2, ' ');
+  };
+  const int inner = indent < 0 ? -1 : indent + 1;
   switch (value.type()) {
     case Json::Type::kNull:
       out.append("null");
@@ -100,8 +107,10 @@ bool append_value(std::string& out, const Json& value) {
       for (const Json& item : value.as_array()) {
         if (!first) out.push_back(',');
         first = false;
-        if (!append_value(out, item)) return false;
+        newline(inner);
+        if (!append_value(out, item, inner)) return false;
       }
+      if (!first) newline(indent);
       out.push_back(']');
       return true;
     }
@@ -122,10 +131,13 @@ bool append_value(std::string& out, const Json& value) {
       out.push_back('{');
       for (std::size_t i = 0; i < members.size(); ++i) {
         if (i != 0) out.push_back(',');
+        newline(inner);
         append_canonical_string(out, order[i]->first);
         out.push_back(':');
-        if (!append_value(out, order[i]->second)) return false;
+        if (indent >= 0) out.push_back(' ');
+        if (!append_value(out, order[i]->second, inner)) return false;
       }
+      if (!members.empty()) newline(indent);
       out.push_back('}');
       return true;
     }
@@ -151,6 +163,12 @@ Status append_canonical_json(std::string& out, const Json& value) {
 Result<std::string> canonical_json(const Json& value) {
   std::string out;
   if (!append_value(out, value)) return non_finite_error();
+  return out;
+}
+
+Result<std::string> pretty_json(const Json& value) {
+  std::string out;
+  if (!append_value(out, value, 0)) return non_finite_error();
   return out;
 }
 

@@ -1,4 +1,5 @@
 // The cortex-connectors tool, run as a real process.
+#include "cortex_connectors/canonical_json.h"
 #include "cortex_connectors/signing.h"
 #include "test_utils.h"
 
@@ -53,4 +54,47 @@ TEST_CASE("verify checks a saved body with CONNECTORS_SIGNATURE_KEY", "[cli]") {
   CHECK(no_key.exit_code == 2);
   CHECK(no_key.err.find("CONNECTORS_SIGNATURE_KEY") != std::string::npos);
   CHECK(run_cli({"verify", "-"}, "not json", {"CONNECTORS_SIGNATURE_KEY=" + key}).exit_code == 1);
+}
+
+TEST_CASE("validate prints every error, one per line, pointer first", "[cli]") {
+  auto ok = run_cli({"validate", cc::test::data_path("manifests/cortex-os-example.manifest.json")});
+  CHECK(ok.exit_code == 0);
+  cc::test::TempDir dir;
+  cc::test::write_file(dir / "bad.json",
+                       R"({"id": "x", "manifestVersion": "1", "connectors": [{}], "z": 1})");
+  auto bad = run_cli({"validate", (dir / "bad.json").string()});
+  CHECK(bad.exit_code == 1);
+  CHECK(bad.err == "[brAInwav] manifest is invalid: 9 errors (" + (dir / "bad.json").string() +
+                       ")\n"
+                       "/id: must be a ULID (26 characters of Crockford base32, upper case)\n"
+                       "/connectors/0/id: required field is missing\n"
+                       "/connectors/0/name: required field is missing\n"
+                       "/connectors/0/version: required field is missing\n"
+                       "/connectors/0/endpoint: required field is missing\n"
+                       "/connectors/0/auth: required field is missing\n"
+                       "/connectors/0/scopes: required field is missing\n"
+                       "/connectors/0/ttlSeconds: required field is missing\n"
+                       "/z: unknown field \"z\"\n");
+  auto missing = run_cli({"validate", (dir / "none.json").string()});
+  CHECK(missing.exit_code == 1);
+  CHECK(missing.err.find((dir / "none.json").string() + ": file not found") != std::string::npos);
+  CHECK(run_cli({"validate"}).exit_code == 2);
+}
+
+TEST_CASE("service-map prints the signed body; --plain is the canonical bytes", "[cli]") {
+  const auto manifest = cc::test::data_path("manifests/cortex-os-example.manifest.json").string();
+  const std::vector<std::string> env = {"CONNECTORS_SIGNATURE_KEY=golden-test-key"};
+  auto plain = run_cli({"service-map", "--manifest", manifest, "--plain"}, {}, env);
+  CHECK(plain.exit_code == 0);
+  // The manifest has generatedAt, so the bytes equal the golden body.
+  CHECK(plain.out == cc::test::read_data("golden/cortex-os-example.service-map.json"));
+  auto pretty = run_cli({"service-map", "--manifest=" + manifest}, {}, env);
+  CHECK(pretty.exit_code == 0);
+  CHECK(pretty.out.find("\n  \"payload\": {\n") != std::string::npos);
+  CHECK(*cc::canonicalize(pretty.out) == plain.out);
+  auto verify = run_cli({"verify", "-"}, pretty.out, env);
+  CHECK(verify.exit_code == 0);
+  CHECK(run_cli({"service-map", "--manifest", manifest}, {}, {"CONNECTORS_SIGNATURE_KEY="})
+            .exit_code == 2);
+  CHECK(run_cli({"service-map", "--bogus"}, {}, env).exit_code == 2);
 }

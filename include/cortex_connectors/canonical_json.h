@@ -35,6 +35,10 @@ CORTEX_CONNECTORS_API Status append_canonical_json(std::string& out, const Json&
 CORTEX_CONNECTORS_API Result<std::string> canonicalize(std::string_view text,
                                                        const JsonParseOptions& options = {});
 
+// Returns the canonical form laid out for humans: members in canonical order, two-space indent,
+// one member or item per line. Same failure as canonical_json().
+CORTEX_CONNECTORS_API Result<std::string> pretty_json(const Json& value);
+
 // Appends `number` in the ECMAScript Number.prototype.toString form. REQUIRES: finite.
 CORTEX_CONNECTORS_API void append_canonical_number(std::string& out, double number);
 

@@ -3,6 +3,9 @@
 
 #include "cortex_connectors/canonical_json.h"
 #include "cortex_connectors/json.h"
+#include "cortex_connectors/manifest.h"
 #include "cortex_connectors/result.h"
+#include "cortex_connectors/service_map.h"
 #include "cortex_connectors/signing.h"
+#include "cortex_connectors/validate.h"
 #include "cortex_connectors/version.h"

@@ -1,0 +1,48 @@
+// The signed service map: what GET /v1/connectors/service-map serves and SSE events carry.
+//
+// build_service_map() derives the payload from a valid Manifest exactly as the original service
+// did (connectors sorted by id, displayName falling back to name, enabled resolved from
+// enabled/status, brand overlaid under metadata, authentication headers then headers merged,
+// absent fields omitted, ttlSeconds normalised, count added). sign_service_map() canonicalizes
+// it (RFC 8785) and signs exactly those bytes, so the signature covers the payload served.
+//
+// Thread-safety: pure functions.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "cortex_connectors/export.h"
+#include "cortex_connectors/json.h"
+#include "cortex_connectors/manifest.h"
+#include "cortex_connectors/result.h"
+
+namespace cortex_connectors {
+
+inline constexpr std::string_view kBrand = "brAInwav";
+
+// Returns the payload object {id, brand, generatedAt, ttlSeconds, connectors, metadata, count}.
+// `generated_at_fallback` (RFC 3339) is used when the manifest has no generatedAt; pass the time
+// this content was first loaded so that it stays stable while the content is unchanged.
+CORTEX_CONNECTORS_API Json build_service_map(const Manifest& manifest,
+                                             std::string_view generated_at_fallback);
+
+// A payload with its canonical bytes, signature and the full response body.
+struct SignedServiceMap {
+  Json payload;
+  std::string canonical_payload;  // JCS(payload): the signed bytes
+  std::string signature;          // base64url_nopad(HMAC-SHA256(key, canonical_payload))
+  std::string body;               // {"payload":...,"signature":"..."}, itself canonical JSON
+};
+
+// Canonicalizes and signs `payload`. Fails only for payloads JSON cannot express (NaN).
+CORTEX_CONNECTORS_API Result<SignedServiceMap> sign_service_map(Json payload,
+                                                                std::span<const std::byte> key);
+
+// Formats `time` as RFC 3339 UTC with second precision, e.g. "2025-10-10T00:00:00Z".
+CORTEX_CONNECTORS_API std::string format_rfc3339(std::chrono::system_clock::time_point time);
+
+}  // namespace cortex_connectors
