@@ -8,6 +8,7 @@ packages=(
   libsimdjson-dev libsodium-dev libfmt-dev prometheus-cpp-dev catch2
   libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev
   libbenchmark-dev clang-format
+  prometheus  # promtool checks the metrics text in the tests
 )
 
 missing=()

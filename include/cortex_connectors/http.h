@@ -1,0 +1,69 @@
+// The HTTP decisions of the service, without any network code: content negotiation, ETag
+// matching, bearer authentication, request ids and the branded JSON bodies. The server only
+// translates these into responses, so the rules are tested here, once.
+//
+// Thread-safety: pure functions (generate_request_id() uses a per-thread generator).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "cortex_connectors/export.h"
+#include "cortex_connectors/registry.h"
+#include "cortex_connectors/snapshot.h"
+
+namespace cortex_connectors {
+
+enum class ContentEncoding : std::uint8_t { kIdentity, kGzip, kBrotli };
+
+// Returns "identity", "gzip" or "br".
+CORTEX_CONNECTORS_API std::string_view to_string(ContentEncoding encoding) noexcept;
+
+// Picks the encoding for `accept_encoding` (RFC 9110 section 12.5.3): the highest q-value among
+// br, gzip and identity wins; on a tie br, then gzip, then identity (smallest body first).
+// "*" stands for any coding not listed; q=0 refuses. An empty or absent header means identity.
+// When everything is refused, identity is still chosen (the server then serves it rather than
+// 406, as most servers do).
+CORTEX_CONNECTORS_API ContentEncoding choose_encoding(std::string_view accept_encoding) noexcept;
+
+// True when an If-None-Match header value matches `etag` (a quoted strong ETag): "*", or any
+// entity-tag of the comma-separated list, compared weakly (W/"x" matches "x") as RFC 9110
+// section 13.1.2 requires for If-None-Match. Malformed lists never match.
+CORTEX_CONNECTORS_API bool if_none_match(std::string_view header, std::string_view etag) noexcept;
+
+// Outcome of checking an Authorization header against the configured API keys.
+enum class AuthResult : std::uint8_t {
+  kOk,         // "Bearer <key>" with a configured key
+  kMissing,    // no Authorization header          -> 401
+  kMalformed,  // not "Bearer <token>"              -> 401
+  kForbidden,  // a well-formed token that is no key -> 403
+};
+
+// Checks `authorization` (the raw header value, empty when absent) against `keys`. The scheme is
+// case-insensitive; the token is compared with every key in constant time, whatever matches.
+CORTEX_CONNECTORS_API AuthResult check_bearer(std::string_view authorization,
+                                              std::span<const std::string> keys) noexcept;
+
+// {"detail":"[brAInwav] <message>"}: the body of every error response.
+CORTEX_CONNECTORS_API std::string detail_body(std::string_view message);
+
+// True when a client-sent X-Request-Id may be echoed: 1..128 characters of [A-Za-z0-9._:-].
+CORTEX_CONNECTORS_API bool is_sane_request_id(std::string_view id) noexcept;
+
+// A fresh request id: 32 lowercase hex characters (128 random bits).
+CORTEX_CONNECTORS_API std::string generate_request_id();
+
+// The body of GET /health: status "ok" (a snapshot, no failure since), "degraded" (a snapshot,
+// but the last load failed) or "starting" (no snapshot yet), the snapshot version and connector
+// count, and the last error (message and findings or paths tried; never a secret).
+CORTEX_CONNECTORS_API std::string health_body(const Registry& registry,
+                                              std::chrono::system_clock::time_point now);
+
+// The body of a 503 from the service map before any snapshot exists: the cached load error
+// (attempted paths and messages), or a note that the first load is still running.
+CORTEX_CONNECTORS_API std::string unavailable_body(const Registry& registry);
+
+}  // namespace cortex_connectors

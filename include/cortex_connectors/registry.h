@@ -1,0 +1,117 @@
+// Registry: owns the current signed Snapshot and replaces it atomically when the manifest
+// changes. Every HTTP and SSE consumer shares it.
+//
+// refresh() reads the manifest file, returns at once when its bytes are unchanged (SHA-256),
+// otherwise parses, validates, builds, signs and compresses a new Snapshot and publishes it: an
+// atomic swap of the shared pointer, then a call to every listener. A failed load never replaces
+// a good snapshot; the failure (paths tried, messages, time) is kept for health reporting.
+// Content that changes but yields the same payload bytes publishes nothing.
+//
+// Thread-safety: every method may be called from any thread. current() is lock-free for
+// readers; refresh() calls are serialised. Listeners run on the thread that published.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "cortex_connectors/export.h"
+#include "cortex_connectors/manifest.h"
+#include "cortex_connectors/metrics.h"
+#include "cortex_connectors/result.h"
+#include "cortex_connectors/snapshot.h"
+
+namespace cortex_connectors {
+
+// What one refresh did, for logs and spans (RegistryOptions::on_refresh).
+struct RefreshReport {
+  ReloadResult result = ReloadResult::kUnchanged;
+  std::uint64_t version = 0;  // the current version after the refresh (0: none yet)
+  std::string path;
+  StageTimings timings;
+  const Error* error = nullptr;  // set when result == kFailure
+};
+
+struct RegistryOptions {
+  // The manifest file; nullopt means the default candidate (kDefaultManifestPath).
+  std::optional<std::string> manifest_path;
+  // The HMAC key bytes (CONNECTORS_SIGNATURE_KEY). Never logged or copied into an Error.
+  std::string signing_key;
+  ManifestLimits limits;
+  // The version of the first snapshot (a history store can continue a previous run's count).
+  std::uint64_t first_version = 1;
+  // Source of the current time (loaded_at, generatedAt fallback); tests may pin it.
+  std::function<std::chrono::system_clock::time_point()> clock;
+  // Compression of the pre-built bodies. -1 chooses by size: best (gzip 9, brotli 11) up to
+  // 256 KiB, faster (gzip 6, brotli 5) above, so that a reload of a large manifest stays quick.
+  int gzip_level = -1;
+  int brotli_quality = -1;
+  // Called after every refresh with its stage timings, on the refreshing thread.
+  std::function<void(const RefreshReport&)> on_refresh;
+};
+
+// The last failed load, kept until the next successful one.
+struct LoadFailure {
+  Error error;  // message + one Issue per finding or per path tried
+  std::chrono::system_clock::time_point at;
+  std::uint64_t consecutive = 0;  // failures since the last success
+};
+
+class CORTEX_CONNECTORS_API Registry {
+ public:
+  using Listener = std::function<void(const std::shared_ptr<const Snapshot>&)>;
+
+  explicit Registry(RegistryOptions options);
+  ~Registry();  // stops the watcher and waits for an asynchronous load
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+
+  // Returns the last good snapshot, or nullptr before the first successful refresh().
+  std::shared_ptr<const Snapshot> current() const noexcept;
+  // True once a snapshot has been published.
+  bool has_snapshot() const noexcept;
+
+  // Reloads the configured file (see the class comment). Returns the current snapshot after the
+  // refresh, or the Error of this load; on error the previous snapshot stays current.
+  Result<std::shared_ptr<const Snapshot>> refresh();
+
+  // As refresh(), with manifest text supplied by the caller (an embedding service, a test).
+  Result<std::shared_ptr<const Snapshot>> refresh_from_text(std::string_view text,
+                                                            std::string_view source = "");
+
+  // Runs refresh() once on a background thread, so that a server can listen first.
+  void refresh_async();
+
+  // Starts reloading on file changes (inotify on the manifest's directory, else polling every
+  // `poll_interval`). Error (kUsage) when already watching.
+  [[nodiscard]] Status start_watching(
+      std::chrono::milliseconds poll_interval = std::chrono::milliseconds(1000),
+      bool force_poll = false);
+  void stop_watching() noexcept;
+
+  // The last failed load since the last success, if any.
+  std::optional<LoadFailure> last_failure() const;
+
+  // Calls `listener` with every snapshot published from now on. Returns an id for unsubscribe().
+  std::uint64_t subscribe(Listener listener);
+  void unsubscribe(std::uint64_t id);
+
+  // Blocks until a snapshot with version >= `version` is current or `timeout` passes; returns it,
+  // or nullptr on timeout.
+  std::shared_ptr<const Snapshot> wait_for_version(std::uint64_t version,
+                                                   std::chrono::milliseconds timeout) const;
+
+  // The metrics this registry records into; the server and SSE hub add theirs.
+  Metrics& metrics() noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cortex_connectors

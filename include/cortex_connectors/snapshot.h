@@ -1,0 +1,57 @@
+// Snapshot: one published state of the registry — the manifest and every byte served from it,
+// built once and never changed afterwards.
+//
+// Thread-safety: immutable once published; share it as std::shared_ptr<const Snapshot> and read
+// it from any number of threads.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "cortex_connectors/manifest.h"
+
+namespace cortex_connectors {
+
+// How long each stage of a rebuild took.
+struct StageTimings {
+  std::chrono::nanoseconds read{0};      // reading the file
+  std::chrono::nanoseconds parse{0};     // JSON text -> Json (simdjson)
+  std::chrono::nanoseconds validate{0};  // Json -> Manifest, every rule checked
+  std::chrono::nanoseconds build{0};     // Manifest -> service-map payload
+  std::chrono::nanoseconds sign{0};      // canonical JSON + HMAC-SHA256
+  std::chrono::nanoseconds compress{0};  // gzip + brotli bodies, ETag
+};
+
+struct Snapshot {
+  // Starts at RegistryOptions::first_version and goes up by one per published change.
+  std::uint64_t version = 0;
+  std::string path;          // the file it was loaded from ("" for text given directly)
+  std::string content_hash;  // SHA-256 of the manifest bytes, lowercase hex
+  std::chrono::system_clock::time_point loaded_at;
+  std::string generated_at;  // the payload's generatedAt
+  Manifest manifest;
+
+  std::string body;         // {"payload":...,"signature":"..."}: canonical JSON, served as is
+  std::string body_gzip;    // the same bytes, gzip (RFC 1952)
+  std::string body_brotli;  // the same bytes, brotli (RFC 7932)
+  std::string etag;         // strong ETag of the body, quotes included: "\"9f86d0...\""
+  std::string signature;    // base64url HMAC-SHA256 of canonical_payload()
+
+  // Prometheus text of the manifest's own series (brainwav_mcp_connector_proxy_up), rendered
+  // once per snapshot so that a scrape only concatenates it.
+  std::string metrics_text;
+
+  StageTimings timings;
+
+  // The signed bytes: the payload member of `body`.
+  std::string_view canonical_payload() const noexcept {
+    constexpr std::size_t kPrefix = sizeof(R"({"payload":)") - 1;
+    const std::size_t suffix = sizeof(R"(,"signature":"")") - 1 + signature.size() + 1;
+    return std::string_view(body).substr(kPrefix, body.size() - kPrefix - suffix);
+  }
+  std::size_t connector_count() const noexcept { return manifest.connectors.size(); }
+};
+
+}  // namespace cortex_connectors

@@ -1,0 +1,147 @@
+#include "config.h"
+
+#include <charconv>
+#include <string_view>
+
+#include <fmt/format.h>
+
+#include "cortex_connectors/http.h"
+
+namespace cortex_connectors::server {
+
+namespace {
+
+Error usage(std::string message) {
+  return Error{ErrorCode::kUsage, "[brAInwav] " + std::move(message), {}, {}};
+}
+
+bool truthy(const std::optional<std::string>& v) {
+  if (!v) return false;
+  std::string lower;
+  for (char c : *v) lower.push_back(static_cast<char>((c >= 'A' && c <= 'Z') ? c + 32 : c));
+  return lower == "1" || lower == "true" || lower == "yes" || lower == "on";
+}
+
+std::optional<int> to_int(std::string_view s) {
+  int v = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+const char* server_usage() {
+  return "usage: cortex-connectors-server [--host HOST] [--port PORT] [--manifest PATH]\n"
+         "                                [--apps-dir DIR] [--heartbeat-seconds N] [--dev]\n"
+         "environment: CONNECTORS_SIGNATURE_KEY (required), CONNECTORS_API_KEY or MCP_API_KEY\n"
+         "             (required unless NO_AUTH=true), CONNECTORS_MANIFEST_PATH, CONNECTORS_HOST,\n"
+         "             CONNECTORS_PORT, LOG_LEVEL, APPS_BUNDLE_DIR, ENABLE_PROMETHEUS,\n"
+         "             OTEL_EXPORTER_OTLP_ENDPOINT\n";
+}
+
+Result<ServerConfig> parse_server_config(std::span<char* const> args, const EnvLookup& env) {
+  ServerConfig c;
+  if (auto v = env("CONNECTORS_HOST"); v && !v->empty()) c.host = *v;
+  if (auto v = env("CONNECTORS_PORT"); v && !v->empty()) {
+    auto p = to_int(*v);
+    if (!p || *p < 0 || *p > 65535) return usage("CONNECTORS_PORT must be a port number 0-65535");
+    c.port = *p;
+  }
+  if (auto v = env("CONNECTORS_MANIFEST_PATH"); v && !v->empty()) c.manifest_path = *v;
+  if (auto v = env("CONNECTORS_SIGNATURE_KEY"); v) c.signing_key = *v;
+  for (const char* name : {"CONNECTORS_API_KEY", "MCP_API_KEY"}) {
+    if (auto v = env(name); v && !v->empty()) c.api_keys.push_back(*v);
+  }
+  c.no_auth = truthy(env("NO_AUTH"));
+  if (auto v = env("LOG_LEVEL"); v && !v->empty()) c.log_level = *v;
+  if (auto v = env("APPS_BUNDLE_DIR"); v && !v->empty()) c.apps_dir = *v;
+  c.enable_prometheus = truthy(env("ENABLE_PROMETHEUS"));
+  if (auto v = env("OTEL_EXPORTER_OTLP_ENDPOINT"); v && !v->empty()) c.otel_endpoint = *v;
+
+  // Connection limits, mostly for tests and unusual deployments.
+  auto env_ms = [&](const char* name, std::chrono::milliseconds& out) -> bool {
+    auto v = env(name);
+    if (!v || v->empty()) return true;
+    auto n = to_int(*v);
+    if (!n || *n < 1) return false;
+    out = std::chrono::milliseconds(*n);
+    return true;
+  };
+  if (!env_ms("CONNECTORS_REQUEST_DEADLINE_MS", c.request_deadline)) {
+    return usage("CONNECTORS_REQUEST_DEADLINE_MS must be a positive integer");
+  }
+  if (!env_ms("CONNECTORS_KEEPALIVE_TIMEOUT_MS", c.keep_alive_timeout)) {
+    return usage("CONNECTORS_KEEPALIVE_TIMEOUT_MS must be a positive integer");
+  }
+  if (!env_ms("CONNECTORS_POLL_INTERVAL_MS", c.poll_interval)) {
+    return usage("CONNECTORS_POLL_INTERVAL_MS must be a positive integer");
+  }
+  if (auto v = env("CONNECTORS_WORKER_THREADS"); v && !v->empty()) {
+    auto n = to_int(*v);
+    if (!n || *n < 1 || *n > 4096) return usage("CONNECTORS_WORKER_THREADS must be 1-4096");
+    c.worker_threads = static_cast<std::size_t>(*n);
+  }
+
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    std::string_view a = args[i];
+    std::string_view value;
+    bool has_inline = false;
+    if (const auto eq = a.find('='); a.starts_with("--") && eq != std::string_view::npos) {
+      value = a.substr(eq + 1);
+      a = a.substr(0, eq);
+      has_inline = true;
+    }
+    auto next = [&]() -> std::optional<std::string_view> {
+      if (has_inline) return value;
+      if (i + 1 >= args.size()) return std::nullopt;
+      return std::string_view(args[++i]);
+    };
+    if (a == "--dev") {
+      c.dev = true;
+    } else if (a == "--host" || a == "--port" || a == "--manifest" || a == "--apps-dir" ||
+               a == "--heartbeat-seconds") {
+      auto v = next();
+      if (!v) return usage(fmt::format("{} needs a value", a));
+      if (a == "--host") {
+        c.host = std::string(*v);
+      } else if (a == "--port") {
+        auto p = to_int(*v);
+        if (!p || *p < 0 || *p > 65535) return usage("--port must be a port number 0-65535");
+        c.port = *p;
+      } else if (a == "--manifest") {
+        c.manifest_path = std::string(*v);
+      } else if (a == "--apps-dir") {
+        c.apps_dir = std::string(*v);
+      } else {
+        auto h = to_int(*v);
+        if (!h || *h < 1 || *h > 3600) return usage("--heartbeat-seconds must be 1-3600");
+        c.heartbeat_seconds = *h;
+      }
+    } else {
+      return usage(fmt::format("unknown argument \"{}\"", a.substr(0, 64)));
+    }
+  }
+
+  if (c.dev) {
+    // Loopback only: generated keys are printed on the terminal.
+    if (c.host != "127.0.0.1" && c.host != "localhost" && c.host != "::1") {
+      return usage("--dev binds loopback only; drop --host or use 127.0.0.1");
+    }
+    if (c.signing_key.empty()) {
+      c.signing_key = generate_request_id() + generate_request_id();
+      c.dev_generated_keys = true;
+    }
+    if (c.api_keys.empty() && !c.no_auth) {
+      c.api_keys.push_back(generate_request_id());
+      c.dev_generated_keys = true;
+    }
+  }
+  if (c.signing_key.empty()) return usage("CONNECTORS_SIGNATURE_KEY is required");
+  if (c.api_keys.empty() && !c.no_auth) {
+    return usage("CONNECTORS_API_KEY or MCP_API_KEY is required (or NO_AUTH=true)");
+  }
+  return c;
+}
+
+}  // namespace cortex_connectors::server

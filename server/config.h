@@ -1,0 +1,52 @@
+// Configuration of cortex-connectors-server: the original service's environment variables,
+// overridden by command-line flags.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "cortex_connectors/result.h"
+
+namespace cortex_connectors::server {
+
+struct ServerConfig {
+  std::string host = "127.0.0.1";
+  int port = 3026;  // 0: pick a free port and log it
+  std::optional<std::string> manifest_path;
+  std::string signing_key;            // CONNECTORS_SIGNATURE_KEY
+  std::vector<std::string> api_keys;  // CONNECTORS_API_KEY and/or MCP_API_KEY
+  bool no_auth = false;               // NO_AUTH=true
+  std::string log_level = "info";
+  std::optional<std::string> apps_dir;  // APPS_BUNDLE_DIR / --apps-dir
+  bool enable_prometheus = false;
+  std::optional<std::string> otel_endpoint;
+  int heartbeat_seconds = 15;
+  bool dev = false;
+  bool dev_generated_keys = false;  // --dev made the keys: print them once
+  // Connection hardening.
+  std::chrono::milliseconds request_deadline{10000};  // whole request head
+  std::chrono::milliseconds keep_alive_timeout{5000};
+  std::size_t keep_alive_max_requests = 1000;
+  std::size_t header_budget_bytes = 16384;
+  std::size_t max_header_count = 100;
+  std::size_t worker_threads = 64;
+  int listen_backlog = 1024;
+  std::chrono::milliseconds poll_interval{1000};  // watcher poll fallback
+};
+
+// Looks up an environment variable; nullopt when unset.
+using EnvLookup = std::function<std::optional<std::string>(const char*)>;
+
+// Builds the configuration from `env` and the flags in `args` (argv without argv[0]).
+// Errors (kUsage) carry one line for the operator; never the value of a secret.
+Result<ServerConfig> parse_server_config(std::span<char* const> args, const EnvLookup& env);
+
+// The usage text of the server.
+const char* server_usage();
+
+}  // namespace cortex_connectors::server

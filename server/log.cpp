@@ -1,0 +1,87 @@
+#include "log.h"
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <mutex>
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+
+#include "cortex_connectors/canonical_json.h"
+
+namespace cortex_connectors::server {
+
+namespace {
+
+std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
+
+const char* level_name(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug:
+      return "debug";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kWarning:
+      return "warning";
+    case LogLevel::kError:
+      return "error";
+  }
+  return "info";
+}
+
+std::string timestamp() {
+  const auto now = std::chrono::system_clock::now();
+  const auto t = std::chrono::system_clock::to_time_t(now);
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()) % 1000;
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z", tm, ms.count());
+}
+
+}  // namespace
+
+bool set_log_level(std::string_view level) {
+  std::string lower;
+  for (char c : level) lower.push_back(static_cast<char>((c >= 'A' && c <= 'Z') ? c + 32 : c));
+  LogLevel l{};
+  if (lower == "debug") {
+    l = LogLevel::kDebug;
+  } else if (lower == "info") {
+    l = LogLevel::kInfo;
+  } else if (lower == "warning" || lower == "warn") {
+    l = LogLevel::kWarning;
+  } else if (lower == "error" || lower == "critical") {
+    l = LogLevel::kError;
+  } else {
+    return false;
+  }
+  g_level = static_cast<int>(l);
+  return true;
+}
+
+void log(LogLevel level, std::string_view msg, const Json& fields) {
+  if (static_cast<int>(level) < g_level.load(std::memory_order_relaxed)) return;
+  Json line = Json::object();
+  line.set("ts", timestamp());
+  line.set("level", level_name(level));
+  line.set("brand", "brAInwav");
+  line.set("component", "connectors");
+  line.set("msg", msg);
+  if (fields.is_object()) {
+    for (const auto& [k, v] : fields.as_object()) line.set(k, v);
+  }
+  if (!line.find("request_id")) line.set("request_id", nullptr);
+  if (!line.find("trace_id")) line.set("trace_id", nullptr);
+  std::string out;
+  if (!append_canonical_json(out, line)) return;
+  out.push_back('\n');
+  static std::mutex mutex;  // whole lines, never interleaved
+  std::lock_guard lock(mutex);
+  std::fwrite(out.data(), 1, out.size(), stderr);
+  std::fflush(stderr);
+}
+
+}  // namespace cortex_connectors::server

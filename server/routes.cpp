@@ -1,0 +1,182 @@
+#include "routes.h"
+
+#include <chrono>
+#include <memory>
+#include <string_view>
+
+#include "cortex_connectors/http.h"
+#include "log.h"
+
+namespace cortex_connectors::server {
+
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+// Per-request state: httplib handles one request at a time per thread, from the head read to
+// the access log, so a thread-local carries what the handlers and the logger share.
+struct RequestContext {
+  SteadyClock::time_point start;
+  std::string id;
+};
+thread_local RequestContext t_request;
+
+constexpr const char* kJson = "application/json";
+
+// Serves `bytes` without copying them and without httplib's on-the-fly compression (which a
+// content provider with a length bypasses); `owner` keeps the bytes alive.
+void send_bytes(httplib::Response& res, std::shared_ptr<const void> owner, std::string_view bytes,
+                const char* content_type) {
+  res.set_content_provider(bytes.size(), content_type,
+                           [owner, bytes](size_t offset, size_t length, httplib::DataSink& sink) {
+                             return sink.write(bytes.data() + offset, length);
+                           });
+}
+
+void send_text(httplib::Response& res, int status, std::string text,
+               const char* content_type = kJson) {
+  auto owned = std::make_shared<const std::string>(std::move(text));
+  res.status = status;
+  send_bytes(res, owned, *owned, content_type);
+}
+
+// Returns true when the request may proceed; otherwise fills a 401/403 response.
+bool authorize(const httplib::Request& req, httplib::Response& res, const ServerConfig& config) {
+  if (config.no_auth) return true;
+  switch (check_bearer(req.get_header_value("Authorization"), config.api_keys)) {
+    case AuthResult::kOk:
+      return true;
+    case AuthResult::kMissing:
+      res.set_header("WWW-Authenticate", "Bearer");
+      send_text(res, 401, detail_body("missing bearer token"));
+      return false;
+    case AuthResult::kMalformed:
+      res.set_header("WWW-Authenticate", "Bearer");
+      send_text(res, 401, detail_body("malformed Authorization header"));
+      return false;
+    case AuthResult::kForbidden:
+      send_text(res, 403, detail_body("invalid API key"));
+      return false;
+  }
+  return false;
+}
+
+// A fixed name per route for metrics and logs: raw paths would make cardinality unbounded.
+std::string_view route_name(std::string_view path) {
+  if (path == "/health") return "health";
+  if (path == "/ready") return "ready";
+  if (path == "/v1/connectors/service-map") return "service_map";
+  if (path == "/v1/connectors/stream") return "stream";
+  if (path == "/metrics") return "metrics";
+  if (path.starts_with("/apps/chatgpt-dashboard")) return "apps";
+  return "other";
+}
+
+}  // namespace
+
+void install_routes(HardenedServer& server, Registry& registry, const ServerConfig& config) {
+  server.set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
+    t_request.start = SteadyClock::now();
+    const std::string sent = req.get_header_value("X-Request-Id");
+    t_request.id = is_sane_request_id(sent) ? sent : generate_request_id();
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  // Runs for every response httplib writes, routed or not.
+  server.set_post_routing_handler([](const httplib::Request&, httplib::Response& res) {
+    if (t_request.id.empty()) t_request.id = generate_request_id();
+    res.set_header("X-Request-Id", t_request.id);
+  });
+  server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (res.status == 404) send_text(res, 404, detail_body("not found"));
+    if (res.status == 400) send_text(res, 400, detail_body("bad request"));
+  });
+  // Never put an exception's text in a response (httplib's default does, in a header).
+  server.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+        try {
+          if (ep) std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          log(LogLevel::kError, "request failed",
+              Json(Json::Object{{"error", e.what()}, {"request_id", t_request.id}}));
+        } catch (...) {
+          log(LogLevel::kError, "request failed", Json(Json::Object{{"request_id", t_request.id}}));
+        }
+        send_text(res, 500, detail_body("internal error"));
+      });
+  server.set_logger([&registry](const httplib::Request& req, const httplib::Response& res) {
+    const auto elapsed = SteadyClock::now() - t_request.start;
+    const std::string_view route = route_name(req.path);
+    registry.metrics().observe_http_request(
+        route, res.status, std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed));
+    Json fields = Json::object();
+    fields.set("request_id", t_request.id);
+    fields.set("method", req.method);
+    fields.set("route", route);
+    fields.set("status", res.status);
+    fields.set("bytes", res.content_length_ ? res.content_length_ : res.body.size());
+    fields.set("duration_ms", std::chrono::duration<double, std::milli>(elapsed).count());
+    log(LogLevel::kInfo, "request", fields);
+    t_request.id.clear();
+  });
+
+  server.Get("/health", [&registry](const httplib::Request&, httplib::Response& res) {
+    send_text(res, 200, health_body(registry, std::chrono::system_clock::now()));
+  });
+
+  server.Get("/ready", [&registry](const httplib::Request&, httplib::Response& res) {
+    if (registry.has_snapshot()) {
+      send_text(res, 200, R"({"brand":"brAInwav","status":"ready"})");
+    } else {
+      res.set_header("Retry-After", "1");
+      send_text(res, 503, R"({"brand":"brAInwav","status":"starting"})");
+    }
+  });
+
+  server.Get("/v1/connectors/service-map",
+             [&registry, &config](const httplib::Request& req, httplib::Response& res) {
+               if (!authorize(req, res, config)) return;
+               res.set_header("Cache-Control", "no-cache");
+               const auto snap = registry.current();
+               if (!snap) {
+                 res.set_header("Retry-After", "1");
+                 send_text(res, 503, unavailable_body(registry));
+                 return;
+               }
+               res.set_header("ETag", snap->etag);
+               res.set_header("Vary", "Accept-Encoding");
+               if (if_none_match(req.get_header_value("If-None-Match"), snap->etag)) {
+                 res.status = 304;
+                 return;
+               }
+               const auto encoding = choose_encoding(req.get_header_value("Accept-Encoding"));
+               std::string_view bytes = snap->body;
+               if (encoding == ContentEncoding::kBrotli) {
+                 bytes = snap->body_brotli;
+                 res.set_header("Content-Encoding", "br");
+               } else if (encoding == ContentEncoding::kGzip) {
+                 bytes = snap->body_gzip;
+                 res.set_header("Content-Encoding", "gzip");
+               }
+               res.status = 200;
+               send_bytes(res, snap, bytes, kJson);
+             });
+
+  server.Get("/metrics", [&registry, &config](const httplib::Request& req, httplib::Response& res) {
+    if (!config.enable_prometheus) {
+      send_text(res, 404,
+                detail_body("metrics are disabled (ENABLE_PROMETHEUS=true enables them)"));
+      return;
+    }
+    if (!config.api_keys.empty() && !authorize(req, res, config)) return;
+    const auto snap = registry.current();
+    send_text(res, 200, registry.metrics().render_text(snap.get()),
+              "text/plain; version=0.0.4; charset=utf-8");
+  });
+
+  server.Get("/apps/chatgpt-dashboard(/.*)?", [](const httplib::Request&, httplib::Response& res) {
+    res.set_header("Retry-After", "60");
+    send_text(res, 503, detail_body("dashboard bundle is not installed"));
+  });
+}
+
+}  // namespace cortex_connectors::server

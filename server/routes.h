@@ -1,0 +1,18 @@
+// The HTTP routes: each translates a library decision (http.h, Registry, Metrics) into a
+// response. No manifest, ETag or auth rule lives here.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "config.h"
+#include "cortex_connectors/registry.h"
+#include "http_server.h"
+
+namespace cortex_connectors::server {
+
+// Registers every route, the access log, X-Request-Id and the error handlers on `server`.
+// `registry` and `config` must outlive the server.
+void install_routes(HardenedServer& server, Registry& registry, const ServerConfig& config);
+
+}  // namespace cortex_connectors::server

@@ -1,0 +1,232 @@
+#include "cortex_connectors/http.h"
+
+#include <array>
+#include <optional>
+
+#include <sodium.h>
+
+#include "cortex_connectors/canonical_json.h"
+#include "cortex_connectors/json.h"
+#include "cortex_connectors/service_map.h"
+#include "internal/sodium.h"
+
+namespace cortex_connectors {
+
+namespace {
+
+constexpr std::string_view kWhitespace = " \t";
+
+std::string_view trim(std::string_view s) noexcept {
+  const auto b = s.find_first_not_of(kWhitespace);
+  if (b == std::string_view::npos) return {};
+  const auto e = s.find_last_not_of(kWhitespace);
+  return s.substr(b, e - b + 1);
+}
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; };
+    if (lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
+}
+
+// Parses a qvalue ("1", "0.5", "1.000"); nullopt when malformed. Returns thousandths.
+std::optional<int> parse_q(std::string_view v) noexcept {
+  if (v.empty() || v.size() > 5) return std::nullopt;
+  if (v[0] != '0' && v[0] != '1') return std::nullopt;
+  int q = (v[0] - '0') * 1000;
+  if (v.size() == 1) return q;
+  if (v[1] != '.') return std::nullopt;
+  int scale = 100;
+  for (std::size_t i = 2; i < v.size(); ++i, scale /= 10) {
+    if (v[i] < '0' || v[i] > '9') return std::nullopt;
+    q += (v[i] - '0') * scale;
+  }
+  return q <= 1000 ? std::optional<int>(q) : std::nullopt;
+}
+
+}  // namespace
+
+std::string_view to_string(ContentEncoding encoding) noexcept {
+  switch (encoding) {
+    case ContentEncoding::kIdentity:
+      return "identity";
+    case ContentEncoding::kGzip:
+      return "gzip";
+    case ContentEncoding::kBrotli:
+      return "br";
+  }
+  return "identity";
+}
+
+ContentEncoding choose_encoding(std::string_view header) noexcept {
+  // q in thousandths; -1 = not mentioned.
+  int q_br = -1;
+  int q_gzip = -1;
+  int q_identity = -1;
+  int q_star = -1;
+  while (!header.empty()) {
+    const auto comma = header.find(',');
+    std::string_view item = header.substr(0, comma);
+    header = comma == std::string_view::npos ? std::string_view{} : header.substr(comma + 1);
+    const auto semi = item.find(';');
+    const std::string_view coding = trim(item.substr(0, semi));
+    int q = 1000;
+    if (semi != std::string_view::npos) {
+      const std::string_view param = trim(item.substr(semi + 1));
+      if (param.size() < 2 || (param[0] != 'q' && param[0] != 'Q') || param[1] != '=') continue;
+      auto parsed = parse_q(trim(param.substr(2)));
+      if (!parsed) continue;  // a malformed item is ignored
+      q = *parsed;
+    }
+    if (iequals(coding, "br")) {
+      q_br = q;
+    } else if (iequals(coding, "gzip") || iequals(coding, "x-gzip")) {
+      q_gzip = q;
+    } else if (iequals(coding, "identity")) {
+      q_identity = q;
+    } else if (coding == "*") {
+      q_star = q;
+    }
+  }
+  if (q_br < 0) q_br = q_star >= 0 ? q_star : 0;
+  if (q_gzip < 0) q_gzip = q_star >= 0 ? q_star : 0;
+  // identity is acceptable unless refused explicitly (or by "*;q=0" without an identity item).
+  if (q_identity < 0) q_identity = q_star == 0 ? 0 : 1;
+  if (q_br > 0 && q_br >= q_gzip && q_br >= q_identity) return ContentEncoding::kBrotli;
+  if (q_gzip > 0 && q_gzip >= q_identity) return ContentEncoding::kGzip;
+  return ContentEncoding::kIdentity;
+}
+
+bool if_none_match(std::string_view header, std::string_view etag) noexcept {
+  header = trim(header);
+  if (header == "*") return true;
+  std::string_view target = etag;
+  if (target.starts_with("W/")) target.remove_prefix(2);
+  while (!header.empty()) {
+    header = trim(header);
+    if (header.starts_with("W/")) header.remove_prefix(2);
+    if (header.empty() || header[0] != '"') return false;
+    const auto close = header.find('"', 1);
+    if (close == std::string_view::npos) return false;
+    if (header.substr(0, close + 1) == target) return true;
+    header = trim(header.substr(close + 1));
+    if (header.empty()) break;
+    if (header[0] != ',') return false;
+    header.remove_prefix(1);
+  }
+  return false;
+}
+
+AuthResult check_bearer(std::string_view authorization,
+                        std::span<const std::string> keys) noexcept {
+  authorization = trim(authorization);
+  if (authorization.empty()) return AuthResult::kMissing;
+  const auto space = authorization.find(' ');
+  if (space == std::string_view::npos || !iequals(authorization.substr(0, space), "bearer")) {
+    return AuthResult::kMalformed;
+  }
+  const std::string_view token = trim(authorization.substr(space + 1));
+  if (token.empty() || token.find_first_of(" \t") != std::string_view::npos) {
+    return AuthResult::kMalformed;
+  }
+  // Compare with every key, in constant time for equal lengths, without an early exit, so the
+  // timing reveals neither which key matched nor how much of one did.
+  bool ok = false;
+  for (const std::string& key : keys) {
+    if (key.empty()) continue;
+    const bool same_size = key.size() == token.size();
+    // sodium_memcmp needs equal lengths; compare the key with itself when they differ so the
+    // work stays the same.
+    const char* other = same_size ? token.data() : key.data();
+    const bool equal = sodium_memcmp(key.data(), other, key.size()) == 0;
+    ok = ok || (same_size && equal);
+  }
+  return ok ? AuthResult::kOk : AuthResult::kForbidden;
+}
+
+std::string detail_body(std::string_view message) {
+  std::string out = R"({"detail":)";
+  std::string text = "[brAInwav] ";
+  text.append(message);
+  append_canonical_string(out, text);
+  out.push_back('}');
+  return out;
+}
+
+bool is_sane_request_id(std::string_view id) noexcept {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == ':' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string generate_request_id() {
+  internal::ensure_sodium();
+  std::array<unsigned char, 16> bytes{};
+  randombytes_buf(bytes.data(), bytes.size());
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(32, '\0');
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    out[2 * i] = kHex[bytes[i] >> 4];
+    out[2 * i + 1] = kHex[bytes[i] & 0xF];
+  }
+  return out;
+}
+
+namespace {
+
+Json error_json(const Error& error) {
+  Json e = Json::object();
+  e.set("code", to_string(error.code));
+  e.set("message", error.message);
+  Json issues = Json::array();
+  for (const auto& i : error.issues) {
+    Json item = Json::object();
+    item.set("pointer", i.pointer);
+    item.set("message", i.message);
+    issues.push_back(std::move(item));
+  }
+  e.set("issues", std::move(issues));
+  return e;
+}
+
+}  // namespace
+
+std::string health_body(const Registry& registry, std::chrono::system_clock::time_point now) {
+  const auto snap = registry.current();
+  const auto failure = registry.last_failure();
+  Json h = Json::object();
+  h.set("status", !snap ? "starting" : failure ? "degraded" : "ok");
+  h.set("brand", kBrand);
+  h.set("timestamp", format_rfc3339(now));
+  if (snap) {
+    h.set("version", snap->version);
+    h.set("connectors", snap->connector_count());
+    h.set("loadedAt", format_rfc3339(snap->loaded_at));
+    h.set("etag", snap->etag);
+  }
+  if (failure) {
+    Json last = error_json(failure->error);
+    last.set("at", format_rfc3339(failure->at));
+    last.set("consecutive", failure->consecutive);
+    h.set("lastError", std::move(last));
+  }
+  return *canonical_json(h);
+}
+
+std::string unavailable_body(const Registry& registry) {
+  const auto failure = registry.last_failure();
+  Json body = Json::object();
+  body.set("detail", failure ? "[brAInwav] connectors manifest unavailable"
+                             : "[brAInwav] connectors manifest is loading");
+  if (failure) body.set("error", error_json(failure->error));
+  return *canonical_json(body);
+}
+
+}  // namespace cortex_connectors

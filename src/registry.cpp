@@ -1,0 +1,296 @@
+#include "cortex_connectors/registry.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "cortex_connectors/service_map.h"
+#include "cortex_connectors/signing.h"
+#include "cortex_connectors/watcher.h"
+#include "internal/compress.h"
+#include "internal/sodium.h"
+
+namespace cortex_connectors {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::chrono::nanoseconds since(Clock::time_point& start) {
+  const auto now = Clock::now();
+  const auto elapsed = std::chrono::duration_cast<std::chrono::nanoseconds>(now - start);
+  start = now;
+  return elapsed;
+}
+
+constexpr std::size_t kSmallBody = std::size_t{256} << 10;
+
+}  // namespace
+
+struct Registry::Impl {
+  explicit Impl(RegistryOptions o) : options(std::move(o)) {
+    if (!options.clock) options.clock = [] { return std::chrono::system_clock::now(); };
+  }
+
+  RegistryOptions options;
+  Metrics metrics;
+  std::atomic<std::shared_ptr<const Snapshot>> current;
+
+  // Serialises refreshes; guards the fields below it.
+  std::mutex refresh_mutex;
+  std::string last_hash;            // of the last content processed, good or bad
+  std::optional<Error> last_error;  // that content's error, returned again while unchanged
+
+  mutable std::mutex state_mutex;  // guards failure; pairs with version_cv
+  mutable std::condition_variable version_cv;
+  std::optional<LoadFailure> failure;
+
+  std::mutex listeners_mutex;
+  std::map<std::uint64_t, Listener> listeners;
+  std::uint64_t next_listener_id = 1;
+
+  std::mutex background_mutex;  // guards async_load and watcher
+  std::thread async_load;
+  std::unique_ptr<ManifestWatcher> watcher;
+
+  std::string path() const {
+    return options.manifest_path ? *options.manifest_path : std::string(kDefaultManifestPath);
+  }
+
+  Result<std::shared_ptr<const Snapshot>> fail(Error error, StageTimings timings,
+                                               std::string_view path_for_report) {
+    {
+      std::lock_guard lock(state_mutex);
+      const std::uint64_t consecutive = failure ? failure->consecutive + 1 : 1;
+      failure = LoadFailure{error, options.clock(), consecutive};
+    }
+    metrics.record_reload(ReloadResult::kFailure);
+    report(ReloadResult::kFailure, timings, path_for_report, &error);
+    return error;
+  }
+
+  void report(ReloadResult result, const StageTimings& timings, std::string_view path_for_report,
+              const Error* error) {
+    if (!options.on_refresh) return;
+    const auto snap = current.load();
+    RefreshReport r;
+    r.result = result;
+    r.version = snap ? snap->version : 0;
+    r.path = std::string(path_for_report);
+    r.timings = timings;
+    r.error = error;
+    options.on_refresh(r);
+  }
+
+  Result<std::shared_ptr<const Snapshot>> unchanged(const StageTimings& timings,
+                                                    std::string_view source) {
+    metrics.record_reload(ReloadResult::kUnchanged);
+    if (last_error) {
+      report(ReloadResult::kUnchanged, timings, source, &*last_error);
+      return *last_error;
+    }
+    report(ReloadResult::kUnchanged, timings, source, nullptr);
+    return current.load();
+  }
+
+  // REQUIRES: refresh_mutex held.
+  Result<std::shared_ptr<const Snapshot>> rebuild(std::string content, std::string_view source,
+                                                  StageTimings timings, Clock::time_point t) {
+    std::string hash = internal::sha256_hex(content);
+    timings.read += since(t);
+    if (hash == last_hash) return unchanged(timings, source);
+    last_hash = hash;
+    last_error.reset();
+
+    auto with_source = [&](Error e) {
+      if (!source.empty()) e.message = fmt::format("{} ({})", e.message, source);
+      last_error = e;
+      return e;
+    };
+    JsonParseOptions parse_options;
+    parse_options.max_depth = options.limits.max_depth;
+    parse_options.max_document_bytes = options.limits.max_bytes;
+    parse_options.max_string_bytes = options.limits.max_string_bytes;
+    parse_options.reject_unsafe_integers = true;
+    auto doc = parse_json(content, parse_options);
+    timings.parse = since(t);
+    if (!doc) return fail(with_source(std::move(doc).error()), timings, source);
+    auto manifest = manifest_from_json(std::move(*doc));
+    timings.validate = since(t);
+    if (!manifest) return fail(with_source(std::move(manifest).error()), timings, source);
+
+    const auto loaded_at = options.clock();
+    const auto previous = current.load();
+    // generatedAt falls back to the time this content was first loaded: keep the previous
+    // snapshot's while the payload is otherwise the same.
+    const bool keep_previous_time =
+        !manifest->generated_at && previous && !previous->manifest.generated_at;
+    const std::string now_text = format_rfc3339(loaded_at);
+    std::string generated_at = manifest->generated_at ? *manifest->generated_at
+                               : keep_previous_time   ? previous->generated_at
+                                                      : now_text;
+    Json payload = build_service_map(*manifest, generated_at);
+    timings.build = since(t);
+    auto signed_map = sign_service_map(std::move(payload), as_bytes(options.signing_key));
+    if (!signed_map) return fail(with_source(std::move(signed_map).error()), timings, source);
+    if (previous && signed_map->body == previous->body) {
+      // Good content again (e.g. a fix after a bad edit) that serves the same bytes: nothing
+      // to publish, but the failure is over.
+      timings.sign = since(t);
+      {
+        std::lock_guard lock(state_mutex);
+        failure.reset();
+      }
+      return unchanged(timings, source);
+    }
+    if (keep_previous_time && generated_at != now_text) {
+      // New content: generatedAt is now.
+      generated_at = now_text;
+      signed_map->payload.set("generatedAt", generated_at);
+      signed_map = sign_service_map(std::move(signed_map->payload), as_bytes(options.signing_key));
+      if (!signed_map) return fail(with_source(std::move(signed_map).error()), timings, source);
+    }
+    timings.sign = since(t);
+
+    auto snap = std::make_shared<Snapshot>();
+    snap->version = previous ? previous->version + 1 : options.first_version;
+    snap->path = std::string(source);
+    snap->content_hash = std::move(hash);
+    snap->loaded_at = loaded_at;
+    snap->generated_at = std::move(generated_at);
+    snap->body = std::move(signed_map->body);
+    snap->signature = std::move(signed_map->signature);
+    const bool small = snap->body.size() <= kSmallBody;
+    const int gzip_level = options.gzip_level >= 0 ? options.gzip_level : (small ? 9 : 6);
+    const int brotli_quality =
+        options.brotli_quality >= 0 ? options.brotli_quality : (small ? 11 : 5);
+    snap->body_gzip = internal::gzip_compress(snap->body, gzip_level);
+    snap->body_brotli = internal::brotli_compress(snap->body, brotli_quality);
+    snap->etag = "\"" + internal::sha256_hex(snap->body).substr(0, 32) + "\"";
+    snap->metrics_text = Metrics::render_manifest_text(*manifest);
+    snap->manifest = std::move(*manifest);
+    timings.compress = since(t);
+    snap->timings = timings;
+    publish(std::shared_ptr<const Snapshot>(std::move(snap)));
+    return current.load();
+  }
+
+  void publish(std::shared_ptr<const Snapshot> snap) {
+    {
+      std::lock_guard lock(state_mutex);
+      current.store(snap);
+      failure.reset();
+    }
+    version_cv.notify_all();
+    metrics.set_snapshot_version(snap->version);
+    metrics.record_reload(ReloadResult::kSuccess);
+    metrics.record_timings(snap->timings);
+    report(ReloadResult::kSuccess, snap->timings, snap->path, nullptr);
+    std::vector<Listener> to_call;
+    {
+      std::lock_guard lock(listeners_mutex);
+      for (const auto& [id, l] : listeners) to_call.push_back(l);
+    }
+    for (const auto& l : to_call) l(snap);
+  }
+};
+
+Registry::Registry(RegistryOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+Registry::~Registry() {
+  stop_watching();
+  std::lock_guard lock(impl_->background_mutex);
+  if (impl_->async_load.joinable()) impl_->async_load.join();
+}
+
+std::shared_ptr<const Snapshot> Registry::current() const noexcept { return impl_->current.load(); }
+
+bool Registry::has_snapshot() const noexcept { return impl_->current.load() != nullptr; }
+
+Result<std::shared_ptr<const Snapshot>> Registry::refresh() {
+  std::lock_guard lock(impl_->refresh_mutex);
+  auto t = Clock::now();
+  StageTimings timings;
+  const std::string path = impl_->path();
+  auto file = read_manifest_file(path, impl_->options.limits);
+  if (!file) {
+    timings.read = since(t);
+    // A missing or unreadable file is a failure every time: no hash to compare.
+    impl_->last_hash.clear();
+    impl_->last_error = file.error();
+    return impl_->fail(std::move(file).error(), timings, path);
+  }
+  return impl_->rebuild(std::move(file->content), path, timings, t);
+}
+
+Result<std::shared_ptr<const Snapshot>> Registry::refresh_from_text(std::string_view text,
+                                                                    std::string_view source) {
+  std::lock_guard lock(impl_->refresh_mutex);
+  return impl_->rebuild(std::string(text), source, StageTimings{}, Clock::now());
+}
+
+void Registry::refresh_async() {
+  std::lock_guard lock(impl_->background_mutex);
+  if (impl_->async_load.joinable()) impl_->async_load.join();
+  impl_->async_load = std::thread([this] { (void)refresh(); });
+}
+
+Status Registry::start_watching(std::chrono::milliseconds poll_interval, bool force_poll) {
+  std::lock_guard lock(impl_->background_mutex);
+  if (impl_->watcher) {
+    return Error{ErrorCode::kUsage, "[brAInwav] the registry is already watching", {}, {}};
+  }
+  WatcherOptions options;
+  options.path = impl_->path();
+  options.poll_interval = poll_interval;
+  options.force_poll = force_poll;
+  auto watcher = std::make_unique<ManifestWatcher>(std::move(options), [this] { (void)refresh(); });
+  if (auto status = watcher->start(); !status) return status;
+  impl_->watcher = std::move(watcher);
+  return {};
+}
+
+void Registry::stop_watching() noexcept {
+  std::unique_ptr<ManifestWatcher> watcher;
+  {
+    std::lock_guard lock(impl_->background_mutex);
+    watcher = std::move(impl_->watcher);
+  }
+  if (watcher) watcher->stop();
+}
+
+std::optional<LoadFailure> Registry::last_failure() const {
+  std::lock_guard lock(impl_->state_mutex);
+  return impl_->failure;
+}
+
+std::uint64_t Registry::subscribe(Listener listener) {
+  std::lock_guard lock(impl_->listeners_mutex);
+  const std::uint64_t id = impl_->next_listener_id++;
+  impl_->listeners.emplace(id, std::move(listener));
+  return id;
+}
+
+void Registry::unsubscribe(std::uint64_t id) {
+  std::lock_guard lock(impl_->listeners_mutex);
+  impl_->listeners.erase(id);
+}
+
+std::shared_ptr<const Snapshot> Registry::wait_for_version(
+    std::uint64_t version, std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(impl_->state_mutex);
+  std::shared_ptr<const Snapshot> snap;
+  impl_->version_cv.wait_for(lock, timeout, [&] {
+    snap = impl_->current.load();
+    return snap && snap->version >= version;
+  });
+  return snap && snap->version >= version ? snap : nullptr;
+}
+
+Metrics& Registry::metrics() noexcept { return impl_->metrics; }
+
+}  // namespace cortex_connectors

@@ -1,0 +1,63 @@
+#include <unistd.h>
+
+#include "cortex_connectors/metrics.h"
+#include "test_utils.h"
+
+namespace cc = cortex_connectors;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string sample_text() {
+  cc::Metrics m;
+  m.record_reload(cc::ReloadResult::kSuccess);
+  m.record_reload(cc::ReloadResult::kFailure);
+  m.set_snapshot_version(7);
+  cc::StageTimings t;
+  t.parse = 2ms;
+  m.record_timings(t);
+  m.observe_http_request("service_map", 200, 300us);
+  m.observe_http_request("service_map", 304, 100us);
+  m.observe_http_request("health", 200, 50us);
+  m.set_sse_subscribers(3);
+  m.observe_sse_broadcast(5ms);
+  cc::Snapshot snap;
+  auto manifest =
+      cc::parse_manifest(cc::test::read_data("manifests/cortex-os-example.manifest.json"));
+  REQUIRE_OK(manifest);
+  snap.manifest = *manifest;
+  snap.metrics_text = cc::Metrics::render_manifest_text(snap.manifest);
+  return m.render_text(&snap);
+}
+
+}  // namespace
+
+TEST_CASE("metrics text carries every series", "[metrics]") {
+  const std::string text = sample_text();
+  for (const char* line : {
+           "cortex_connectors_reloads_total{result=\"success\"} 1",
+           "cortex_connectors_reloads_total{result=\"failure\"} 1",
+           "cortex_connectors_snapshot_version 7",
+           "cortex_connectors_stage_duration_seconds_count{stage=\"parse\"} 1",
+           "cortex_connectors_http_requests_total{code=\"304\",route=\"service_map\"} 1",
+           "cortex_connectors_http_request_duration_seconds_count{route=\"service_map\"} 2",
+           "cortex_connectors_sse_subscribers 3",
+           "cortex_connectors_sse_broadcast_duration_seconds_count 1",
+           "brainwav_mcp_connector_proxy_up{connector=\"perplexity-search\"} 1",
+           "brainwav_mcp_connector_proxy_up{connector=\"github-actions\"} 0",
+           "# TYPE brainwav_mcp_connector_proxy_up gauge",
+       }) {
+    INFO(line);
+    CHECK(text.find(line) != std::string::npos);
+  }
+}
+
+TEST_CASE("promtool accepts the metrics text", "[metrics]") {
+  if (::access("/usr/bin/promtool", X_OK) != 0) {
+    WARN("promtool not installed (Debian package prometheus); scripts/install-deps.sh adds it");
+    return;
+  }
+  auto r = cc::test::run_program({"/usr/bin/promtool", "check", "metrics"}, sample_text());
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
+}

@@ -1,0 +1,259 @@
+#include <atomic>
+#include <thread>
+
+#include "cortex_connectors/json.h"
+#include "cortex_connectors/registry.h"
+#include "cortex_connectors/signing.h"
+#include "test_utils.h"
+
+namespace cc = cortex_connectors;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr std::string_view kKey = "registry-test-key";
+
+// A valid manifest whose first connector's ttl is `ttl`; `generated_at` may be empty.
+std::string manifest(int ttl, std::string_view generated_at = "2025-10-10T00:00:00Z",
+                     std::string_view extra_connector_id = "") {
+  std::string text = R"({"id": "01J7X5MB4K1ZW0000000000000", "manifestVersion": "1",)";
+  if (!generated_at.empty()) text += R"("generatedAt": ")" + std::string(generated_at) + "\",";
+  text += R"("connectors": [{"id": "alpha", "name": "Alpha", "version": "1",
+      "endpoint": "https://a.invalid", "auth": {"type": "none"}, "scopes": ["s"],
+      "ttlSeconds": )" +
+          std::to_string(ttl) + "}";
+  if (!extra_connector_id.empty()) {
+    text += R"(, {"id": ")" + std::string(extra_connector_id) + R"(", "name": "X", "version": "1",
+      "endpoint": "https://x.invalid", "auth": {"type": "none"}, "scopes": ["s"],
+      "ttlSeconds": 5, "enabled": false})";
+  }
+  return text + "]}";
+}
+
+cc::RegistryOptions options_for(const std::filesystem::path& path) {
+  cc::RegistryOptions o;
+  o.manifest_path = path.string();
+  o.signing_key = std::string(kKey);
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("refresh publishes a complete signed snapshot", "[registry]") {
+  cc::test::TempDir dir;
+  cc::test::write_file(dir / "m.json", manifest(60));
+  cc::Registry registry(options_for(dir / "m.json"));
+  CHECK_FALSE(registry.has_snapshot());
+  CHECK(registry.current() == nullptr);
+  auto r = registry.refresh();
+  REQUIRE_OK(r);
+  const auto snap = registry.current();
+  REQUIRE(snap);
+  CHECK(snap == *r);
+  CHECK(snap->version == 1);
+  CHECK(snap->path == (dir / "m.json").string());
+  CHECK(snap->content_hash.size() == 64);
+  CHECK(snap->connector_count() == 1);
+  CHECK(cc::verify_signed_body(snap->body, cc::as_bytes(kKey)));
+  CHECK(cc::verify_hmac_sha256(cc::as_bytes(kKey), snap->canonical_payload(), snap->signature));
+  CHECK(snap->etag.size() == 34);
+  CHECK(snap->etag.front() == '"');
+  CHECK(snap->etag.back() == '"');
+  CHECK_FALSE(snap->body_gzip.empty());
+  CHECK_FALSE(snap->body_brotli.empty());
+  CHECK(snap->metrics_text.find("brainwav_mcp_connector_proxy_up{connector=\"alpha\"} 1") !=
+        std::string::npos);
+  CHECK(snap->generated_at == "2025-10-10T00:00:00Z");
+}
+
+TEST_CASE("unchanged content does no work and publishes nothing", "[registry]") {
+  cc::test::TempDir dir;
+  cc::test::write_file(dir / "m.json", manifest(60));
+  cc::Registry registry(options_for(dir / "m.json"));
+  int published = 0;
+  registry.subscribe([&](const std::shared_ptr<const cc::Snapshot>&) { ++published; });
+  REQUIRE_OK(registry.refresh());
+  const auto first = registry.current();
+  REQUIRE_OK(registry.refresh());
+  CHECK(registry.current() == first);
+  // Different bytes, same payload: still version 1.
+  cc::test::write_file(dir / "m.json", manifest(60) + "\n\n");
+  REQUIRE_OK(registry.refresh());
+  CHECK(registry.current() == first);
+  CHECK(published == 1);
+  cc::test::write_file(dir / "m.json", manifest(61));
+  REQUIRE_OK(registry.refresh());
+  CHECK(registry.current()->version == 2);
+  CHECK(published == 2);
+  const std::string text = registry.metrics().render_text(registry.current().get());
+  CHECK(text.find("cortex_connectors_reloads_total{result=\"unchanged\"} 2") != std::string::npos);
+  CHECK(text.find("cortex_connectors_reloads_total{result=\"success\"} 2") != std::string::npos);
+  CHECK(text.find("cortex_connectors_snapshot_version 2") != std::string::npos);
+}
+
+TEST_CASE("a bad edit keeps the last good snapshot and records the failure", "[registry]") {
+  cc::test::TempDir dir;
+  const auto path = dir / "m.json";
+  cc::test::write_file(path, manifest(60));
+  cc::Registry registry(options_for(path));
+  REQUIRE_OK(registry.refresh());
+  const auto good = registry.current();
+
+  // A half-written file: truncated JSON.
+  const std::string full = manifest(90);
+  cc::test::write_file(path, full.substr(0, full.size() / 2));
+  auto r = registry.refresh();
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == cc::ErrorCode::kParse);
+  CHECK(registry.current() == good);
+  auto failure = registry.last_failure();
+  REQUIRE(failure);
+  CHECK(failure->consecutive == 1);
+  CHECK(failure->error.message.find(path.string()) != std::string::npos);
+  // The same bad bytes again: the same error, counted as unchanged.
+  CHECK_FALSE(registry.refresh());
+  // A schema violation.
+  cc::test::write_file(path, manifest(0));
+  auto invalid = registry.refresh();
+  REQUIRE_FALSE(invalid);
+  REQUIRE(invalid.error().issues.size() == 1);
+  CHECK(invalid.error().issues[0].pointer == "/connectors/0/ttlSeconds");
+  CHECK(registry.last_failure()->consecutive == 2);
+  CHECK(registry.current() == good);
+  // A fix that serves the same bytes as before ends the failure without a new version.
+  cc::test::write_file(path, manifest(60) + " ");
+  REQUIRE_OK(registry.refresh());
+  CHECK(registry.current() == good);
+  CHECK_FALSE(registry.last_failure());
+  cc::test::write_file(path, manifest(0));
+  REQUIRE_FALSE(registry.refresh());
+  // The complete write that follows replaces it.
+  cc::test::write_file(path, full);
+  REQUIRE_OK(registry.refresh());
+  CHECK(registry.current()->version == 2);
+  CHECK_FALSE(registry.last_failure());
+  // A missing file lists the path tried and keeps the snapshot.
+  std::filesystem::remove(path);
+  auto missing = registry.refresh();
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().code == cc::ErrorCode::kNotFound);
+  REQUIRE(missing.error().issues.size() == 1);
+  CHECK(missing.error().issues[0].pointer == path.string());
+  CHECK(registry.current()->version == 2);
+  // Errors never carry the key.
+  CHECK(registry.last_failure()->error.message.find(kKey) == std::string::npos);
+}
+
+TEST_CASE("generatedAt falls back to the first load time of the content", "[registry]") {
+  cc::test::TempDir dir;
+  const auto path = dir / "m.json";
+  auto now = std::chrono::system_clock::from_time_t(1760054400);  // 2025-10-10T00:00:00Z
+  cc::RegistryOptions o = options_for(path);
+  o.clock = [&] { return now; };
+  cc::Registry registry(o);
+  cc::test::write_file(path, manifest(60, ""));
+  REQUIRE_OK(registry.refresh());
+  CHECK(registry.current()->generated_at == "2025-10-10T00:00:00Z");
+  now += 1h;
+  cc::test::write_file(path, manifest(60, "") + " ");  // same content, new bytes
+  REQUIRE_OK(registry.refresh());
+  CHECK(registry.current()->version == 1);
+  CHECK(registry.current()->generated_at == "2025-10-10T00:00:00Z");
+  cc::test::write_file(path, manifest(30, ""));  // new content
+  REQUIRE_OK(registry.refresh());
+  CHECK(registry.current()->version == 2);
+  CHECK(registry.current()->generated_at == "2025-10-10T01:00:00Z");
+  CHECK(cc::verify_signed_body(registry.current()->body, cc::as_bytes(kKey)));
+  CHECK(registry.current()->body.find("2025-10-10T01:00:00Z") != std::string::npos);
+}
+
+TEST_CASE("asynchronous first load and waiting for a version", "[registry]") {
+  cc::test::TempDir dir;
+  cc::test::write_file(dir / "m.json", manifest(60));
+  cc::Registry registry(options_for(dir / "m.json"));
+  registry.refresh_async();
+  const auto snap = registry.wait_for_version(1, 10s);
+  REQUIRE(snap);
+  CHECK(snap->version == 1);
+  CHECK(registry.has_snapshot());
+  CHECK(registry.wait_for_version(2, 10ms) == nullptr);
+}
+
+TEST_CASE("first_version continues a count and listeners can leave", "[registry]") {
+  cc::test::TempDir dir;
+  cc::RegistryOptions o = options_for(dir / "m.json");
+  o.first_version = 41;
+  std::vector<cc::RefreshReport> reports;
+  o.on_refresh = [&](const cc::RefreshReport& r) { reports.push_back(r); };
+  cc::Registry registry(o);
+  std::vector<std::uint64_t> seen;
+  const auto id = registry.subscribe([&](const auto& s) { seen.push_back(s->version); });
+  REQUIRE_OK(registry.refresh_from_text(manifest(60), "inline"));
+  REQUIRE_OK(registry.refresh_from_text(manifest(61)));
+  registry.unsubscribe(id);
+  REQUIRE_OK(registry.refresh_from_text(manifest(62)));
+  CHECK(seen == std::vector<std::uint64_t>{41, 42});
+  CHECK(registry.current()->version == 43);
+  REQUIRE(reports.size() == 3);
+  CHECK(reports[0].result == cc::ReloadResult::kSuccess);
+  CHECK(reports[0].path == "inline");
+  CHECK(reports[0].timings.parse.count() > 0);
+  CHECK(reports[2].version == 43);
+}
+
+TEST_CASE("stale connector series leave the metrics with the connector", "[registry]") {
+  cc::Registry registry(options_for("unused"));
+  REQUIRE_OK(registry.refresh_from_text(manifest(60, "2025-10-10T00:00:00Z", "beta")));
+  auto text = registry.metrics().render_text(registry.current().get());
+  CHECK(text.find("brainwav_mcp_connector_proxy_up{connector=\"beta\"} 0") != std::string::npos);
+  REQUIRE_OK(registry.refresh_from_text(manifest(60)));
+  text = registry.metrics().render_text(registry.current().get());
+  CHECK(text.find("connector=\"beta\"") == std::string::npos);
+  CHECK(text.find("brainwav_mcp_connector_proxy_up{connector=\"alpha\"} 1") != std::string::npos);
+}
+
+TEST_CASE("readers never see a torn or unsigned body while a writer churns", "[registry][stress]") {
+  cc::Registry registry(options_for("unused"));
+  REQUIRE_OK(registry.refresh_from_text(manifest(1)));
+  std::atomic<bool> stop{false};
+  std::atomic<long> reads{0};
+  std::atomic<long> bad{0};
+  std::vector<std::thread> readers;
+  for (int i = 0; i < 4; ++i) {
+    readers.emplace_back([&] {
+      std::uint64_t last = 0;
+      while (!stop.load()) {
+        const auto snap = registry.current();
+        if (!snap || snap->version < last ||
+            !cc::verify_hmac_sha256(cc::as_bytes(kKey), snap->canonical_payload(),
+                                    snap->signature) ||
+            !cc::parse_json(snap->body)) {
+          bad.fetch_add(1);
+        }
+        last = snap ? snap->version : last;
+        reads.fetch_add(1);
+      }
+    });
+  }
+  int good_writes = 0;
+  for (int i = 0; i < 300; ++i) {
+    const std::string text = manifest(2 + i);
+    switch (i % 3) {
+      case 0:
+        (void)registry.refresh_from_text(text);
+        ++good_writes;
+        break;
+      case 1:
+        (void)registry.refresh_from_text(text.substr(0, text.size() / 2));
+        break;
+      default:
+        (void)registry.refresh_from_text(manifest(0));
+        break;
+    }
+  }
+  stop = true;
+  for (auto& t : readers) t.join();
+  CHECK(bad.load() == 0);
+  CHECK(reads.load() > 0);
+  CHECK(registry.current()->version == static_cast<std::uint64_t>(good_writes) + 1);
+}

@@ -1,0 +1,477 @@
+// cortex-connectors-server, run as a real process on 127.0.0.1 and spoken to over HTTP.
+#include <regex>
+#include <thread>
+
+#include <arpa/inet.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cortex_connectors/json.h"
+#include "cortex_connectors/signing.h"
+#include "internal/compress.h"
+#include "server_process.h"
+#include "test_utils.h"
+
+namespace cc = cortex_connectors;
+using cc::test::ServerProcess;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string kSigningKey = "server-test-signing-key";
+const std::string kApiKey = "server-test-api-key";
+const std::string kMcpKey = "server-test-mcp-key";
+
+std::vector<std::string> base_env(const std::string& manifest) {
+  return {"CONNECTORS_SIGNATURE_KEY=" + kSigningKey, "CONNECTORS_API_KEY=" + kApiKey,
+          "MCP_API_KEY=" + kMcpKey, "CONNECTORS_MANIFEST_PATH=" + manifest,
+          "CONNECTORS_POLL_INTERVAL_MS=50"};
+}
+
+httplib::Headers bearer(const std::string& key) { return {{"Authorization", "Bearer " + key}}; }
+
+// Polls `fn` until it returns true or 10 s pass.
+template <class F>
+bool eventually(F fn) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (fn()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return false;
+}
+
+// A raw TCP exchange: sends `request` (optionally byte by byte with a delay) and returns what
+// the server sent before closing or before `timeout`.
+std::string raw_exchange(int port, const std::string& request, std::chrono::milliseconds timeout,
+                         std::chrono::milliseconds per_byte_delay = 0ms) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);  // NOLINT
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  if (per_byte_delay.count() == 0) {
+    ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  } else {
+    for (char c : request) {
+      if (::send(fd, &c, 1, MSG_NOSIGNAL) != 1) break;
+      if (std::chrono::steady_clock::now() > deadline) break;
+      std::this_thread::sleep_for(per_byte_delay);
+    }
+  }
+  std::string got;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+    char buf[65536];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return got;
+}
+
+struct Running {
+  cc::test::TempDir dir;
+  std::filesystem::path manifest = dir / "connectors.manifest.json";
+  std::unique_ptr<ServerProcess> server;
+  std::unique_ptr<httplib::Client> client;
+
+  explicit Running(std::vector<std::string> extra_env = {}, bool write_manifest = true) {
+    if (write_manifest) {
+      cc::test::write_file(manifest,
+                           cc::test::read_data("manifests/original-fixture.manifest.json"));
+    }
+    auto env = base_env(manifest.string());
+    env.insert(env.end(), extra_env.begin(), extra_env.end());
+    server = std::make_unique<ServerProcess>(std::vector<std::string>{"--port", "0"}, env);
+    REQUIRE(server->port() > 0);
+    client = std::make_unique<httplib::Client>("127.0.0.1", server->port());
+    client->set_decompress(false);
+    if (write_manifest) {
+      REQUIRE(eventually([&] {
+        auto r = client->Get("/ready");
+        return r && r->status == 200;
+      }));
+    }
+  }
+};
+
+}  // namespace
+
+TEST_CASE("health is unprotected and tells the truth", "[server]") {
+  Running s;
+  auto r = s.client->Get("/health");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  auto body = cc::parse_json(r->body);
+  REQUIRE_OK(body);
+  CHECK(body->find("status")->as_string() == "ok");
+  CHECK(body->find("brand")->as_string() == "brAInwav");
+  CHECK(body->find("connectors")->as_number() == 3);
+  CHECK(body->find("version")->as_number() == 1);
+  CHECK(body->find("timestamp")->is_string());
+  CHECK(r->get_header_value("X-Request-Id").size() == 32);
+}
+
+TEST_CASE("service map: 401, 403, then 200 with a verifiable signature", "[server]") {
+  Running s;
+  auto none = s.client->Get("/v1/connectors/service-map");
+  REQUIRE(none);
+  CHECK(none->status == 401);
+  CHECK(none->body == R"({"detail":"[brAInwav] missing bearer token"})");
+  auto malformed = s.client->Get("/v1/connectors/service-map", {{"Authorization", "Token x"}});
+  CHECK(malformed->status == 401);
+  auto wrong = s.client->Get("/v1/connectors/service-map", bearer("nope"));
+  CHECK(wrong->status == 403);
+  CHECK(wrong->body == R"({"detail":"[brAInwav] invalid API key"})");
+  CHECK(wrong->body.find(kApiKey) == std::string::npos);
+
+  for (const auto& key : {kApiKey, kMcpKey}) {
+    auto ok = s.client->Get("/v1/connectors/service-map", bearer(key));
+    REQUIRE(ok);
+    CHECK(ok->status == 200);
+    CHECK(ok->get_header_value("Content-Type") == "application/json");
+    CHECK(ok->get_header_value("Cache-Control") == "no-cache");
+    CHECK(ok->get_header_value("Vary") == "Accept-Encoding");
+    auto payload = cc::verify_signed_body(ok->body, cc::as_bytes(kSigningKey));
+    REQUIRE_OK(payload);
+    CHECK(payload->find("count")->as_number() == 3);
+    CHECK(payload->find("connectors")->as_array().size() == 3);
+  }
+}
+
+TEST_CASE("ETag, If-None-Match, HEAD and pre-compressed bodies", "[server]") {
+  Running s;
+  auto first = s.client->Get("/v1/connectors/service-map", bearer(kApiKey));
+  REQUIRE(first);
+  const std::string etag = first->get_header_value("ETag");
+  REQUIRE(etag.size() == 34);
+  auto headers = bearer(kApiKey);
+  for (const std::string& inm : {etag, std::string("*"), "\"other\", " + etag, "W/" + etag}) {
+    INFO(inm);
+    auto h = headers;
+    h.emplace("If-None-Match", inm);
+    auto r = s.client->Get("/v1/connectors/service-map", h);
+    REQUIRE(r);
+    CHECK(r->status == 304);
+    CHECK(r->body.empty());
+    CHECK(r->get_header_value("ETag") == etag);
+  }
+  auto h = headers;
+  h.emplace("If-None-Match", "\"stale\"");
+  CHECK(s.client->Get("/v1/connectors/service-map", h)->status == 200);
+
+  auto gz = headers;
+  gz.emplace("Accept-Encoding", "gzip");
+  auto g = s.client->Get("/v1/connectors/service-map", gz);
+  REQUIRE(g);
+  CHECK(g->get_header_value("Content-Encoding") == "gzip");
+  std::string inflated;
+  REQUIRE(cc::internal::gzip_decompress(g->body, inflated));
+  CHECK(inflated == first->body);
+  auto br = headers;
+  br.emplace("Accept-Encoding", "gzip, deflate, br");
+  auto b = s.client->Get("/v1/connectors/service-map", br);
+  CHECK(b->get_header_value("Content-Encoding") == "br");
+  CHECK(b->body.size() < first->body.size());
+  auto q = headers;
+  q.emplace("Accept-Encoding", "br;q=0.1, gzip;q=0.9");
+  CHECK(s.client->Get("/v1/connectors/service-map", q)->get_header_value("Content-Encoding") ==
+        "gzip");
+
+  auto head = s.client->Head("/v1/connectors/service-map", headers);
+  REQUIRE(head);
+  CHECK(head->status == 200);
+  CHECK(head->body.empty());
+  CHECK(head->get_header_value("Content-Length") == std::to_string(first->body.size()));
+}
+
+TEST_CASE("a manifest edit is served, a bad edit degrades health, the fix recovers", "[server]") {
+  Running s;
+  const std::string before = s.client->Get("/v1/connectors/service-map", bearer(kApiKey))->body;
+  std::string text = cc::test::read_data("manifests/original-fixture.manifest.json");
+  text.replace(text.find("\"ttlSeconds\": 600"), 17, "\"ttlSeconds\": 60");
+  cc::test::write_file(s.dir / "tmp.json", text);
+  std::filesystem::rename(s.dir / "tmp.json", s.manifest);  // an editor's atomic replace
+  REQUIRE(eventually([&] {
+    auto r = s.client->Get("/health");
+    return r && cc::parse_json(r->body)->find("version")->as_number() == 2;
+  }));
+  auto after = s.client->Get("/v1/connectors/service-map", bearer(kApiKey));
+  CHECK(after->body != before);
+  CHECK(cc::verify_signed_body(after->body, cc::as_bytes(kSigningKey)));
+
+  cc::test::write_file(s.manifest, "{\"id\": ");
+  REQUIRE(eventually([&] {
+    auto r = s.client->Get("/health");
+    return r && cc::parse_json(r->body)->find("status")->as_string() == "degraded";
+  }));
+  auto health = cc::parse_json(s.client->Get("/health")->body);
+  CHECK(health->find("lastError")->find("message")->as_string().find("invalid JSON") !=
+        std::string::npos);
+  // The last good map is still served.
+  CHECK(s.client->Get("/v1/connectors/service-map", bearer(kApiKey))->body == after->body);
+  cc::test::write_file(s.manifest, text + " ");
+  REQUIRE(eventually([&] {
+    auto r = s.client->Get("/health");
+    return r && cc::parse_json(r->body)->find("status")->as_string() == "ok";
+  }));
+}
+
+TEST_CASE("before any manifest: ready 503, service map 503 with the load error", "[server]") {
+  Running s({}, /*write_manifest=*/false);
+  REQUIRE(eventually([&] {
+    auto r = s.client->Get("/health");
+    return r && cc::parse_json(r->body)->find("lastError") != nullptr;
+  }));
+  auto health = cc::parse_json(s.client->Get("/health")->body);
+  CHECK(health->find("status")->as_string() == "starting");
+  auto ready = s.client->Get("/ready");
+  CHECK(ready->status == 503);
+  auto map = s.client->Get("/v1/connectors/service-map", bearer(kApiKey));
+  REQUIRE(map);
+  CHECK(map->status == 503);
+  CHECK(map->get_header_value("Retry-After") == "1");
+  auto body = cc::parse_json(map->body);
+  REQUIRE_OK(body);
+  const auto& issue = body->find("error")->find("issues")->as_array().at(0);
+  CHECK(issue.find("pointer")->as_string() == s.manifest.string());
+  CHECK(issue.find("message")->as_string() == "file not found");
+  CHECK(map->body.find(kSigningKey) == std::string::npos);
+  // The file appears: served without a restart.
+  cc::test::write_file(s.manifest, cc::test::read_data("manifests/original-fixture.manifest.json"));
+  REQUIRE(eventually([&] { return s.client->Get("/ready")->status == 200; }));
+  CHECK(s.client->Get("/v1/connectors/service-map", bearer(kApiKey))->status == 200);
+}
+
+TEST_CASE("metrics: off by default, authenticated and promtool-clean when on", "[server]") {
+  {
+    Running off;
+    CHECK(off.client->Get("/metrics", bearer(kApiKey))->status == 404);
+  }
+  Running s({"ENABLE_PROMETHEUS=true"});
+  CHECK(s.client->Get("/metrics")->status == 401);
+  (void)s.client->Get("/v1/connectors/service-map", bearer(kApiKey));
+  auto r = s.client->Get("/metrics", bearer(kApiKey));
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(r->get_header_value("Content-Type").rfind("text/plain; version=0.0.4", 0) == 0);
+  CHECK(r->body.find("brainwav_mcp_connector_proxy_up{connector=\"beta\"} 0") != std::string::npos);
+  CHECK(r->body.find("brainwav_mcp_connector_proxy_up{connector=\"alpha\"} 1") !=
+        std::string::npos);
+  CHECK(r->body.find("cortex_connectors_http_requests_total{code=\"200\",route=\"service_map\"}") !=
+        std::string::npos);
+  if (::access("/usr/bin/promtool", X_OK) == 0) {
+    auto check = cc::test::run_program({"/usr/bin/promtool", "check", "metrics"}, r->body);
+    INFO(check.out << check.err);
+    CHECK(check.exit_code == 0);
+  }
+}
+
+TEST_CASE("request ids are echoed when sane and every log line is JSON", "[server]") {
+  Running s;
+  auto echoed = s.client->Get("/health", {{"X-Request-Id", "client-id-42"}});
+  CHECK(echoed->get_header_value("X-Request-Id") == "client-id-42");
+  auto replaced = s.client->Get("/health", {{"X-Request-Id", "bad id with spaces"}});
+  CHECK(replaced->get_header_value("X-Request-Id").size() == 32);
+  CHECK(s.client->Get("/nope")->get_header_value("X-Request-Id").size() == 32);
+  (void)s.client->Get("/v1/connectors/service-map", bearer(kApiKey));
+  REQUIRE(eventually([&] { return s.server->log().find("client-id-42") != std::string::npos; }));
+  std::istringstream lines(s.server->log());
+  std::string line;
+  int count = 0;
+  while (std::getline(lines, line)) {
+    auto j = cc::parse_json(line);
+    REQUIRE_OK(j);
+    CHECK(j->find("brand")->as_string() == "brAInwav");
+    CHECK(j->find("component")->as_string() == "connectors");
+    CHECK(j->find("level")->is_string());
+    CHECK(j->find("msg")->is_string());
+    CHECK(j->find("request_id") != nullptr);
+    CHECK(j->find("trace_id") != nullptr);
+    ++count;
+  }
+  CHECK(count >= 5);
+  for (const auto& secret : {kSigningKey, kApiKey, kMcpKey}) {
+    CHECK(s.server->log().find(secret) == std::string::npos);
+  }
+}
+
+TEST_CASE("path tricks never reach a protected route without auth", "[server]") {
+  Running s;
+  for (const char* path :
+       {"//v1/connectors/service-map", "/v1/../v1/connectors/service-map",
+        "/v1/connectors%2Fservice-map", "/V1/CONNECTORS/SERVICE-MAP", "/v1/connectors/service-map/",
+        "/v1/connectors/./service-map", "/v1/connectors/service-map%00",
+        "/v1/connectors/service-map?x=/health"}) {
+    INFO(path);
+    const std::string got = raw_exchange(
+        s.server->port(),
+        std::string("GET ") + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 5s);
+    const auto status = got.substr(9, 3);
+    CHECK(status != "200");
+    CHECK(got.find("\"payload\"") == std::string::npos);
+  }
+}
+
+TEST_CASE("hostile connections: methods, bodies, huge headers, ranges, slow clients", "[server]") {
+  Running s({"CONNECTORS_REQUEST_DEADLINE_MS=700"});
+  const int port = s.server->port();
+  const std::string auth = "Authorization: Bearer " + kApiKey + "\r\n";
+  auto status_of = [](const std::string& response) { return response.substr(0, 12); };
+
+  CHECK(status_of(raw_exchange(
+            port, "POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", 5s)) ==
+        "HTTP/1.1 405");
+  CHECK(status_of(raw_exchange(
+            port, "DELETE /v1/connectors/service-map HTTP/1.1\r\nHost: x\r\n\r\n", 5s)) ==
+        "HTTP/1.1 405");
+  CHECK(status_of(raw_exchange(
+            port, "GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc", 5s)) ==
+        "HTTP/1.1 400");
+  CHECK(status_of(raw_exchange(
+            port, "GET /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            5s)) == "HTTP/1.1 400");
+  // A header line without an end: refused at the byte budget, not buffered forever.
+  CHECK(status_of(raw_exchange(port, "GET /health HTTP/1.1\r\nX-Long: " + std::string(100000, 'a'),
+                               5s)) == "HTTP/1.1 431");
+  std::string many = "GET /health HTTP/1.1\r\nHost: x\r\n";
+  for (int i = 0; i < 150; ++i) many += "X-H" + std::to_string(i) + ": v\r\n";
+  CHECK(status_of(raw_exchange(port, many + "\r\n", 5s)) == "HTTP/1.1 431");
+  // Range is ignored: the whole body, 200, and an 8 KiB Range header does not crash anything.
+  const std::string ranged =
+      raw_exchange(port,
+                   "GET /v1/connectors/service-map HTTP/1.1\r\nHost: x\r\n" + auth +
+                       "Range: bytes=0-10\r\nConnection: close\r\n\r\n",
+                   5s);
+  CHECK(status_of(ranged) == "HTTP/1.1 200");
+  CHECK(ranged.find("\"signature\"") != std::string::npos);
+  std::string bomb = "Range: bytes=";
+  for (int i = 0; i < 1000; ++i) bomb += std::to_string(i) + "-" + std::to_string(i) + ",";
+  bomb.pop_back();
+  CHECK(status_of(raw_exchange(port,
+                               "GET /v1/connectors/service-map HTTP/1.1\r\nHost: x\r\n" + auth +
+                                   bomb + "\r\nConnection: close\r\n\r\n",
+                               5s)) == "HTTP/1.1 200");
+  // Slow clients (a byte every 50 ms) are cut at the request deadline while others are served.
+  std::vector<std::thread> slow;
+  std::atomic<int> slow_done{0};
+  for (int i = 0; i < 12; ++i) {
+    slow.emplace_back([&] {
+      (void)raw_exchange(
+          port, "GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: " + std::string(200, 'z'), 4s, 50ms);
+      slow_done.fetch_add(1);
+    });
+  }
+  std::this_thread::sleep_for(100ms);
+  for (int i = 0; i < 20; ++i) {
+    auto r = s.client->Get("/health");
+    REQUIRE(r);
+    CHECK(r->status == 200);
+  }
+  for (auto& t : slow) t.join();
+  CHECK(slow_done == 12);
+  // Still healthy afterwards.
+  CHECK(s.client->Get("/health")->status == 200);
+}
+
+TEST_CASE("a busy port is an error, not a silent share", "[server]") {
+  Running s;
+  cc::test::TempDir dir;
+  ServerProcess second({"--port", std::to_string(s.server->port())}, base_env(s.manifest.string()));
+  CHECK(second.port() == 0);
+  CHECK(second.wait_exit(5s) == 2);
+  CHECK(second.log().find("cannot listen") != std::string::npos);
+}
+
+TEST_CASE("bad configuration exits 2 with one clear line", "[server]") {
+  auto run = [](std::vector<std::string> env, std::vector<std::string> args = {}) {
+    ServerProcess p(args, env);
+    const int code = p.wait_exit(5s);
+    return std::make_pair(code, p.log());
+  };
+  auto [c1, l1] = run({"CONNECTORS_API_KEY=a"});
+  CHECK(c1 == 2);
+  CHECK(l1 == "[brAInwav] CONNECTORS_SIGNATURE_KEY is required\n");
+  auto [c2, l2] = run({"CONNECTORS_SIGNATURE_KEY=s"});
+  CHECK(c2 == 2);
+  CHECK(l2 == "[brAInwav] CONNECTORS_API_KEY or MCP_API_KEY is required (or NO_AUTH=true)\n");
+  auto [c3, l3] = run({"CONNECTORS_SIGNATURE_KEY=s", "CONNECTORS_API_KEY=a"}, {"--port", "x"});
+  CHECK(c3 == 2);
+  CHECK(l3 == "[brAInwav] --port must be a port number 0-65535\n");
+  auto [c4, l4] = run({"CONNECTORS_SIGNATURE_KEY=secret-s", "CONNECTORS_API_KEY=a"}, {"--bogus"});
+  CHECK(c4 == 2);
+  CHECK(l4.find("secret-s") == std::string::npos);
+}
+
+TEST_CASE("NO_AUTH serves without a key and warns loudly", "[server]") {
+  cc::test::TempDir dir;
+  cc::test::write_file(dir / "m.json",
+                       cc::test::read_data("manifests/original-fixture.manifest.json"));
+  ServerProcess p({"--port", "0", "--manifest", (dir / "m.json").string()},
+                  {"CONNECTORS_SIGNATURE_KEY=s", "NO_AUTH=true"});
+  REQUIRE(p.port() > 0);
+  httplib::Client c("127.0.0.1", p.port());
+  REQUIRE(eventually([&] { return c.Get("/ready")->status == 200; }));
+  CHECK(c.Get("/v1/connectors/service-map")->status == 200);
+  CHECK(p.log().find("authentication is DISABLED") != std::string::npos);
+}
+
+TEST_CASE("SIGTERM and SIGINT stop the server with exit 0 within about a second", "[server]") {
+  for (int sig : {SIGTERM, SIGINT}) {
+    Running s;
+    // An idle keep-alive connection must not hold the shutdown.
+    httplib::Client keep("127.0.0.1", s.server->port());
+    keep.set_keep_alive(true);
+    REQUIRE(keep.Get("/health")->status == 200);
+    std::chrono::milliseconds took{};
+    CHECK(s.server->stop(sig, 5s, &took) == 0);
+    CHECK(took < 1500ms);
+    CHECK(s.server->log().find("\"msg\":\"stopped\"") != std::string::npos);
+  }
+}
+
+TEST_CASE("--dev generates keys, prints them once and serves the bundled example", "[server]") {
+  ServerProcess p({"--dev", "--port", "0"}, {});
+  REQUIRE(p.port() > 0);
+  REQUIRE(eventually([&] { return p.out().find("API key") != std::string::npos; }));
+  std::smatch m;
+  const std::string out = p.out();
+  REQUIRE(
+      std::regex_search(out, m, std::regex("API key +\\(CONNECTORS_API_KEY\\): +([0-9a-f]{32})")));
+  const std::string api_key = m[1];
+  std::smatch k;
+  REQUIRE(std::regex_search(
+      out, k, std::regex("signing key \\(CONNECTORS_SIGNATURE_KEY\\): ([0-9a-f]{64})")));
+  const std::string signing_key = k[1];
+  httplib::Client c("127.0.0.1", p.port());
+  REQUIRE(eventually([&] { return c.Get("/ready")->status == 200; }));
+  auto r = c.Get("/v1/connectors/service-map", bearer(api_key));
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  auto payload = cc::verify_signed_body(r->body, cc::as_bytes(signing_key));
+  REQUIRE_OK(payload);
+  CHECK(payload->find("id")->as_string() == "01JAG0Y4ZP1XK9YZ2FQ0N3WVCH");
+  // Printed on stdout, never in the log.
+  CHECK(p.log().find(api_key) == std::string::npos);
+  CHECK(p.log().find(signing_key) == std::string::npos);
+}
+
+TEST_CASE("the dashboard route answers 503 branded JSON without a bundle", "[server]") {
+  Running s;
+  auto r = s.client->Get("/apps/chatgpt-dashboard/");
+  REQUIRE(r);
+  CHECK(r->status == 503);
+  CHECK(r->body == R"({"detail":"[brAInwav] dashboard bundle is not installed"})");
+}
