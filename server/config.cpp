@@ -77,6 +77,11 @@ Result<ServerConfig> parse_server_config(std::span<char* const> args, const EnvL
   if (!env_ms("CONNECTORS_POLL_INTERVAL_MS", c.poll_interval)) {
     return usage("CONNECTORS_POLL_INTERVAL_MS must be a positive integer");
   }
+  if (auto v = env("CONNECTORS_MAX_SUBSCRIBERS"); v && !v->empty()) {
+    auto n = to_int(*v);
+    if (!n || *n < 1) return usage("CONNECTORS_MAX_SUBSCRIBERS must be a positive integer");
+    c.max_subscribers = static_cast<std::size_t>(*n);
+  }
   if (auto v = env("CONNECTORS_WORKER_THREADS"); v && !v->empty()) {
     auto n = to_int(*v);
     if (!n || *n < 1 || *n > 4096) return usage("CONNECTORS_WORKER_THREADS must be 1-4096");

@@ -36,6 +36,7 @@ struct ServerConfig {
   std::size_t max_header_count = 100;
   std::size_t worker_threads = 64;
   int listen_backlog = 1024;
+  std::size_t max_subscribers = 20000;            // SSE; also bounded by RLIMIT_NOFILE
   std::chrono::milliseconds poll_interval{1000};  // watcher poll fallback
 };
 

@@ -218,7 +218,63 @@ void refuse(int fd, int status, std::string_view reason, std::string_view detail
   send_all(fd, response);
 }
 
+// Splits a checked head (see HeadReader::sanitize) into its parts.
+RequestHead parse_head(std::string_view head) {
+  RequestHead h;
+  auto eol = head.find("\r\n");
+  const std::string_view line = head.substr(0, eol);
+  const auto sp1 = line.find(' ');
+  const auto sp2 = line.find(' ', sp1 + 1);
+  h.method = line.substr(0, sp1);
+  h.target =
+      line.substr(sp1 + 1, sp2 == std::string_view::npos ? std::string_view::npos : sp2 - sp1 - 1);
+  const auto q = h.target.find('?');
+  h.path = h.target.substr(0, q);
+  if (q != std::string_view::npos) h.query = h.target.substr(q + 1);
+  std::size_t pos = eol + 2;
+  while (pos < head.size()) {
+    eol = head.find("\r\n", pos);
+    const std::string_view l = head.substr(pos, eol - pos);
+    pos = eol + 2;
+    if (l.empty()) break;
+    const auto colon = l.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string_view value = l.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    h.headers.emplace_back(l.substr(0, colon), value);
+  }
+  return h;
+}
+
 }  // namespace
+
+std::string_view RequestHead::header(std::string_view name) const {
+  for (const auto& [n, v] : headers) {
+    if (n.size() == name.size() && iequals_prefix(n, name)) return v;
+  }
+  return {};
+}
+
+std::string_view RequestHead::query_param(std::string_view name) const {
+  std::string_view rest = query;
+  while (!rest.empty()) {
+    const auto amp = rest.find('&');
+    const std::string_view item = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+    const auto eq = item.find('=');
+    if (item.substr(0, eq) == name) {
+      return eq == std::string_view::npos ? std::string_view{} : item.substr(eq + 1);
+    }
+  }
+  return {};
+}
+
+void HardenedServer::set_takeover(std::string path, TakeoverHook hook) {
+  takeover_path_ = std::move(path);
+  takeover_ = std::move(hook);
+}
 
 HardenedServer::HardenedServer(HardeningOptions options)
     : options_(options), stop_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
@@ -282,6 +338,13 @@ bool HardenedServer::process_and_close_socket(socket_t sock) {
     if (r == HeadResult::kBad) {
       refuse(sock, 400, "Bad Request", "malformed request");
       break;
+    }
+    if (takeover_) {
+      const RequestHead parsed = parse_head(head);
+      if (parsed.path == takeover_path_) {
+        if (takeover_(sock, parsed) == Takeover::kAdopted) return true;
+        break;
+      }
     }
     stream.set_head(std::move(head));
     const bool close = served + 1 == options_.keep_alive_max_requests || stopping_;

@@ -12,6 +12,11 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include <httplib.h>
 
@@ -26,6 +31,26 @@ struct HardeningOptions {
   std::size_t max_header_count = 100;
 };
 
+// A checked request head, split into views (valid during the takeover call).
+struct RequestHead {
+  std::string_view method;
+  std::string_view target;  // as sent: path plus query
+  std::string_view path;
+  std::string_view query;  // after '?', without it
+  std::vector<std::pair<std::string_view, std::string_view>> headers;
+  // The first header named `name` (give it in lower case; matching ignores case), or "".
+  std::string_view header(std::string_view name) const;
+  // The value of query parameter `name`, or "" (no percent-decoding: parameters are tokens).
+  std::string_view query_param(std::string_view name) const;
+};
+
+// What a takeover hook did with a connection.
+enum class Takeover {
+  kAdopted,   // the socket now belongs to someone else: do not close it
+  kAnswered,  // a complete response was written: close the connection
+};
+using TakeoverHook = std::function<Takeover(int fd, const RequestHead& head)>;
+
 class HardenedServer : public httplib::Server {
  public:
   explicit HardenedServer(HardeningOptions options);
@@ -38,10 +63,17 @@ class HardenedServer : public httplib::Server {
   // Stops accepting and wakes every connection waiting for its next request.
   void shutdown();
 
+  // Requests for exactly `path` (GET or HEAD) skip httplib and go to `hook` with the socket:
+  // the SSE stream leaves the worker pool this way once its response head is written.
+  // REQUIRES: called before listening.
+  void set_takeover(std::string path, TakeoverHook hook);
+
  private:
   bool process_and_close_socket(socket_t sock) override;
 
   HardeningOptions options_;
+  std::string takeover_path_;
+  TakeoverHook takeover_;
   int stop_fd_ = -1;  // eventfd, readable once shutdown() ran
   std::atomic<bool> stopping_{false};
 };

@@ -64,6 +64,10 @@ bool set_log_level(std::string_view level) {
 
 void log(LogLevel level, std::string_view msg, const Json& fields) {
   if (static_cast<int>(level) < g_level.load(std::memory_order_relaxed)) return;
+  log_always(level, msg, fields);
+}
+
+void log_always(LogLevel level, std::string_view msg, const Json& fields) {
   Json line = Json::object();
   line.set("ts", timestamp());
   line.set("level", level_name(level));

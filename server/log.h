@@ -17,4 +17,8 @@ bool set_log_level(std::string_view level);
 // Writes one line when `level` is enabled. `fields` (an object or null) adds members.
 void log(LogLevel level, std::string_view msg, const Json& fields = {});
 
+// Writes one line whatever LOG_LEVEL says: for the few lines an operator always needs (the
+// bound port, shutdown).
+void log_always(LogLevel level, std::string_view msg, const Json& fields = {});
+
 }  // namespace cortex_connectors::server

@@ -4,7 +4,10 @@
 #include <memory>
 #include <string_view>
 
+#include <sys/socket.h>
+
 #include "cortex_connectors/http.h"
+#include "cortex_connectors/sse.h"
 #include "log.h"
 
 namespace cortex_connectors::server {
@@ -177,6 +180,105 @@ void install_routes(HardenedServer& server, Registry& registry, const ServerConf
     res.set_header("Retry-After", "60");
     send_text(res, 503, detail_body("dashboard bundle is not installed"));
   });
+}
+
+}  // namespace cortex_connectors::server
+
+namespace cortex_connectors::server {
+
+namespace {
+
+void write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+std::string status_line(int status) {
+  switch (status) {
+    case 200:
+      return "HTTP/1.1 200 OK\r\n";
+    case 401:
+      return "HTTP/1.1 401 Unauthorized\r\n";
+    case 403:
+      return "HTTP/1.1 403 Forbidden\r\n";
+    default:
+      return "HTTP/1.1 503 Service Unavailable\r\n";
+  }
+}
+
+void answer(int fd, int status, std::string_view request_id, std::string_view extra_headers,
+            std::string_view body, bool head_only) {
+  std::string out = status_line(status);
+  out.append("Content-Type: application/json\r\nContent-Length: ")
+      .append(std::to_string(body.size()))
+      .append("\r\nConnection: close\r\nX-Request-Id: ")
+      .append(request_id)
+      .append("\r\n")
+      .append(extra_headers)
+      .append("\r\n");
+  if (!head_only) out.append(body);
+  write_all(fd, out);
+}
+
+}  // namespace
+
+void install_stream(HardenedServer& server, SseHub& hub, Registry& registry,
+                    const ServerConfig& config) {
+  server.set_takeover(
+      "/v1/connectors/stream", [&hub, &registry, &config](int fd, const RequestHead& head) {
+        const auto start = SteadyClock::now();
+        const std::string_view sent_id = head.header("x-request-id");
+        const std::string request_id =
+            is_sane_request_id(sent_id) ? std::string(sent_id) : generate_request_id();
+        const bool head_only = head.method == "HEAD";
+        int status = 200;
+        auto finish = [&](Takeover outcome) {
+          registry.metrics().observe_http_request(
+              "stream", status,
+              std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now() - start));
+          Json fields = Json::object();
+          fields.set("request_id", request_id);
+          fields.set("method", head.method);
+          fields.set("route", "stream");
+          fields.set("status", status);
+          fields.set("subscribers", hub.subscribers());
+          log(LogLevel::kInfo, "request", fields);
+          return outcome;
+        };
+        if (!config.no_auth) {
+          const auto auth = check_bearer(head.header("authorization"), config.api_keys);
+          if (auth != AuthResult::kOk) {
+            status = auth == AuthResult::kForbidden ? 403 : 401;
+            answer(fd, status, request_id, status == 401 ? "WWW-Authenticate: Bearer\r\n" : "",
+                   detail_body(status == 403                  ? "invalid API key"
+                               : auth == AuthResult::kMissing ? "missing bearer token"
+                                                              : "malformed Authorization header"),
+                   head_only);
+            return finish(Takeover::kAnswered);
+          }
+        }
+        std::string preamble =
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+            "Connection: keep-alive\r\nX-Accel-Buffering: no\r\nX-Request-Id: " +
+            request_id + "\r\n\r\n";
+        if (head_only) {
+          write_all(fd, preamble);
+          return finish(Takeover::kAnswered);
+        }
+        const bool delta = head.query_param("mode") == "delta";
+        if (!hub.adopt(fd, std::move(preamble), delta,
+                       parse_last_event_id(head.header("last-event-id")))) {
+          status = 503;
+          answer(fd, 503, request_id, "Retry-After: 5\r\n",
+                 detail_body("too many stream subscribers"), false);
+          return finish(Takeover::kAnswered);
+        }
+        return finish(Takeover::kAdopted);
+      });
 }
 
 }  // namespace cortex_connectors::server

@@ -8,11 +8,17 @@
 #include "config.h"
 #include "cortex_connectors/registry.h"
 #include "http_server.h"
+#include "sse_hub.h"
 
 namespace cortex_connectors::server {
 
 // Registers every route, the access log, X-Request-Id and the error handlers on `server`.
 // `registry` and `config` must outlive the server.
 void install_routes(HardenedServer& server, Registry& registry, const ServerConfig& config);
+
+// Serves GET /v1/connectors/stream: authenticates, writes the event-stream head and hands the
+// socket to `hub` (503 when it is full).
+void install_stream(HardenedServer& server, SseHub& hub, Registry& registry,
+                    const ServerConfig& config);
 
 }  // namespace cortex_connectors::server

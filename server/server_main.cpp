@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -17,6 +18,7 @@
 #include "http_server.h"
 #include "log.h"
 #include "routes.h"
+#include "sse_hub.h"
 
 namespace cc = cortex_connectors;
 namespace srv = cortex_connectors::server;
@@ -104,13 +106,34 @@ int main(int argc, char** argv) {
   server.new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
   srv::install_routes(server, registry, config);
 
+  // Every SSE subscriber holds a descriptor: raise the soft limit to the hard one.
+  rlimit nofile{};
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &nofile);
+  }
+  ::getrlimit(RLIMIT_NOFILE, &nofile);
+  srv::SseHubOptions hub_options;
+  hub_options.heartbeat = std::chrono::seconds(config.heartbeat_seconds);
+  // Leave room for workers, the manifest and the listening socket.
+  const auto fd_room = nofile.rlim_cur > 256 ? nofile.rlim_cur - 256 : 1;
+  hub_options.max_subscribers =
+      std::min<std::size_t>(config.max_subscribers, static_cast<std::size_t>(fd_room));
+  srv::SseHub hub(hub_options, registry.metrics());
+  if (!hub.start()) {
+    std::fprintf(stderr, "[brAInwav] cannot start the SSE hub: %s\n", std::strerror(errno));
+    return kExitConfig;
+  }
+  registry.subscribe([&hub](const std::shared_ptr<const cc::Snapshot>& s) { hub.publish(s); });
+  srv::install_stream(server, hub, registry, config);
+
   const int port = server.bind(config.host, config.port, config.listen_backlog);
   if (port < 0) {
     std::fprintf(stderr, "[brAInwav] cannot listen on %s:%d: %s\n", config.host.c_str(),
                  config.port, std::strerror(errno));
     return kExitConfig;
   }
-  srv::log(
+  srv::log_always(
       srv::LogLevel::kInfo, "listening",
       fields({{"host", config.host},
               {"port", port},
@@ -139,20 +162,22 @@ int main(int argc, char** argv) {
              fields({{"error", watching.error().message}}));
   }
 
-  std::thread signal_thread([&server, signals] {
+  std::thread signal_thread([&server, &hub, signals] {
     int sig = 0;
     sigwait(&signals, &sig);
-    srv::log(srv::LogLevel::kInfo, "shutting down", fields({{"signal", sig}}));
+    srv::log_always(srv::LogLevel::kInfo, "shutting down", fields({{"signal", sig}}));
     server.shutdown();
+    hub.stop();
   });
 
   server.listen_after_bind();
+  hub.stop();
   registry.stop_watching();
   // Wake the signal thread if the server stopped for another reason.
   if (signal_thread.joinable()) {
     pthread_kill(signal_thread.native_handle(), SIGTERM);
     signal_thread.join();
   }
-  srv::log(srv::LogLevel::kInfo, "stopped");
+  srv::log_always(srv::LogLevel::kInfo, "stopped");
   return 0;
 }

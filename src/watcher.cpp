@@ -1,6 +1,7 @@
 #include "cortex_connectors/watcher.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <climits>
@@ -157,7 +158,7 @@ Status ManifestWatcher::Impl::start() {
   if (options.path.empty()) return usage("the manifest watcher needs a path");
   if (options.debounce.count() < 0 || options.max_delay.count() < 0 ||
       options.poll_interval.count() <= 0) {
-    return usage("the manifest watcher's durations must be positive");
+    return usage("the manifest watcher needs debounce, max_delay >= 0 and poll_interval > 0");
   }
   std::error_code ec;
   const fs::path absolute = fs::absolute(options.path, ec);
@@ -215,8 +216,8 @@ void ManifestWatcher::Impl::run() noexcept {
     if (mode.load() == WatchMode::kPoll) wake = std::min(wake.value_or(next_poll_), next_poll_);
     timespec timeout{};
     if (wake) timeout = to_timespec(*wake - Clock::now());
-    pollfd fds[2] = {{stop_fd_, POLLIN, 0}, {inotify_fd_, POLLIN, 0}};  // fd -1 is skipped
-    if (::ppoll(fds, 2, wake ? &timeout : nullptr, nullptr) < 0) {
+    std::array<pollfd, 2> fds{{{stop_fd_, POLLIN, 0}, {inotify_fd_, POLLIN, 0}}};  // -1: skipped
+    if (::ppoll(fds.data(), fds.size(), wake ? &timeout : nullptr, nullptr) < 0) {
       if (errno == EINTR) continue;
       break;  // EFAULT, EINVAL, ENOMEM: nothing sensible to wait on
     }
@@ -239,15 +240,15 @@ void ManifestWatcher::Impl::run() noexcept {
 // Reads every pending event; returns true if any concerns a current watch.
 bool ManifestWatcher::Impl::drain_events() {
   bool relevant = false;
-  alignas(inotify_event) char buffer[16 * (sizeof(inotify_event) + NAME_MAX + 1)];
+  alignas(inotify_event) std::array<char, 16 * (sizeof(inotify_event) + NAME_MAX + 1)> buffer;
   for (;;) {
-    const ssize_t n = ::read(inotify_fd_, buffer, sizeof buffer);
+    const ssize_t n = ::read(inotify_fd_, buffer.data(), buffer.size());
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;  // EAGAIN: drained
     const auto size = static_cast<std::size_t>(n);
     for (std::size_t offset = 0; offset + sizeof(inotify_event) <= size;) {
       inotify_event event{};
-      std::memcpy(&event, buffer + offset, sizeof event);
+      std::memcpy(&event, buffer.data() + offset, sizeof event);
       offset += sizeof event + event.len;
       if ((event.mask & IN_Q_OVERFLOW) != 0) {
         relevant = true;  // events were lost: assume a change

@@ -442,7 +442,7 @@ TEST_CASE("SIGTERM and SIGINT stop the server with exit 0 within about a second"
   }
 }
 
-TEST_CASE("--dev generates keys, prints them once and serves the bundled example", "[server]") {
+TEST_CASE("dev mode generates keys, prints them once and serves the bundled example", "[server]") {
   ServerProcess p({"--dev", "--port", "0"}, {});
   REQUIRE(p.port() > 0);
   REQUIRE(eventually([&] { return p.out().find("API key") != std::string::npos; }));

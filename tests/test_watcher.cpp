@@ -453,7 +453,7 @@ TEST_CASE("a moved watcher keeps watching; the moved-from one refuses to start",
   REQUIRE_SEEN(recorder, "v2", before);
   CHECK(second.mode() == cc::WatchMode::kInotify);
 
-  const cc::Status moved = first.start();  // NOLINT(bugprone-use-after-move): on purpose
+  const cc::Status moved = first.start();  // NOLINT: use after move, on purpose
   REQUIRE_FALSE(moved);
   CHECK(moved.error().code == cc::ErrorCode::kUsage);
   first.stop();  // a no-op

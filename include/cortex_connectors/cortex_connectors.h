@@ -10,6 +10,7 @@
 #include "cortex_connectors/service_map.h"
 #include "cortex_connectors/signing.h"
 #include "cortex_connectors/snapshot.h"
+#include "cortex_connectors/sse.h"
 #include "cortex_connectors/validate.h"
 #include "cortex_connectors/version.h"
 #include "cortex_connectors/watcher.h"

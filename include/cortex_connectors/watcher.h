@@ -10,17 +10,18 @@
 //   - a symlink whose target lives in another directory, including a change of target.
 // inotify watches the directory holding the path and the directory of every hop of its symlink
 // chain (never the file: renames replace its inode), and the set is recomputed after each batch
-// of events. When inotify is unavailable, a directory cannot be watched (it does not exist yet,
-// or the watch limit is reached) or WatcherOptions::force_poll is set, the watcher stat()s the
-// path every poll_interval instead, and it returns to inotify as soon as every directory can be
-// watched again. Polling compares (st_dev, st_ino, st_size, st_mtim, st_ctim) and existence, so
-// an in-place rewrite that keeps the size within one timestamp tick of the filesystem can be
-// missed.
+// of events. A symlink among the *directories* of the path (/etc/cortex -> /mnt/x) is followed,
+// but retargeting it is only noticed with the next event or poll. When inotify is unavailable, a
+// directory cannot be watched (it does not exist yet, or the watch limit is reached) or
+// WatcherOptions::force_poll is set, the watcher stat()s the path every poll_interval instead, and
+// it returns to inotify as soon as every directory can be watched again. Polling compares (st_dev,
+// st_ino, st_size, st_mtim, st_ctim) and existence, so an in-place rewrite that keeps the size
+// within one timestamp tick of the filesystem can be missed.
 //
 // Thread-safety: one background thread per started watcher runs the callback. mode() and
 // events_seen() may be called from any thread at any time; start() and stop() from any thread
 // except the callback's (they serialise with each other). Moving, assigning or destroying a
-// watcher must not race with any other call on it.
+// watcher must not race with any other call on it, nor happen inside the callback.
 #pragma once
 
 #include <chrono>
@@ -69,9 +70,10 @@ class CORTEX_CONNECTORS_API ManifestWatcher {
   // should return quickly, since events that arrive meanwhile are handled after it returns.
   // Exceptions thrown by `on_change` are caught and ignored.
   ManifestWatcher(WatcherOptions options, std::function<void()> on_change);
-  // Calls stop().
+  // Calls stop(). Must not run inside `on_change`.
   ~ManifestWatcher();
-  // A moved-from watcher may only be destroyed or assigned to; its start() returns kUsage.
+  // The moved-from watcher is left empty: start() returns kUsage, stop() does nothing, mode()
+  // returns kPoll and events_seen() 0.
   ManifestWatcher(ManifestWatcher&& other) noexcept;
   // Stops this watcher first, then takes over `other`'s (running or not).
   ManifestWatcher& operator=(ManifestWatcher&& other) noexcept;
@@ -79,9 +81,10 @@ class CORTEX_CONNECTORS_API ManifestWatcher {
   ManifestWatcher& operator=(const ManifestWatcher&) = delete;
 
   // Sets up the watches, then starts the thread. When start() returns, every later change of the
-  // path is reported. Errors: kUsage if already started, if options.path is empty or if moved
-  // from; kIo if a file descriptor or the thread cannot be created. Failing to use inotify is not
-  // an error: the watcher polls instead (see mode()). A stopped watcher can be started again.
+  // path is reported. Errors: kUsage if already started, moved from, options.path is empty, a
+  // duration is negative or poll_interval is zero; kIo if the eventfd or the thread cannot be
+  // created. Failing to use inotify is not an error: the watcher polls instead (see mode()).
+  // Durations longer than a day are cut to a day. A stopped watcher can be started again.
   [[nodiscard]] Status start();
 
   // Stops the thread and waits for it, unless called from the callback. Idempotent. Returns

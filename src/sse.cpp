@@ -1,0 +1,197 @@
+#include "cortex_connectors/sse.h"
+
+#include <algorithm>
+#include <charconv>
+#include <map>
+
+#include "cortex_connectors/canonical_json.h"
+
+namespace cortex_connectors {
+
+namespace {
+
+void append_clean(std::string& out, std::string_view field, bool drop_nul) {
+  for (char c : field) {
+    if (c == '\r' || c == '\n' || (drop_nul && c == '\0')) continue;
+    out.push_back(c);
+  }
+}
+
+Error invalid_delta(const char* what) {
+  return Error{ErrorCode::kInvalid, std::string("[brAInwav] invalid delta: ") + what, {}, {}};
+}
+
+const std::string* connector_id(const Json& connector) {
+  const Json* id = connector.find("id");
+  return id != nullptr && id->is_string() ? &id->as_string() : nullptr;
+}
+
+}  // namespace
+
+std::string sse_event(std::string_view event, std::string_view id, std::string_view data) {
+  std::string out;
+  out.reserve(data.size() + event.size() + id.size() + 32);
+  if (!id.empty()) {
+    out.append("id: ");
+    append_clean(out, id, true);
+    out.push_back('\n');
+  }
+  if (!event.empty()) {
+    out.append("event: ");
+    append_clean(out, event, false);
+    out.push_back('\n');
+  }
+  std::size_t pos = 0;
+  for (;;) {
+    const std::size_t eol = data.find_first_of("\r\n", pos);
+    out.append("data: ");
+    out.append(
+        data.substr(pos, eol == std::string_view::npos ? std::string_view::npos : eol - pos));
+    out.push_back('\n');
+    if (eol == std::string_view::npos) break;
+    pos = eol + 1;
+    if (data[eol] == '\r' && pos < data.size() && data[pos] == '\n') ++pos;
+  }
+  out.push_back('\n');
+  return out;
+}
+
+std::string sse_comment(std::string_view text) {
+  std::string out = ": ";
+  append_clean(out, text, false);
+  out.append("\n\n");
+  return out;
+}
+
+std::string sse_retry(std::uint32_t milliseconds) {
+  return "retry: " + std::to_string(milliseconds) + "\n\n";
+}
+
+std::string sse_status_event(const Snapshot& snapshot, std::string_view timestamp) {
+  std::string data;
+  data.reserve(snapshot.body.size() + 64);
+  data.append(R"({"payload":)");
+  data.append(snapshot.body);
+  data.append(R"(,"timestamp":)");
+  append_canonical_string(data, timestamp);
+  data.push_back('}');
+  return sse_event("status", std::to_string(snapshot.version), data);
+}
+
+Json compute_delta(const Json& from, const Json& to, std::uint64_t from_version,
+                   std::uint64_t to_version, std::string_view to_signature) {
+  std::map<std::string_view, const Json*> old_by_id;
+  if (const Json* list = from.find("connectors"); list != nullptr && list->is_array()) {
+    for (const Json& c : list->as_array()) {
+      if (const auto* id = connector_id(c)) old_by_id.emplace(*id, &c);
+    }
+  }
+  Json added = Json::array();
+  Json replaced = Json::array();
+  Json removed = Json::array();
+  std::map<std::string_view, bool> seen;
+  if (const Json* list = to.find("connectors"); list != nullptr && list->is_array()) {
+    for (const Json& c : list->as_array()) {
+      const auto* id = connector_id(c);
+      if (id == nullptr) continue;
+      seen.emplace(*id, true);
+      auto it = old_by_id.find(*id);
+      if (it == old_by_id.end()) {
+        added.push_back(c);
+      } else if (!(*it->second == c)) {
+        replaced.push_back(c);
+      }
+    }
+  }
+  for (const auto& [id, c] : old_by_id) {
+    if (!seen.contains(id)) removed.push_back(Json(id));
+  }
+  Json fields = Json::object();
+  if (to.is_object()) {
+    for (const auto& [key, value] : to.as_object()) {
+      if (key == "connectors") continue;
+      const Json* old = from.find(key);
+      if (old == nullptr || !(*old == value)) fields.set(key, value);
+    }
+  }
+  Json delta = Json::object();
+  delta.set("from", from_version);
+  delta.set("to", to_version);
+  delta.set("added", std::move(added));
+  delta.set("removed", std::move(removed));
+  delta.set("replaced", std::move(replaced));
+  delta.set("fields", std::move(fields));
+  delta.set("signature", to_signature);
+  return delta;
+}
+
+Result<Json> apply_delta(const Json& payload, const Json& delta) {
+  if (!payload.is_object()) return invalid_delta("the base payload is not an object");
+  if (!delta.is_object()) return invalid_delta("not an object");
+  const Json* added = delta.find("added");
+  const Json* removed = delta.find("removed");
+  const Json* replaced = delta.find("replaced");
+  const Json* fields = delta.find("fields");
+  if (added == nullptr || !added->is_array() || removed == nullptr || !removed->is_array() ||
+      replaced == nullptr || !replaced->is_array() || fields == nullptr || !fields->is_object()) {
+    return invalid_delta("missing added/removed/replaced/fields");
+  }
+  const Json* base_list = payload.find("connectors");
+  if (base_list == nullptr || !base_list->is_array()) {
+    return invalid_delta("the base payload has no connectors");
+  }
+  std::map<std::string, Json> by_id;
+  for (const Json& c : base_list->as_array()) {
+    const auto* id = connector_id(c);
+    if (id == nullptr) return invalid_delta("a base connector has no id");
+    by_id.insert_or_assign(*id, c);
+  }
+  for (const Json& id : removed->as_array()) {
+    if (!id.is_string() || by_id.erase(id.as_string()) == 0) {
+      return invalid_delta("removes an unknown connector");
+    }
+  }
+  for (const Json& c : replaced->as_array()) {
+    const auto* id = connector_id(c);
+    if (id == nullptr || !by_id.contains(*id))
+      return invalid_delta("replaces an unknown connector");
+    by_id[*id] = c;
+  }
+  for (const Json& c : added->as_array()) {
+    const auto* id = connector_id(c);
+    if (id == nullptr || by_id.contains(*id)) return invalid_delta("adds an existing connector");
+    by_id.emplace(*id, c);
+  }
+  Json out = payload;
+  Json::Array list;
+  list.reserve(by_id.size());
+  // std::map orders ids bytewise, as the service map sorts them.
+  for (auto& [id, c] : by_id) list.push_back(std::move(c));
+  out.set("connectors", Json(std::move(list)));
+  for (const auto& [key, value] : fields->as_object()) out.set(key, value);
+  return out;
+}
+
+Result<std::string> sse_delta_event(const Snapshot& previous, const Snapshot& next) {
+  auto from = parse_json(previous.canonical_payload());
+  if (!from) return std::move(from).error();
+  auto to = parse_json(next.canonical_payload());
+  if (!to) return std::move(to).error();
+  const Json delta = compute_delta(*from, *to, previous.version, next.version, next.signature);
+  auto data = canonical_json(delta);
+  if (!data) return std::move(data).error();
+  return sse_event("delta", std::to_string(next.version), *data);
+}
+
+std::optional<std::uint64_t> parse_last_event_id(std::string_view header) noexcept {
+  if (header.empty() || header.size() > 20) return std::nullopt;
+  std::uint64_t v = 0;
+  const auto [end, ec] = std::from_chars(header.data(), header.data() + header.size(), v);
+  if (ec != std::errc() || end != header.data() + header.size()) return std::nullopt;
+  for (char c : header) {
+    if (c < '0' || c > '9') return std::nullopt;
+  }
+  return v;
+}
+
+}  // namespace cortex_connectors

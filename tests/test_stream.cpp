@@ -1,0 +1,431 @@
+// GET /v1/connectors/stream on the real server: real sockets, real manifest edits.
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cortex_connectors/canonical_json.h"
+#include "cortex_connectors/json.h"
+#include "cortex_connectors/signing.h"
+#include "cortex_connectors/sse.h"
+#include "server_process.h"
+#include "test_utils.h"
+
+namespace cc = cortex_connectors;
+using cc::test::ServerProcess;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string kSigningKey = "stream-test-signing-key";
+const std::string kApiKey = "stream-test-api-key";
+
+struct Event {
+  std::string id;
+  std::string event;
+  std::string data;
+  bool comment = false;
+};
+
+// A minimal EventSource-style reader over a raw socket.
+class SseClient {
+ public:
+  SseClient(int port, const std::string& target, const std::vector<std::string>& headers,
+            int rcvbuf = 0) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (rcvbuf > 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);  // NOLINT
+    std::string req =
+        "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n";
+    for (const auto& h : headers) req += h + "\r\n";
+    req += "\r\n";
+    REQUIRE(::send(fd_, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size()));
+  }
+  ~SseClient() { close(); }
+  void close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+  // Reads until the response head is complete; returns it.
+  std::string head(std::chrono::milliseconds timeout = 5s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (buf_.find("\r\n\r\n") == std::string::npos && fill(deadline)) {
+    }
+    const auto end = buf_.find("\r\n\r\n");
+    if (end == std::string::npos) return {};
+    std::string h = buf_.substr(0, end + 4);
+    buf_.erase(0, end + 4);
+    return h;
+  }
+
+  // The next event or comment within `timeout`; nullopt on timeout or EOF.
+  std::optional<Event> next(std::chrono::milliseconds timeout = 5s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      const auto end = buf_.find("\n\n");
+      if (end != std::string::npos) {
+        const std::string block = buf_.substr(0, end);
+        buf_.erase(0, end + 2);
+        Event e;
+        std::istringstream lines(block);
+        std::string line;
+        bool any_field = false;
+        while (std::getline(lines, line)) {
+          if (line.rfind(":", 0) == 0) {
+            e.comment = true;
+            e.data = line.substr(1);
+            continue;
+          }
+          const auto colon = line.find(':');
+          const std::string field = line.substr(0, colon);
+          std::string value = colon == std::string::npos ? "" : line.substr(colon + 1);
+          if (!value.empty() && value[0] == ' ') value.erase(0, 1);
+          if (field == "data") {
+            if (any_field && !e.data.empty()) e.data += "\n";
+            e.data += value;
+            any_field = true;
+          } else if (field == "id") {
+            e.id = value;
+          } else if (field == "event") {
+            e.event = value;
+          } else if (field == "retry") {
+            e.event = "retry";
+            e.data = value;
+          }
+        }
+        return e;
+      }
+      if (!fill(deadline)) return std::nullopt;
+    }
+  }
+
+  // The next non-comment, non-retry event.
+  std::optional<Event> next_event(std::chrono::milliseconds timeout = 5s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return std::nullopt;
+      auto e = next(left);
+      if (!e) return std::nullopt;
+      if (!e->comment && e->event != "retry") return e;
+    }
+  }
+
+  bool eof() const { return eof_; }
+
+ private:
+  bool fill(std::chrono::steady_clock::time_point deadline) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0 || fd_ < 0) return false;
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+    char buf[65536];
+    const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    if (n <= 0) {
+      eof_ = true;
+      return false;
+    }
+    buf_.append(buf, static_cast<std::size_t>(n));
+    return true;
+  }
+
+  int fd_ = -1;
+  std::string buf_;
+  bool eof_ = false;
+};
+
+std::string fixture() { return cc::test::read_data("manifests/original-fixture.manifest.json"); }
+
+// The fixture with the manifest ttl set to `ttl`: a new payload for every value <= 120.
+std::string fixture_with_ttl(int ttl) {
+  std::string text = fixture();
+  text.replace(text.find("\"ttlSeconds\": 600"), 17, "\"ttlSeconds\": " + std::to_string(ttl));
+  return text;
+}
+
+void replace_file(const std::filesystem::path& path, const std::string& content) {
+  const auto tmp = path.parent_path() / ".tmp-manifest";
+  cc::test::write_file(tmp, content);
+  std::filesystem::rename(tmp, path);
+}
+
+struct StreamServer {
+  cc::test::TempDir dir;
+  std::filesystem::path manifest = dir / "connectors.manifest.json";
+  std::unique_ptr<ServerProcess> server;
+
+  explicit StreamServer(std::vector<std::string> extra_env = {},
+                        std::vector<std::string> args = {}) {
+    cc::test::write_file(manifest, fixture());
+    std::vector<std::string> env = {"CONNECTORS_SIGNATURE_KEY=" + kSigningKey,
+                                    "CONNECTORS_API_KEY=" + kApiKey,
+                                    "CONNECTORS_MANIFEST_PATH=" + manifest.string(),
+                                    "CONNECTORS_POLL_INTERVAL_MS=50", "LOG_LEVEL=warning"};
+    env.insert(env.end(), extra_env.begin(), extra_env.end());
+    args.insert(args.begin(), {"--port", "0"});
+    server = std::make_unique<ServerProcess>(args, env);
+    REQUIRE(server->port() > 0);
+  }
+  int port() const { return server->port(); }
+};
+
+const std::vector<std::string> kAuth = {"Authorization: Bearer " + kApiKey};
+
+// The signed body inside a status event.
+std::string body_of(const Event& e) {
+  auto data = cc::parse_json(e.data);
+  REQUIRE_OK(data);
+  CHECK(data->find("timestamp")->is_string());
+  return *cc::canonical_json(*data->find("payload"));
+}
+
+}  // namespace
+
+TEST_CASE("stream: auth, headers, first status event and heartbeats only while unchanged",
+          "[stream]") {
+  StreamServer s({}, {"--heartbeat-seconds", "1"});
+  {
+    SseClient anon(s.port(), "/v1/connectors/stream", {});
+    CHECK(anon.head().rfind("HTTP/1.1 401", 0) == 0);
+    SseClient wrong(s.port(), "/v1/connectors/stream", {"Authorization: Bearer nope"});
+    CHECK(wrong.head().rfind("HTTP/1.1 403", 0) == 0);
+  }
+  SseClient c(s.port(), "/v1/connectors/stream", kAuth);
+  const std::string head = c.head();
+  CHECK(head.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  CHECK(head.find("Content-Type: text/event-stream\r\n") != std::string::npos);
+  CHECK(head.find("Cache-Control: no-cache\r\n") != std::string::npos);
+  CHECK(head.find("X-Accel-Buffering: no\r\n") != std::string::npos);
+  CHECK(head.find("X-Request-Id: ") != std::string::npos);
+  auto retry = c.next();
+  REQUIRE(retry);
+  CHECK(retry->event == "retry");
+  CHECK(retry->data == "3000");
+  auto first = c.next_event(10s);
+  REQUIRE(first);
+  CHECK(first->event == "status");
+  CHECK(first->id == "1");
+  CHECK(cc::verify_signed_body(body_of(*first), cc::as_bytes(kSigningKey)));
+  // Unchanged manifest: heartbeats only, never the same payload again.
+  int heartbeats = 0;
+  const auto until = std::chrono::steady_clock::now() + 2500ms;
+  while (std::chrono::steady_clock::now() < until) {
+    auto e = c.next(100ms);
+    if (!e) continue;
+    CHECK(e->comment);
+    if (e->comment) CHECK(e->data == " heartbeat");
+    ++heartbeats;
+  }
+  CHECK(heartbeats >= 2);
+}
+
+TEST_CASE("stream: one status event per change, none for a same-payload rewrite", "[stream]") {
+  StreamServer s;
+  SseClient c(s.port(), "/v1/connectors/stream", kAuth);
+  REQUIRE(c.head().rfind("HTTP/1.1 200", 0) == 0);
+  auto first = c.next_event(10s);
+  REQUIRE(first);
+  CHECK(first->id == "1");
+  replace_file(s.manifest, fixture() + "\n ");  // same payload
+  replace_file(s.manifest, fixture_with_ttl(100));
+  auto second = c.next_event(10s);
+  REQUIRE(second);
+  CHECK(second->id == "2");
+  CHECK(second->event == "status");
+  auto payload = cc::verify_signed_body(body_of(*second), cc::as_bytes(kSigningKey));
+  REQUIRE_OK(payload);
+  CHECK(payload->find("ttlSeconds")->as_number() == 100);
+  CHECK_FALSE(c.next_event(700ms));  // nothing more
+}
+
+TEST_CASE("stream: Last-Event-ID of the current version resends nothing", "[stream]") {
+  StreamServer s;
+  {
+    SseClient first(s.port(), "/v1/connectors/stream", kAuth);
+    REQUIRE(first.head().rfind("HTTP/1.1 200", 0) == 0);
+    REQUIRE(first.next_event(10s));
+  }
+  SseClient resumed(s.port(), "/v1/connectors/stream", {kAuth[0], "Last-Event-ID: 1"});
+  REQUIRE(resumed.head().rfind("HTTP/1.1 200", 0) == 0);
+  CHECK_FALSE(resumed.next_event(700ms));
+  replace_file(s.manifest, fixture_with_ttl(90));
+  auto e = resumed.next_event(10s);
+  REQUIRE(e);
+  CHECK(e->id == "2");
+  // An unknown or stale id gets the full current status.
+  SseClient stale(s.port(), "/v1/connectors/stream", {kAuth[0], "Last-Event-ID: 1"});
+  REQUIRE(stale.head().rfind("HTTP/1.1 200", 0) == 0);
+  auto full = stale.next_event(10s);
+  REQUIRE(full);
+  CHECK(full->id == "2");
+  SseClient junk(s.port(), "/v1/connectors/stream", {kAuth[0], "Last-Event-ID: 2x"});
+  REQUIRE(junk.head().rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(junk.next_event(10s)->id == "2");
+}
+
+TEST_CASE("stream: delta mode rebuilds every payload byte for byte", "[stream]") {
+  StreamServer s;
+  SseClient c(s.port(), "/v1/connectors/stream?mode=delta", kAuth);
+  REQUIRE(c.head().rfind("HTTP/1.1 200", 0) == 0);
+  auto first = c.next_event(10s);
+  REQUIRE(first);
+  REQUIRE(first->event == "status");
+  auto body = cc::parse_json(body_of(*first));
+  REQUIRE_OK(body);
+  cc::Json payload = *body->find("payload");
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> ttl(1, 119);
+  int last_ttl = 600;
+  for (int round = 0; round < 15; ++round) {
+    int t = ttl(rng);
+    if (t == last_ttl) t = t % 119 + 1;
+    last_ttl = t;
+    std::string text = fixture_with_ttl(t);
+    if (round % 3 == 1) {
+      text.replace(text.find("\"Beta Connector\""), 16, "\"Beta " + std::to_string(round) + "\"");
+    }
+    replace_file(s.manifest, text);
+    auto e = c.next_event(10s);
+    REQUIRE(e);
+    std::string signature;
+    if (e->event == "delta") {
+      auto delta = cc::parse_json(e->data);
+      REQUIRE_OK(delta);
+      auto rebuilt = cc::apply_delta(payload, *delta);
+      REQUIRE_OK(rebuilt);
+      payload = std::move(*rebuilt);
+      signature = delta->find("signature")->as_string();
+    } else {
+      // Conflated (changes came faster than the stream): a full event resets the base.
+      REQUIRE(e->event == "status");
+      auto full = cc::parse_json(body_of(*e));
+      payload = *full->find("payload");
+      signature = full->find("signature")->as_string();
+    }
+    CHECK(
+        cc::verify_hmac_sha256(cc::as_bytes(kSigningKey), *cc::canonical_json(payload), signature));
+    CHECK(payload.find("ttlSeconds")->as_number() == std::min(t, 120));
+  }
+}
+
+TEST_CASE("stream: a subscriber that stops reading stalls nobody", "[stream]") {
+  StreamServer s({"CONNECTORS_MAX_SUBSCRIBERS=50"});
+  // A big manifest so that events do not fit in socket buffers.
+  std::string big = fixture();
+  big.replace(
+      big.find("\"metadata\": {\"owner\": \"integrations\"}"), 37,
+      "\"metadata\": {\"owner\": \"integrations\", \"blob\": \"" + std::string(60000, 'x') + "\"}");
+  replace_file(s.manifest, big);
+  SseClient stuck(s.port(), "/v1/connectors/stream", kAuth, /*rcvbuf=*/4096);  // never reads
+  SseClient live(s.port(), "/v1/connectors/stream", kAuth);
+  REQUIRE(live.head().rfind("HTTP/1.1 200", 0) == 0);
+  REQUIRE(live.next_event(10s));
+  std::string last_id;
+  for (int i = 1; i <= 30; ++i) {
+    std::string text = big;
+    text.replace(text.find("\"ttlSeconds\": 600"), 17, "\"ttlSeconds\": " + std::to_string(i));
+    replace_file(s.manifest, text);
+    // Wait for the live subscriber to see each version before the next edit.
+    for (;;) {
+      auto e = live.next_event(10s);
+      REQUIRE(e);
+      last_id = e->id;
+      if (cc::verify_signed_body(body_of(*e), cc::as_bytes(kSigningKey))
+              ->find("ttlSeconds")
+              ->as_number() == i)
+        break;
+    }
+  }
+  // The server's memory did not grow with 30 × 60 KB queued for the stuck subscriber.
+  std::ifstream status("/proc/" + std::to_string(s.server->pid()) + "/status");
+  std::string line;
+  long rss_kb = 0;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) rss_kb = std::stol(line.substr(6));
+  }
+  CHECK(rss_kb > 0);
+  CHECK(rss_kb < 64 * 1024);
+}
+
+TEST_CASE("stream: the subscriber cap answers 503", "[stream]") {
+  StreamServer s({"CONNECTORS_MAX_SUBSCRIBERS=2"});
+  SseClient a(s.port(), "/v1/connectors/stream", kAuth);
+  SseClient b(s.port(), "/v1/connectors/stream", kAuth);
+  REQUIRE(a.head().rfind("HTTP/1.1 200", 0) == 0);
+  REQUIRE(b.head().rfind("HTTP/1.1 200", 0) == 0);
+  SseClient c(s.port(), "/v1/connectors/stream", kAuth);
+  const std::string head = c.head();
+  CHECK(head.rfind("HTTP/1.1 503", 0) == 0);
+  CHECK(head.find("Retry-After: 5") != std::string::npos);
+  // A place frees when a subscriber leaves.
+  a.close();
+  bool admitted = false;
+  for (int i = 0; i < 100 && !admitted; ++i) {
+    SseClient d(s.port(), "/v1/connectors/stream", kAuth);
+    admitted = d.head().rfind("HTTP/1.1 200", 0) == 0;
+    if (!admitted) std::this_thread::sleep_for(20ms);
+  }
+  CHECK(admitted);
+}
+
+TEST_CASE("stream: SIGTERM ends every stream and exits 0 promptly", "[stream]") {
+  StreamServer s;
+  std::vector<std::unique_ptr<SseClient>> clients;
+  for (int i = 0; i < 5; ++i) {
+    clients.push_back(std::make_unique<SseClient>(s.port(), "/v1/connectors/stream", kAuth));
+    REQUIRE(clients.back()->head().rfind("HTTP/1.1 200", 0) == 0);
+  }
+  std::chrono::milliseconds took{};
+  CHECK(s.server->stop(SIGTERM, 5s, &took) == 0);
+  CHECK(took < 1500ms);
+  for (auto& c : clients) {
+    while (c->next(2s)) {
+    }
+    CHECK(c->eof());
+  }
+}
+
+TEST_CASE("stream: an EventSource-style client that reconnects sees the newest version",
+          "[stream]") {
+  StreamServer s;
+  std::string last_id;
+  {
+    SseClient c(s.port(), "/v1/connectors/stream", kAuth);
+    REQUIRE(c.head().rfind("HTTP/1.1 200", 0) == 0);
+    last_id = c.next_event(10s)->id;
+  }
+  // Changes while disconnected.
+  replace_file(s.manifest, fixture_with_ttl(50));
+  REQUIRE(cc::test::run_program({"/bin/sh", "-c", "true"}).exit_code == 0);
+  for (int ttl : {40, 30}) {
+    std::this_thread::sleep_for(200ms);
+    replace_file(s.manifest, fixture_with_ttl(ttl));
+  }
+  // Reconnects with Last-Event-ID until it holds the payload with ttl 30.
+  bool seen = false;
+  for (int attempt = 0; attempt < 50 && !seen; ++attempt) {
+    SseClient c(s.port(), "/v1/connectors/stream", {kAuth[0], "Last-Event-ID: " + last_id});
+    REQUIRE(c.head().rfind("HTTP/1.1 200", 0) == 0);
+    while (auto e = c.next_event(300ms)) {
+      last_id = e->id;
+      auto payload = cc::verify_signed_body(body_of(*e), cc::as_bytes(kSigningKey));
+      REQUIRE_OK(payload);
+      seen = seen || payload->find("ttlSeconds")->as_number() == 30;
+    }
+  }
+  CHECK(seen);
+  CHECK(std::stoi(last_id) >= 2);
+}
