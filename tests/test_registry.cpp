@@ -257,3 +257,57 @@ TEST_CASE("readers never see a torn or unsigned body while a writer churns", "[r
   CHECK(reads.load() > 0);
   CHECK(registry.current()->version == static_cast<std::uint64_t>(good_writes) + 1);
 }
+
+TEST_CASE("watching: edits, renames, re-creation and symlink swaps publish new versions",
+          "[registry][watcher]") {
+  cc::test::TempDir dir;
+  // Kubernetes ConfigMap layout: connectors.manifest.json -> ..data/m.json, ..data -> ..v1
+  std::filesystem::create_directory(dir / "..v1");
+  cc::test::write_file(dir / "..v1/m.json", manifest(60));
+  std::filesystem::create_directory_symlink("..v1", dir / "..data");
+  std::filesystem::create_symlink("..data/m.json", dir / "connectors.manifest.json");
+  cc::RegistryOptions o = options_for(dir / "connectors.manifest.json");
+  cc::Registry registry(o);
+  REQUIRE_OK(registry.refresh());
+  REQUIRE(registry.start_watching());
+  CHECK_FALSE(registry.start_watching());  // already watching
+
+  // ConfigMap update: new timestamped dir, ..data swapped by rename.
+  std::filesystem::create_directory(dir / "..v2");
+  cc::test::write_file(dir / "..v2/m.json", manifest(61));
+  std::filesystem::create_directory_symlink("..v2", dir / "..data_tmp");
+  std::filesystem::rename(dir / "..data_tmp", dir / "..data");
+  std::filesystem::remove_all(dir / "..v1");
+  REQUIRE(registry.wait_for_version(2, 10s));
+
+  // A half-written file never replaces the good snapshot; the complete write that follows does.
+  const auto target = dir / "..v2/m.json";
+  const std::string full = manifest(62);
+  cc::test::write_file(target, full.substr(0, full.size() / 2));
+  REQUIRE(cc::test::eventually_true([&] { return registry.last_failure().has_value(); }));
+  CHECK(registry.current()->version == 2);
+  cc::test::write_file(target, full);
+  const auto v3 = registry.wait_for_version(3, 10s);
+  REQUIRE(v3);
+  CHECK(v3->body.find("\"ttlSeconds\":62") != std::string::npos);
+
+  // Deletion, then re-creation.
+  std::filesystem::remove(target);
+  REQUIRE(cc::test::eventually_true([&] {
+    auto f = registry.last_failure();
+    return f && f->error.code == cc::ErrorCode::kNotFound;
+  }));
+  cc::test::write_file(target, manifest(63));
+  REQUIRE(registry.wait_for_version(4, 10s));
+  registry.stop_watching();
+}
+
+TEST_CASE("watching falls back to polling where inotify is not wanted", "[registry][watcher]") {
+  cc::test::TempDir dir;
+  cc::test::write_file(dir / "m.json", manifest(60));
+  cc::Registry registry(options_for(dir / "m.json"));
+  REQUIRE_OK(registry.refresh());
+  REQUIRE(registry.start_watching(20ms, /*force_poll=*/true));
+  cc::test::write_file(dir / "m.json", manifest(70));
+  REQUIRE(registry.wait_for_version(2, 10s));
+}

@@ -34,17 +34,6 @@ std::vector<std::string> base_env(const std::string& manifest) {
 
 httplib::Headers bearer(const std::string& key) { return {{"Authorization", "Bearer " + key}}; }
 
-// Polls `fn` until it returns true or 10 s pass.
-template <class F>
-bool eventually(F fn) {
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (fn()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return false;
-}
-
 // A raw TCP exchange: sends `request` (optionally byte by byte with a delay) and returns what
 // the server sent before closing or before `timeout`.
 std::string raw_exchange(int port, const std::string& request, std::chrono::milliseconds timeout,
@@ -99,7 +88,7 @@ struct Running {
     client = std::make_unique<httplib::Client>("127.0.0.1", server->port());
     client->set_decompress(false);
     if (write_manifest) {
-      REQUIRE(eventually([&] {
+      REQUIRE(cc::test::eventually_true([&] {
         auto r = client->Get("/ready");
         return r && r->status == 200;
       }));
@@ -204,7 +193,7 @@ TEST_CASE("a manifest edit is served, a bad edit degrades health, the fix recove
   text.replace(text.find("\"ttlSeconds\": 600"), 17, "\"ttlSeconds\": 60");
   cc::test::write_file(s.dir / "tmp.json", text);
   std::filesystem::rename(s.dir / "tmp.json", s.manifest);  // an editor's atomic replace
-  REQUIRE(eventually([&] {
+  REQUIRE(cc::test::eventually_true([&] {
     auto r = s.client->Get("/health");
     return r && cc::parse_json(r->body)->find("version")->as_number() == 2;
   }));
@@ -213,7 +202,7 @@ TEST_CASE("a manifest edit is served, a bad edit degrades health, the fix recove
   CHECK(cc::verify_signed_body(after->body, cc::as_bytes(kSigningKey)));
 
   cc::test::write_file(s.manifest, "{\"id\": ");
-  REQUIRE(eventually([&] {
+  REQUIRE(cc::test::eventually_true([&] {
     auto r = s.client->Get("/health");
     return r && cc::parse_json(r->body)->find("status")->as_string() == "degraded";
   }));
@@ -223,7 +212,7 @@ TEST_CASE("a manifest edit is served, a bad edit degrades health, the fix recove
   // The last good map is still served.
   CHECK(s.client->Get("/v1/connectors/service-map", bearer(kApiKey))->body == after->body);
   cc::test::write_file(s.manifest, text + " ");
-  REQUIRE(eventually([&] {
+  REQUIRE(cc::test::eventually_true([&] {
     auto r = s.client->Get("/health");
     return r && cc::parse_json(r->body)->find("status")->as_string() == "ok";
   }));
@@ -231,7 +220,7 @@ TEST_CASE("a manifest edit is served, a bad edit degrades health, the fix recove
 
 TEST_CASE("before any manifest: ready 503, service map 503 with the load error", "[server]") {
   Running s({}, /*write_manifest=*/false);
-  REQUIRE(eventually([&] {
+  REQUIRE(cc::test::eventually_true([&] {
     auto r = s.client->Get("/health");
     return r && cc::parse_json(r->body)->find("lastError") != nullptr;
   }));
@@ -251,7 +240,7 @@ TEST_CASE("before any manifest: ready 503, service map 503 with the load error",
   CHECK(map->body.find(kSigningKey) == std::string::npos);
   // The file appears: served without a restart.
   cc::test::write_file(s.manifest, cc::test::read_data("manifests/original-fixture.manifest.json"));
-  REQUIRE(eventually([&] { return s.client->Get("/ready")->status == 200; }));
+  REQUIRE(cc::test::eventually_true([&] { return s.client->Get("/ready")->status == 200; }));
   CHECK(s.client->Get("/v1/connectors/service-map", bearer(kApiKey))->status == 200);
 }
 
@@ -287,7 +276,8 @@ TEST_CASE("request ids are echoed when sane and every log line is JSON", "[serve
   CHECK(replaced->get_header_value("X-Request-Id").size() == 32);
   CHECK(s.client->Get("/nope")->get_header_value("X-Request-Id").size() == 32);
   (void)s.client->Get("/v1/connectors/service-map", bearer(kApiKey));
-  REQUIRE(eventually([&] { return s.server->log().find("client-id-42") != std::string::npos; }));
+  REQUIRE(cc::test::eventually_true(
+      [&] { return s.server->log().find("client-id-42") != std::string::npos; }));
   std::istringstream lines(s.server->log());
   std::string line;
   int count = 0;
@@ -423,7 +413,7 @@ TEST_CASE("NO_AUTH serves without a key and warns loudly", "[server]") {
                   {"CONNECTORS_SIGNATURE_KEY=s", "NO_AUTH=true"});
   REQUIRE(p.port() > 0);
   httplib::Client c("127.0.0.1", p.port());
-  REQUIRE(eventually([&] { return c.Get("/ready")->status == 200; }));
+  REQUIRE(cc::test::eventually_true([&] { return c.Get("/ready")->status == 200; }));
   CHECK(c.Get("/v1/connectors/service-map")->status == 200);
   CHECK(p.log().find("authentication is DISABLED") != std::string::npos);
 }
@@ -445,7 +435,7 @@ TEST_CASE("SIGTERM and SIGINT stop the server with exit 0 within about a second"
 TEST_CASE("dev mode generates keys, prints them once and serves the bundled example", "[server]") {
   ServerProcess p({"--dev", "--port", "0"}, {});
   REQUIRE(p.port() > 0);
-  REQUIRE(eventually([&] { return p.out().find("API key") != std::string::npos; }));
+  REQUIRE(cc::test::eventually_true([&] { return p.out().find("API key") != std::string::npos; }));
   std::smatch m;
   const std::string out = p.out();
   REQUIRE(
@@ -456,7 +446,7 @@ TEST_CASE("dev mode generates keys, prints them once and serves the bundled exam
       out, k, std::regex("signing key \\(CONNECTORS_SIGNATURE_KEY\\): ([0-9a-f]{64})")));
   const std::string signing_key = k[1];
   httplib::Client c("127.0.0.1", p.port());
-  REQUIRE(eventually([&] { return c.Get("/ready")->status == 200; }));
+  REQUIRE(cc::test::eventually_true([&] { return c.Get("/ready")->status == 200; }));
   auto r = c.Get("/v1/connectors/service-map", bearer(api_key));
   REQUIRE(r);
   CHECK(r->status == 200);

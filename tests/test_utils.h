@@ -1,9 +1,11 @@
 // Helpers shared by the tests: test data, temporary directories and running the CLI.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -44,6 +46,18 @@ struct RunResult {
 // on standard input; captures both outputs.
 RunResult run_program(const std::vector<std::string>& argv, std::string_view input = {},
                       const std::vector<std::string>& env = {});
+
+// Polls `condition` every 10 ms until it holds or `timeout` passes; returns its last value.
+// For outcomes with no event to wait on (a failure being recorded); never a fixed sleep.
+template <class F>
+bool eventually_true(F condition, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
 
 // Runs the cortex-connectors tool built with the tests.
 RunResult run_cli(const std::vector<std::string>& args, std::string_view input = {},
