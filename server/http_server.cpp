@@ -198,15 +198,6 @@ class HeadReader {
   std::string pending_;
 };
 
-void send_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-}
-
 // Answers a refused request directly and closes: httplib never sees it.
 void refuse(int fd, int status, std::string_view reason, std::string_view detail,
             std::string_view extra_headers = {}) {
@@ -249,6 +240,15 @@ RequestHead parse_head(std::string_view head) {
 }
 
 }  // namespace
+
+void send_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
 
 std::string_view RequestHead::header(std::string_view name) const {
   for (const auto& [n, v] : headers) {

@@ -51,6 +51,9 @@ enum class Takeover {
 };
 using TakeoverHook = std::function<Takeover(int fd, const RequestHead& head)>;
 
+// Writes all of `data` to blocking socket `fd` (MSG_NOSIGNAL); gives up on the first error.
+void send_all(int fd, std::string_view data);
+
 class HardenedServer : public httplib::Server {
  public:
   explicit HardenedServer(HardeningOptions options);

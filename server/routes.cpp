@@ -188,15 +188,6 @@ namespace cortex_connectors::server {
 
 namespace {
 
-void write_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-}
-
 std::string status_line(int status) {
   switch (status) {
     case 200:
@@ -221,7 +212,7 @@ void answer(int fd, int status, std::string_view request_id, std::string_view ex
       .append(extra_headers)
       .append("\r\n");
   if (!head_only) out.append(body);
-  write_all(fd, out);
+  send_all(fd, out);
 }
 
 }  // namespace
@@ -266,7 +257,7 @@ void install_stream(HardenedServer& server, SseHub& hub, Registry& registry,
             "Connection: keep-alive\r\nX-Accel-Buffering: no\r\nX-Request-Id: " +
             request_id + "\r\n\r\n";
         if (head_only) {
-          write_all(fd, preamble);
+          send_all(fd, preamble);
           return finish(Takeover::kAnswered);
         }
         const bool delta = head.query_param("mode") == "delta";
