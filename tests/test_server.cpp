@@ -465,3 +465,17 @@ TEST_CASE("the dashboard route answers 503 branded JSON without a bundle", "[ser
   CHECK(r->status == 503);
   CHECK(r->body == R"({"detail":"[brAInwav] dashboard bundle is not installed"})");
 }
+
+TEST_CASE("responses are never compressed on the fly", "[server]") {
+  Running s({"ENABLE_PROMETHEUS=true"});
+  const httplib::Headers browser = {{"Accept-Encoding", "gzip, deflate, br"},
+                                    {"Authorization", "Bearer " + kApiKey}};
+  for (const char* path : {"/health", "/ready", "/metrics", "/nope"}) {
+    INFO(path);
+    auto r = s.client->Get(path, browser);
+    REQUIRE(r);
+    CHECK_FALSE(r->has_header("Content-Encoding"));
+    REQUIRE_FALSE(r->body.empty());
+    CHECK((r->body.front() == '{' || r->body.front() == '#'));  // plain JSON or metrics text
+  }
+}
