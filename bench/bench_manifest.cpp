@@ -1,0 +1,344 @@
+// Benchmarks of the manifest rebuild path, stage by stage and whole, on generate_manifest(N, 301)
+// inputs (bench/manifest_generator.h) for N = 3, 100, 1 000, 10 000 and 100 000 connectors (the
+// Arg), next to simdjson's bare DOM parse of the same text in the same run: the practical limit.
+// Bytes processed is always the size of the manifest text, so at one N the ratio of two MB/s
+// figures is the ratio of manifests per second. The `per_connector` counter is the time of one
+// iteration divided by N (seconds, printed with an SI prefix: 850n is 850 ns per connector).
+//
+//   BM_SimdjsonDomParse  simdjson::dom::parser::parse of the text already in a padded_string,
+//                        parser allocated once and reused: no tree, no checks. The limit.
+//   BM_ReadAndParse      read_manifest_file() from a temporary directory (page cache warm) +
+//                        parse_json() with the options parse_manifest() uses.
+//   BM_Validate          validate_manifest(const Json&) on a parsed document: every rule
+//                        checked and the Manifest built (then dropped); no document copy.
+//   BM_Build             build_service_map(Manifest): the payload Json (freed in the loop).
+//   BM_Canonicalize      canonical_json(payload): the RFC 8785 bytes that are signed.
+//   BM_Sign              sign_hmac_sha256 of those canonical bytes.
+//   BM_WholeRebuild      parse_manifest(text) + build_service_map + sign_service_map (which
+//                        canonicalizes, signs and writes the body): text in, signed body out.
+//                        What Registry does per change, minus reading, hashing and compression.
+//
+// `bench_manifest --dump DIR` instead writes the generated manifests for every N to
+// DIR/connectors-<N>.manifest.json, checks each with parse_manifest() and exits.
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include <benchmark/benchmark.h>
+#include <simdjson.h>
+
+#include "cortex_connectors/canonical_json.h"
+#include "cortex_connectors/json.h"
+#include "cortex_connectors/manifest.h"
+#include "cortex_connectors/service_map.h"
+#include "cortex_connectors/signing.h"
+#include "cortex_connectors/validate.h"
+#include "manifest_generator.h"
+
+namespace {
+
+namespace cc = cortex_connectors;
+
+constexpr std::uint64_t kSeed = 301;
+constexpr std::array<std::size_t, 5> kSizes = {3, 100, 1000, 10000, 100000};
+constexpr std::string_view kKey = "bench-key-0123456789abcdef012345";
+constexpr std::string_view kGeneratedAtFallback = "2025-10-10T00:00:00Z";
+
+// The parse options parse_manifest() derives from the default ManifestLimits.
+cc::JsonParseOptions manifest_parse_options() {
+  const cc::ManifestLimits limits;
+  cc::JsonParseOptions options;
+  options.max_depth = limits.max_depth;
+  options.max_document_bytes = limits.max_bytes;
+  options.max_string_bytes = limits.max_string_bytes;
+  options.reject_unsafe_integers = true;
+  return options;
+}
+
+// A private temporary directory for the manifest files, removed at exit.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "cortex-bench-manifest-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) != nullptr) path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const noexcept { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+TempDir& temp_dir() {
+  static TempDir dir;
+  return dir;
+}
+
+bool write_file(const std::filesystem::path& path, std::string_view text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(text.data(), static_cast<std::streamsize>(text.size()));
+  return static_cast<bool>(out);
+}
+
+// Every stage's input for one N, built once, outside the timed loops, and kept for the run.
+struct Input {
+  std::string text;
+  std::string path;  // the text, written to the temporary directory
+  cc::Json document;
+  cc::Manifest manifest;
+  cc::Json payload;
+  std::string canonical;
+  std::string error;  // non-empty when the input could not be prepared
+};
+
+std::unique_ptr<Input> make_input(std::size_t connectors) {
+  auto in = std::make_unique<Input>();
+  in->text = cc::bench::generate_manifest(connectors, kSeed);
+  if (temp_dir().path().empty()) {
+    in->error = "mkdtemp failed";
+    return in;
+  }
+  in->path = (temp_dir().path() / ("connectors-" + std::to_string(connectors) + ".json")).string();
+  if (!write_file(in->path, in->text)) {
+    in->error = "cannot write " + in->path;
+    return in;
+  }
+  auto document = cc::parse_json(in->text, manifest_parse_options());
+  if (!document) {
+    in->error = "parse_json: " + document.error().message;
+    return in;
+  }
+  in->document = std::move(*document);
+  auto manifest = cc::manifest_from_json(in->document);
+  if (!manifest) {
+    in->error = "manifest_from_json: " + manifest.error().message;
+    return in;
+  }
+  in->manifest = std::move(*manifest);
+  in->payload = cc::build_service_map(in->manifest, kGeneratedAtFallback);
+  auto canonical = cc::canonical_json(in->payload);
+  if (!canonical) {
+    in->error = "canonical_json: " + canonical.error().message;
+    return in;
+  }
+  in->canonical = std::move(*canonical);
+  return in;
+}
+
+// The Input of the benchmark's Arg, or nullptr (and the benchmark skipped) when it failed.
+const Input* input(benchmark::State& state) {
+  static std::map<std::size_t, std::unique_ptr<Input>> cache;
+  const auto connectors = static_cast<std::size_t>(state.range(0));
+  auto it = cache.find(connectors);
+  if (it == cache.end()) it = cache.emplace(connectors, make_input(connectors)).first;
+  if (!it->second->error.empty()) {
+    state.SkipWithError(it->second->error.c_str());
+    return nullptr;
+  }
+  return it->second.get();
+}
+
+// Bytes processed (the manifest text) and the per-connector time.
+void set_counters(benchmark::State& state, const Input& in) {
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
+                          static_cast<std::int64_t>(in.text.size()));
+  state.counters["per_connector"] = benchmark::Counter(
+      static_cast<double>(state.range(0)),
+      benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+}
+
+void BM_SimdjsonDomParse(benchmark::State& state) {
+  const Input* in = input(state);
+  if (in == nullptr) return;
+  const simdjson::padded_string padded(in->text);
+  simdjson::dom::parser parser;
+  if (parser.allocate(padded.size()) != simdjson::SUCCESS) {
+    state.SkipWithError("simdjson allocate failed");
+    return;
+  }
+  for (auto _ : state) {
+    simdjson::dom::element root;
+    if (parser.parse(padded).get(root) != simdjson::SUCCESS) {
+      state.SkipWithError("simdjson parse failed");
+      break;
+    }
+    benchmark::DoNotOptimize(root);
+  }
+  set_counters(state, *in);
+}
+
+void BM_ReadAndParse(benchmark::State& state) {
+  const Input* in = input(state);
+  if (in == nullptr) return;
+  const auto options = manifest_parse_options();
+  for (auto _ : state) {
+    auto file = cc::read_manifest_file(in->path);
+    if (!file) {
+      state.SkipWithError("read_manifest_file failed");
+      break;
+    }
+    auto document = cc::parse_json(file->content, options);
+    if (!document) {
+      state.SkipWithError("parse_json failed");
+      break;
+    }
+    benchmark::DoNotOptimize(*document);
+  }
+  set_counters(state, *in);
+}
+
+void BM_Validate(benchmark::State& state) {
+  const Input* in = input(state);
+  if (in == nullptr) return;
+  for (auto _ : state) {
+    auto issues = cc::validate_manifest(in->document);
+    if (!issues.empty()) {
+      state.SkipWithError("validate_manifest reported issues");
+      break;
+    }
+    benchmark::DoNotOptimize(issues);
+  }
+  set_counters(state, *in);
+}
+
+void BM_Build(benchmark::State& state) {
+  const Input* in = input(state);
+  if (in == nullptr) return;
+  for (auto _ : state) {
+    cc::Json payload = cc::build_service_map(in->manifest, kGeneratedAtFallback);
+    benchmark::DoNotOptimize(payload);
+  }
+  set_counters(state, *in);
+}
+
+void BM_Canonicalize(benchmark::State& state) {
+  const Input* in = input(state);
+  if (in == nullptr) return;
+  for (auto _ : state) {
+    auto canonical = cc::canonical_json(in->payload);
+    if (!canonical) {
+      state.SkipWithError("canonical_json failed");
+      break;
+    }
+    benchmark::DoNotOptimize(*canonical);
+  }
+  set_counters(state, *in);
+}
+
+void BM_Sign(benchmark::State& state) {
+  const Input* in = input(state);
+  if (in == nullptr) return;
+  const auto key = cc::as_bytes(kKey);
+  for (auto _ : state) {
+    std::string signature = cc::sign_hmac_sha256(key, in->canonical);
+    benchmark::DoNotOptimize(signature);
+  }
+  set_counters(state, *in);
+}
+
+void BM_WholeRebuild(benchmark::State& state) {
+  const Input* in = input(state);
+  if (in == nullptr) return;
+  const auto key = cc::as_bytes(kKey);
+  for (auto _ : state) {
+    auto manifest = cc::parse_manifest(in->text);
+    if (!manifest) {
+      state.SkipWithError("parse_manifest failed");
+      break;
+    }
+    auto signed_map =
+        cc::sign_service_map(cc::build_service_map(*manifest, kGeneratedAtFallback), key);
+    if (!signed_map) {
+      state.SkipWithError("sign_service_map failed");
+      break;
+    }
+    benchmark::DoNotOptimize(signed_map->body);
+  }
+  set_counters(state, *in);
+}
+
+void connector_args(benchmark::internal::Benchmark* b) {
+  for (const std::size_t n : kSizes) b->Arg(static_cast<std::int64_t>(n));
+  b->Unit(benchmark::kMicrosecond);
+}
+
+BENCHMARK(BM_SimdjsonDomParse)->Apply(connector_args);
+BENCHMARK(BM_ReadAndParse)->Apply(connector_args);
+BENCHMARK(BM_Validate)->Apply(connector_args);
+BENCHMARK(BM_Build)->Apply(connector_args);
+BENCHMARK(BM_Canonicalize)->Apply(connector_args);
+BENCHMARK(BM_Sign)->Apply(connector_args);
+BENCHMARK(BM_WholeRebuild)->Apply(connector_args);
+
+// --dump DIR: writes every benchmark manifest, checks it with parse_manifest(). Returns the
+// process exit status.
+int dump(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    std::fprintf(stderr, "cannot create %s: %s\n", dir.c_str(), ec.message().c_str());
+    return 1;
+  }
+  int status = 0;
+  for (const std::size_t n : kSizes) {
+    const std::string text = cc::bench::generate_manifest(n, kSeed);
+    const auto path = dir / ("connectors-" + std::to_string(n) + ".manifest.json");
+    if (!write_file(path, text)) {
+      std::fprintf(stderr, "cannot write %s\n", path.c_str());
+      return 1;
+    }
+    const auto manifest = cc::parse_manifest(text);
+    const bool deterministic = cc::bench::generate_manifest(n, kSeed) == text;
+    if (!manifest) {
+      status = 1;
+      std::fprintf(stderr, "%s: INVALID: %s\n", path.c_str(), manifest.error().message.c_str());
+      for (const auto& issue : manifest.error().issues) {
+        std::fprintf(stderr, "  %s: %s\n", issue.pointer.c_str(), issue.message.c_str());
+      }
+      continue;
+    }
+    if (manifest->connectors.size() != n || !deterministic) {
+      status = 1;
+      std::fprintf(stderr, "%s: %zu connectors, deterministic: %s\n", path.c_str(),
+                   manifest->connectors.size(), deterministic ? "yes" : "NO");
+      continue;
+    }
+    std::printf("%s: %zu bytes, %zu connectors, valid, deterministic\n", path.c_str(), text.size(),
+                manifest->connectors.size());
+  }
+  return status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--dump") {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "usage: %s --dump DIR\n", argv[0]);
+        return 2;
+      }
+      return dump(argv[i + 1]);
+    }
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
