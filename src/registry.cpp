@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <future>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -169,8 +170,18 @@ struct Registry::Impl {
     const int gzip_level = options.gzip_level >= 0 ? options.gzip_level : (small ? 9 : 6);
     const int brotli_quality =
         options.brotli_quality >= 0 ? options.brotli_quality : (small ? 11 : 5);
-    snap->body_gzip = internal::gzip_compress(snap->body, gzip_level);
-    snap->body_brotli = internal::brotli_compress(snap->body, brotli_quality);
+    if (small) {
+      snap->body_gzip = internal::gzip_compress(snap->body, gzip_level);
+      snap->body_brotli = internal::brotli_compress(snap->body, brotli_quality);
+    } else {
+      // Large bodies: gzip on a second thread while brotli runs here (both take ~100 ms at
+      // 10 000 connectors; the snapshot is not published until both are done).
+      auto gzip = std::async(std::launch::async, [&body = snap->body, gzip_level] {
+        return internal::gzip_compress(body, gzip_level);
+      });
+      snap->body_brotli = internal::brotli_compress(snap->body, brotli_quality);
+      snap->body_gzip = gzip.get();
+    }
     // Built by append: GCC 12 at -O3 reports a false -Wrestrict for "\"" + std::string&&.
     const std::string digest = internal::sha256_hex(snap->body);
     snap->etag.reserve(34);

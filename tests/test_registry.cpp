@@ -4,6 +4,7 @@
 #include "cortex_connectors/json.h"
 #include "cortex_connectors/registry.h"
 #include "cortex_connectors/signing.h"
+#include "internal/compress.h"
 #include "test_utils.h"
 
 namespace cc = cortex_connectors;
@@ -310,4 +311,25 @@ TEST_CASE("watching falls back to polling where inotify is not wanted", "[regist
   REQUIRE(registry.start_watching(20ms, /*force_poll=*/true));
   cc::test::write_file(dir / "m.json", manifest(70));
   REQUIRE(registry.wait_for_version(2, 10s));
+}
+
+TEST_CASE("pre-compressed bodies inflate to the body, small and large", "[registry]") {
+  cc::Registry registry(options_for("unused"));
+  std::string blobs;
+  for (int i = 0; i < 8; ++i) {
+    blobs += ", \"blob" + std::to_string(i) + "\": \"" +
+             std::string(50000, static_cast<char>('a' + i)) + "\"";
+  }
+  std::string large = manifest(60);
+  large.insert(large.find("\"connectors\""), "\"metadata\": {\"k\": 1" + blobs + "}, ");
+  for (const std::string& text : {manifest(60), large}) {
+    REQUIRE_OK(registry.refresh_from_text(text));
+    const auto snap = registry.current();
+    std::string inflated;
+    REQUIRE(cc::internal::gzip_decompress(snap->body_gzip, inflated));
+    CHECK(inflated == snap->body);
+    CHECK_FALSE(snap->body_brotli.empty());
+    CHECK(snap->body_brotli.size() < snap->body.size());
+  }
+  CHECK(registry.current()->body.size() > (std::size_t{256} << 10));
 }
