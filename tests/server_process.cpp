@@ -1,5 +1,7 @@
 #include "server_process.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -45,6 +47,14 @@ ServerProcess::ServerProcess(std::vector<std::string> args, std::vector<std::str
   for (auto& a : argv) c_args.push_back(a.data());
   c_args.push_back(nullptr);
   env.emplace_back("PATH=/usr/bin:/bin");
+  // Sanitizer settings reach the server too, unless the test set its own.
+  for (const char* name : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS", "LSAN_OPTIONS"}) {
+    const char* value = std::getenv(name);
+    const std::string prefix = std::string(name) + "=";
+    const bool given = std::any_of(env.begin(), env.end(),
+                                   [&](const std::string& e) { return e.rfind(prefix, 0) == 0; });
+    if (value != nullptr && !given) env.push_back(prefix + value);
+  }
   std::vector<char*> c_env;
   for (auto& e : env) c_env.push_back(e.data());
   c_env.push_back(nullptr);
