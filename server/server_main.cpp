@@ -138,7 +138,9 @@ int main(int argc, char** argv) {
       fields({{"host", config.host},
               {"port", port},
               {"version", std::string(cc::version_string())},
-              {"manifest", config.manifest_path.value_or(std::string(cc::kDefaultManifestPath))}}));
+              {"manifest", config.manifest_path.value_or(std::string(cc::kDefaultManifestPath))},
+              {"max_subscribers", hub.max_subscribers()},
+              {"nofile_limit", static_cast<std::uint64_t>(nofile.rlim_cur)}}));
   if (config.no_auth) {
     srv::log(srv::LogLevel::kWarning,
              "NO_AUTH=true: authentication is DISABLED, every client can read the service map");

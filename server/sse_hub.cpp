@@ -230,20 +230,28 @@ void SseHub::on_publish() {
   }
   if (!latest || (loop_latest_ && loop_latest_->version >= latest->version)) return;
   loop_latest_ = std::move(latest);
+  // Every connected subscriber owes this version; the broadcast ends when the last one has
+  // written it (or left).
   pending_latest_ = 0;
   for (auto& s : by_fd_) {
     if (!s) continue;
-    s->counts_for_latest = false;
-    if (s->queue.empty()) {
-      enqueue_latest(*s);
-      flush(*s);
-    } else {
-      // Busy: conflated; it gets the newest event once it drains.
-      s->counts_for_latest = true;
-      ++pending_latest_;
-    }
+    s->counts_for_latest = true;
+    ++pending_latest_;
   }
-  if (pending_latest_ == 0) metrics_.observe_sse_broadcast(SteadyClock::now() - loop_latest_->at);
+  broadcast_open_ = pending_latest_ > 0;
+  for (std::size_t fd = 0; fd < by_fd_.size(); ++fd) {
+    Subscriber* s = by_fd_[fd].get();
+    if (s == nullptr || !s->queue.empty()) continue;  // busy ones get it once drained
+    enqueue_latest(*s);
+    flush(*s);
+  }
+}
+
+void SseHub::settle_latest() {
+  if (pending_latest_ > 0 && --pending_latest_ == 0 && broadcast_open_) {
+    broadcast_open_ = false;
+    metrics_.observe_sse_broadcast(SteadyClock::now() - loop_latest_->at);
+  }
 }
 
 void SseHub::enqueue_latest(Subscriber& s) {
@@ -253,10 +261,6 @@ void SseHub::enqueue_latest(Subscriber& s) {
       s.delta_mode && p->delta && s.sent_version != 0 && s.sent_version == p->delta_from;
   s.queue.push_back({delta ? p->delta : p->full, 0, true});
   s.sent_version = p->version;
-  if (!s.counts_for_latest) {
-    s.counts_for_latest = true;
-    ++pending_latest_;
-  }
 }
 
 void SseHub::flush(Subscriber& s) {
@@ -279,9 +283,7 @@ void SseHub::flush(Subscriber& s) {
     if (finished_latest && s.counts_for_latest && loop_latest_ &&
         s.sent_version == loop_latest_->version) {
       s.counts_for_latest = false;
-      if (pending_latest_ > 0 && --pending_latest_ == 0) {
-        metrics_.observe_sse_broadcast(SteadyClock::now() - loop_latest_->at);
-      }
+      settle_latest();
     }
     if (s.queue.empty()) enqueue_latest(s);  // conflation: only the newest, after draining
   }
@@ -298,7 +300,7 @@ void SseHub::flush(Subscriber& s) {
 void SseHub::close_subscriber(int fd) {
   auto& slot = by_fd_[static_cast<std::size_t>(fd)];
   if (!slot) return;
-  if (slot->counts_for_latest && pending_latest_ > 0) --pending_latest_;
+  if (slot->counts_for_latest) settle_latest();
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
   ::shutdown(fd, SHUT_RDWR);
   ::close(fd);

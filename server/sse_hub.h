@@ -69,6 +69,9 @@ class SseHub {
   void enqueue_latest(Subscriber& s);
   void flush(Subscriber& s);
   void close_subscriber(int fd);
+  // One subscriber finished (or abandoned) the latest version; records the broadcast time
+  // once the last one has.
+  void settle_latest();
   void heartbeat_and_evict();
   void wake();
 
@@ -89,6 +92,7 @@ class SseHub {
   std::shared_ptr<const Published> loop_latest_;
   std::vector<std::unique_ptr<Subscriber>> by_fd_;
   std::size_t pending_latest_ = 0;  // subscribers still writing the latest event
+  bool broadcast_open_ = false;     // the latest version's broadcast is not yet recorded
   std::chrono::steady_clock::time_point next_heartbeat_;
 
   // publish() state: the snapshot the last delta is computed from.

@@ -61,7 +61,7 @@ ServerProcess::ServerProcess(std::vector<std::string> args, std::vector<std::str
   const int rc = ::posix_spawn(&pid_, c_args[0], &actions, nullptr, c_args.data(), c_env.data());
   posix_spawn_file_actions_destroy(&actions);
   REQUIRE(rc == 0);
-  const std::regex port_re("\"msg\":\"listening\",\"port\":([0-9]+)");
+  const std::regex port_re("\"msg\":\"listening\"[^\\n]*\"port\":([0-9]+)");
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (std::chrono::steady_clock::now() < deadline) {
     std::smatch m;

@@ -4,6 +4,7 @@
 #include <thread>
 
 #include <arpa/inet.h>
+#include <httplib.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -444,4 +445,29 @@ TEST_CASE("stream: an EventSource-style client that reconnects sees the newest v
   }
   CHECK(seen);
   CHECK(std::stoi(last_id) >= 2);
+}
+
+TEST_CASE("stream: the broadcast metric counts one observation per published version", "[stream]") {
+  StreamServer s({"ENABLE_PROMETHEUS=true"});
+  std::vector<std::unique_ptr<SseClient>> clients;
+  for (int i = 0; i < 3; ++i) {
+    clients.push_back(std::make_unique<SseClient>(s.port(), "/v1/connectors/stream", kAuth));
+    REQUIRE(clients.back()->head().rfind("HTTP/1.1 200", 0) == 0);
+    REQUIRE(clients.back()->next_event(10s));
+  }
+  for (int ttl : {50, 40}) {
+    replace_file(s.manifest, fixture_with_ttl(ttl));
+    for (auto& c : clients) REQUIRE(c->next_event(10s));
+  }
+  CHECK(s.server->log().find("\"max_subscribers\":") != std::string::npos);
+  httplib::Client http("127.0.0.1", s.port());
+  std::string metrics;
+  // Two versions were published after the subscribers connected: two observations, not six.
+  REQUIRE(cc::test::eventually_true([&] {
+    auto r = http.Get("/metrics", {{"Authorization", "Bearer " + kApiKey}});
+    metrics = r ? r->body : "";
+    return metrics.find("cortex_connectors_sse_broadcast_duration_seconds_count 2\n") !=
+           std::string::npos;
+  }));
+  CHECK(metrics.find("cortex_connectors_sse_subscribers 3\n") != std::string::npos);
 }
