@@ -99,12 +99,13 @@ struct Options {
 };
 
 void usage() {
-  std::fprintf(stderr,
-               "usage: sse_subscribers --print-manifest CONNECTORS\n"
-               "       sse_subscribers --port P --key KEY [-c C] [--sources N] [--window W]\n"
-               "       [--server-pid PID] [--manifest PATH --publish NAME:CONNECTORS:COUNT,...]\n"
-               "         [--metrics] [--delta] [--settle-ms MS] [--ready-file F] [--hold-seconds S|-1]\n"
-               "         [--json FILE] [--label TEXT] [--host 127.0.0.1]\n");
+  std::fprintf(
+      stderr,
+      "usage: sse_subscribers --print-manifest CONNECTORS\n"
+      "       sse_subscribers --port P --key KEY [-c C] [--sources N] [--window W]\n"
+      "       [--server-pid PID] [--manifest PATH --publish NAME:CONNECTORS:COUNT,...]\n"
+      "         [--metrics] [--delta] [--settle-ms MS] [--ready-file F] [--hold-seconds S|-1]\n"
+      "         [--json FILE] [--label TEXT] [--host 127.0.0.1]\n");
   std::exit(2);
 }
 
@@ -116,15 +117,24 @@ Options parse_options(int argc, char** argv) {
       if (i + 1 >= argc) usage();
       return argv[++i];
     };
-    if (a == "--host") o.host = next();
-    else if (a == "--port") o.port = std::atoi(next().c_str());
-    else if (a == "--key") o.key = next();
-    else if (a == "-c" || a == "--connections") o.connections = std::atoi(next().c_str());
-    else if (a == "--sources") o.sources = std::atoi(next().c_str());
-    else if (a == "--window") o.window = std::atoi(next().c_str());
-    else if (a == "--connect-timeout") o.connect_timeout_s = std::atof(next().c_str());
-    else if (a == "--server-pid") o.server_pid = std::atoi(next().c_str());
-    else if (a == "--manifest") o.manifest = next();
+    if (a == "--host")
+      o.host = next();
+    else if (a == "--port")
+      o.port = std::atoi(next().c_str());
+    else if (a == "--key")
+      o.key = next();
+    else if (a == "-c" || a == "--connections")
+      o.connections = std::atoi(next().c_str());
+    else if (a == "--sources")
+      o.sources = std::atoi(next().c_str());
+    else if (a == "--window")
+      o.window = std::atoi(next().c_str());
+    else if (a == "--connect-timeout")
+      o.connect_timeout_s = std::atof(next().c_str());
+    else if (a == "--server-pid")
+      o.server_pid = std::atoi(next().c_str());
+    else if (a == "--manifest")
+      o.manifest = next();
     else if (a == "--publish") {
       std::stringstream ss(next());
       std::string item;
@@ -139,15 +149,24 @@ Options parse_options(int argc, char** argv) {
         if (s.connectors < 1 || s.count < 1) usage();
         o.sizes.push_back(s);
       }
-    } else if (a == "--metrics") o.metrics = true;
-    else if (a == "--delta") o.delta = true;
-    else if (a == "--settle-ms") o.settle_ms = std::atof(next().c_str());
-    else if (a == "--publish-timeout") o.publish_timeout_s = std::atof(next().c_str());
-    else if (a == "--ready-file") o.ready_file = next();
-    else if (a == "--hold-seconds") o.hold_s = std::atof(next().c_str());
-    else if (a == "--json") o.json = next();
-    else if (a == "--label") o.label = next();
-    else usage();
+    } else if (a == "--metrics")
+      o.metrics = true;
+    else if (a == "--delta")
+      o.delta = true;
+    else if (a == "--settle-ms")
+      o.settle_ms = std::atof(next().c_str());
+    else if (a == "--publish-timeout")
+      o.publish_timeout_s = std::atof(next().c_str());
+    else if (a == "--ready-file")
+      o.ready_file = next();
+    else if (a == "--hold-seconds")
+      o.hold_s = std::atof(next().c_str());
+    else if (a == "--json")
+      o.json = next();
+    else if (a == "--label")
+      o.label = next();
+    else
+      usage();
   }
   if (o.port <= 0 || o.key.empty() || o.connections < 0 || o.sources < 1 || o.sources > 250 ||
       o.window < 1) {
@@ -175,9 +194,10 @@ std::string make_manifest(int n, int rev) {
     } else {
       std::snprintf(desc, sizeof desc, "Benchmark connector %06d, fixed description padding.", i);
     }
-    std::snprintf(buf, sizeof buf,
-                  R"(%s{"id":"c-%06d","name":"C%d","version":"1","endpoint":"https://c%d.example.invalid/mcp","auth":{"type":"none"},"scopes":["s"],"ttlSeconds":300,"description":"%s"})",
-                  i == 1 ? "" : ",", i, i, i, desc);
+    std::snprintf(
+        buf, sizeof buf,
+        R"(%s{"id":"c-%06d","name":"C%d","version":"1","endpoint":"https://c%d.example.invalid/mcp","auth":{"type":"none"},"scopes":["s"],"ttlSeconds":300,"description":"%s"})",
+        i == 1 ? "" : ",", i, i, i, desc);
     out += buf;
   }
   out += "]}\n";
@@ -210,9 +230,12 @@ ProcStatus read_proc(int pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/status");
   std::string line;
   while (std::getline(f, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) p.rss_kb = std::atol(line.c_str() + 6);
-    else if (line.rfind("VmHWM:", 0) == 0) p.hwm_kb = std::atol(line.c_str() + 6);
-    else if (line.rfind("Threads:", 0) == 0) p.threads = std::atoi(line.c_str() + 8);
+    if (line.rfind("VmRSS:", 0) == 0)
+      p.rss_kb = std::atol(line.c_str() + 6);
+    else if (line.rfind("VmHWM:", 0) == 0)
+      p.hwm_kb = std::atol(line.c_str() + 6);
+    else if (line.rfind("Threads:", 0) == 0)
+      p.threads = std::atoi(line.c_str() + 8);
   }
   return p;
 }
@@ -303,7 +326,7 @@ enum class State : std::uint8_t { kIdle, kConnecting, kHead, kStream, kClosed };
 struct Conn {
   int fd = -1;
   State state = State::kIdle;
-  bool ready = false;        // has received its first event
+  bool ready = false;  // has received its first event
   bool frame_has_id = false;
   bool frame_has_data = false;
   bool frame_is_comment = false;
@@ -350,8 +373,8 @@ class Client {
     addr_.sin_port = htons(static_cast<std::uint16_t>(o.port));
     if (::inet_pton(AF_INET, o.host.c_str(), &addr_.sin_addr) != 1) die("bad --host");
     request_ = std::string("GET /v1/connectors/stream") + (o.delta ? "?mode=delta" : "") +
-               " HTTP/1.1\r\nHost: " + o.host +
-               "\r\nAuthorization: Bearer " + o.key + "\r\nAccept: text/event-stream\r\n\r\n";
+               " HTTP/1.1\r\nHost: " + o.host + "\r\nAuthorization: Bearer " + o.key +
+               "\r\nAccept: text/event-stream\r\n\r\n";
   }
 
   // Phase 1. Returns the connect wall time (ns).
@@ -365,8 +388,9 @@ class Client {
       if (next == conns_.size() && pending() == 0) break;
       if (now_ns() > next_progress) {
         next_progress += 2000000000LL;
-        std::fprintf(stderr, "sse_subscribers: %.1f s: %zu opened, %d streaming, %d refused, "
-                             "%d pending\n",
+        std::fprintf(stderr,
+                     "sse_subscribers: %.1f s: %zu opened, %d streaming, %d refused, "
+                     "%d pending\n",
                      ms(now_ns() - start) / 1e3, next, stats_.live, refused_total(), pending());
       }
       if (now_ns() > deadline) {
@@ -407,7 +431,8 @@ class Client {
     active_ = &p;
     p.t_rename = now_ns();
     if (::rename(tmp.c_str(), o_.manifest.c_str()) != 0) die("rename failed");
-    const std::int64_t deadline = p.t_rename + static_cast<std::int64_t>(o_.publish_timeout_s * 1e9);
+    const std::int64_t deadline =
+        p.t_rename + static_cast<std::int64_t>(o_.publish_timeout_s * 1e9);
     while (!g_stop && static_cast<int>(p.received) < stats_.ready && now_ns() < deadline) pump(20);
     active_ = nullptr;
     return p;
@@ -507,7 +532,7 @@ class Client {
   void pump(int timeout_ms) {
     static std::vector<epoll_event> events(4096);
     const int n = ::epoll_wait(epoll_, events.data(), static_cast<int>(events.size()), timeout_ms);
-    if (n < 0) return;  // EINTR
+    if (n < 0) return;                // EINTR
     const std::int64_t t = now_ns();  // one timestamp per batch; reads are stamped below
     (void)t;
     for (int k = 0; k < n; ++k) {
@@ -591,7 +616,8 @@ class Client {
     const char* p = data;
     const char* const e = data + size;
     while (p < e) {
-      const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(e - p)));
+      const char* nl =
+          static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(e - p)));
       const char* stop = nl ? nl : e;
       const std::size_t len = static_cast<std::size_t>(stop - p);
       if (c.line_kept < sizeof c.line) {
@@ -612,8 +638,10 @@ class Client {
     const std::string_view line(c.line, c.line_kept);
     if (c.line_len == 0) {
       // End of a frame.
-      if (c.frame_has_id && c.frame_has_data) event(i);
-      else if (c.frame_is_comment) ++c.heartbeats;
+      if (c.frame_has_id && c.frame_has_data)
+        event(i);
+      else if (c.frame_is_comment)
+        ++c.heartbeats;
       c.frame_has_id = c.frame_has_data = c.frame_is_comment = false;
       c.frame_data_bytes = 0;
     } else if (line.starts_with(":")) {
@@ -785,14 +813,13 @@ int main(int argc, char** argv) {
   // One descriptor per connection, plus stdio, epoll and the metrics scrape.
   if (static_cast<rlim_t>(o.connections) + 16 > nofile.rlim_cur) {
     o.connections = static_cast<int>(nofile.rlim_cur) - 16;
-    std::fprintf(stderr,
-                 "sse_subscribers: descriptor limit %lu: opening %d connections, not %d\n",
+    std::fprintf(stderr, "sse_subscribers: descriptor limit %lu: opening %d connections, not %d\n",
                  static_cast<unsigned long>(nofile.rlim_cur), o.connections, requested);
   }
 
-  std::string out = "{\"label\":" + jstr(o.label) + ",\"requested\":" +
-                    std::to_string(requested) + ",\"connections\":" +
-                    std::to_string(o.connections) + ",\"sources\":" + std::to_string(o.sources) +
+  std::string out = "{\"label\":" + jstr(o.label) + ",\"requested\":" + std::to_string(requested) +
+                    ",\"connections\":" + std::to_string(o.connections) +
+                    ",\"sources\":" + std::to_string(o.sources) +
                     ",\"delta_mode\":" + (o.delta ? "true" : "false");
   const ProcStatus before = read_proc(o.server_pid);
   out += ",\"server_before\":" + proc_json(before);
@@ -804,8 +831,8 @@ int main(int argc, char** argv) {
   const Stats s0 = client.stats();
   std::string refused;
   for (const auto& [status, n] : s0.refused) {
-    refused += (refused.empty() ? "" : ",") + ("\"" + std::to_string(status) + "\":") +
-               std::to_string(n);
+    refused +=
+        (refused.empty() ? "" : ",") + ("\"" + std::to_string(status) + "\":") + std::to_string(n);
   }
   std::fprintf(stderr,
                "[%s] C=%d: %d streaming (%d with the first event) in %.0f ms; refused {%s}, "
@@ -828,8 +855,9 @@ int main(int argc, char** argv) {
       const std::string tmp = write_temp(o.manifest, make_manifest(size.connectors, rev++));
       const Publish w = client.publish(size.name + "-warmup", 0, tmp);
       const PublishResult wr = summarize(w, client.stats().ready);
-      std::fprintf(stderr, "[%s] %s warm-up: %zu/%d received, event %" PRIu64
-                           " bytes, rename->last %.1f ms\n",
+      std::fprintf(stderr,
+                   "[%s] %s warm-up: %zu/%d received, event %" PRIu64
+                   " bytes, rename->last %.1f ms\n",
                    o.label.c_str(), size.name.c_str(), w.received, client.stats().ready,
                    w.data_bytes, wr.rename_to_last_ms);
     }
@@ -896,8 +924,9 @@ int main(int argc, char** argv) {
   for (std::size_t i = 0; i < results.size(); ++i) {
     const auto& r = results[i];
     out += (i ? "," : "") + std::string("{\"size\":") + jstr(r.size) +
-           ",\"index\":" + std::to_string(r.index) + ",\"subscribers\":" +
-           std::to_string(r.subscribers) + ",\"received\":" + std::to_string(r.received) +
+           ",\"index\":" + std::to_string(r.index) +
+           ",\"subscribers\":" + std::to_string(r.subscribers) +
+           ",\"received\":" + std::to_string(r.received) +
            ",\"distinct_ids\":" + std::to_string(r.distinct_ids) +
            ",\"event_bytes\":" + std::to_string(r.event_bytes) +
            ",\"rename_to_first_ms\":" + jnum(r.rename_to_first_ms) +
@@ -939,8 +968,9 @@ int main(int argc, char** argv) {
     };
     std::size_t incomplete = 0;
     for (const auto& r : rs) incomplete += r.received < r.subscribers ? 1 : 0;
-    out += std::string(first_size ? "" : ",") + jstr(size.name) + ":{\"publishes\":" +
-           std::to_string(rs.size()) + ",\"incomplete\":" + std::to_string(incomplete) +
+    out += std::string(first_size ? "" : ",") + jstr(size.name) +
+           ":{\"publishes\":" + std::to_string(rs.size()) +
+           ",\"incomplete\":" + std::to_string(incomplete) +
            ",\"event_bytes\":" + std::to_string(rs.back().event_bytes) +
            ",\"rename_to_first_ms\":" + trio(&PublishResult::rename_to_first_ms) +
            ",\"rename_to_last_ms\":" + trio(&PublishResult::rename_to_last_ms) +
@@ -957,10 +987,12 @@ int main(int argc, char** argv) {
     const auto f2l = col(&PublishResult::first_to_last_ms);
     const auto bc = col(&PublishResult::server_last_write_le_ms);
     std::fprintf(stderr,
-                 "[%s] %s (%zu publishes, %" PRIu64 " B): rename->last p50 %.1f max %.1f ms; "
+                 "[%s] %s (%zu publishes, %" PRIu64
+                 " B): rename->last p50 %.1f max %.1f ms; "
                  "first->last p50 %.1f max %.1f ms; server last write <= p50 %.1f max %.1f ms\n",
                  o.label.c_str(), size.name.c_str(), rs.size(), rs.back().event_bytes,
-                 percentile(last, 50), last.empty() ? NAN : *std::max_element(last.begin(), last.end()),
+                 percentile(last, 50),
+                 last.empty() ? NAN : *std::max_element(last.begin(), last.end()),
                  percentile(f2l, 50), f2l.empty() ? NAN : *std::max_element(f2l.begin(), f2l.end()),
                  percentile(bc, 50), bc.empty() ? NAN : *std::max_element(bc.begin(), bc.end()));
   }
@@ -972,8 +1004,9 @@ int main(int argc, char** argv) {
          ",\"streaming_after_publishes\":" + std::to_string(s1.live) +
          ",\"closed_by_server\":" + std::to_string(s1.closed_by_server);
   if (!o.sizes.empty()) {
-    std::fprintf(stderr, "[%s] after the publishes: %d streaming, server RSS %.1f MB (peak %.1f), "
-                         "%d threads\n",
+    std::fprintf(stderr,
+                 "[%s] after the publishes: %d streaming, server RSS %.1f MB (peak %.1f), "
+                 "%d threads\n",
                  o.label.c_str(), s1.live, after.rss_kb / 1024.0, after.hwm_kb / 1024.0,
                  after.threads);
   }
