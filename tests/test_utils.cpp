@@ -1,6 +1,7 @@
 #include "test_utils.h"
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -57,6 +58,13 @@ TempDir::~TempDir() {
 
 RunResult run_program(const std::vector<std::string>& argv, std::string_view input,
                       const std::vector<std::string>& env) {
+  // A program may exit without reading its input (a usage error): writing to the closed pipe
+  // must be an EPIPE here, not a SIGPIPE that kills the test binary.
+  static const bool sigpipe_ignored = [] {
+    ::signal(SIGPIPE, SIG_IGN);
+    return true;
+  }();
+  (void)sigpipe_ignored;
   int in_pipe[2];
   int out_pipe[2];
   int err_pipe[2];
