@@ -381,7 +381,6 @@ def ready_server(args, manifest: Path, name: str) -> tuple[subprocess.Popen, int
 
 def throughput(args, results: dict, manifests: dict[int, Path], bodies: dict[int, bytes],
                nginx_port: int, nginx: subprocess.Popen) -> None:
-    nginx_pids = [nginx.pid] + children_of(nginx.pid)
     rows = results.setdefault("throughput", [])
     for n in args.sizes:
         p, port = ready_server(args, manifests[n], f"tp{n}")
@@ -399,6 +398,7 @@ def throughput(args, results: dict, manifests: dict[int, Path], bodies: dict[int
         run_wrk(ngx_url, 16, 1, args.threads, False, [])
         for c in args.conns:
             for rnd in range(args.rounds):
+                nginx_pids = [nginx.pid] + children_of(nginx.pid)
                 order = [("server", srv_url, True, [p.pid]), ("nginx", ngx_url, False, nginx_pids)]
                 if rnd % 2 == 1:
                     order.reverse()
@@ -412,6 +412,7 @@ def throughput(args, results: dict, manifests: dict[int, Path], bodies: dict[int
                     rows.append(r)
         if n == 3 and args.paced_ms > 0:
             # Below saturation: 64 connections, each pausing paced_ms between requests.
+            nginx_pids = [nginx.pid] + children_of(nginx.pid)
             order = [("server", srv_url, True, [p.pid]), ("nginx", ngx_url, False, nginx_pids)]
             for who, url, auth, pids in order:
                 waited = wait_idle(args.wait_idle)
@@ -799,6 +800,11 @@ def main() -> int:
             if wait_status(nginx_port, f"/3{MAP_PATH}", 200, time.perf_counter() + 10,
                            auth=False, proc=nginx) is None:
                 raise RuntimeError(f"nginx did not start; see {TMP}/nginx/logs/")
+            # Both workers must exist before their CPU time is counted (the first 200 can come
+            # from the first worker while the master still forks the second).
+            deadline = time.perf_counter() + 5
+            while len(children_of(nginx.pid)) < 2 and time.perf_counter() < deadline:
+                time.sleep(0.05)
             log("throughput (wrk) ...")
             throughput(args, results, manifests, bodies, nginx_port, nginx)
             stop(nginx, signal.SIGQUIT)
