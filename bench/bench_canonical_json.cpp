@@ -4,8 +4,8 @@
 //
 //   BM_ParseJson      parse_json(text): padding copy + simdjson DOM parse + building the Json tree.
 //   BM_CanonicalJson  canonical_json(json) of an already parsed Json: key sort + serializer only.
-//   BM_Canonicalize   canonicalize(text): parse_json + serializer, the whole text -> canonical
-//   path.
+//   BM_Canonicalize   canonicalize(text): padding copy + simdjson DOM parse + serializing straight
+//                     from the DOM (no Json tree), the whole text -> canonical path.
 #include <string>
 
 #include <benchmark/benchmark.h>

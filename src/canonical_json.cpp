@@ -2,19 +2,42 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
+#include <deque>
+#include <vector>
 
+#include "internal/json_reader.h"
 #include "internal/number_format.h"
 
 namespace cortex_connectors {
 
-int compare_utf16(std::string_view a, std::string_view b) noexcept {
+namespace {
+
+// The index of the first byte where `a` and `b` differ, or `n`; eight bytes at a time.
+std::size_t mismatch(const unsigned char* a, const unsigned char* b, std::size_t n) noexcept {
+  std::size_t i = 0;
+  if constexpr (std::endian::native == std::endian::little) {
+    for (; i + 8 <= n; i += 8) {
+      std::uint64_t x = 0;
+      std::uint64_t y = 0;
+      std::memcpy(&x, a + i, 8);
+      std::memcpy(&y, b + i, 8);
+      if (x != y) return i + static_cast<std::size_t>(std::countr_zero(x ^ y)) / 8;
+    }
+  }
+  while (i < n && a[i] == b[i]) ++i;
+  return i;
+}
+
+// compare_utf16(), inline for the sorter.
+inline int utf16_compare(std::string_view a, std::string_view b) noexcept {
   const std::size_t n = std::min(a.size(), b.size());
   const auto* pa = reinterpret_cast<const unsigned char*>(a.data());  // NOLINT
   const auto* pb = reinterpret_cast<const unsigned char*>(b.data());  // NOLINT
-  std::size_t i = 0;
-  while (i < n && pa[i] == pb[i]) ++i;
+  const std::size_t i = mismatch(pa, pb, n);
   if (i == n) return a.size() < b.size() ? -1 : (a.size() > b.size() ? 1 : 0);
   const unsigned x = pa[i];
   const unsigned y = pb[i];
@@ -29,121 +52,501 @@ int compare_utf16(std::string_view a, std::string_view b) noexcept {
   return x < y ? -1 : 1;
 }
 
-void append_canonical_number(std::string& out, double number) {
-  internal::append_es6_number(out, number);
-}
+}  // namespace
 
-void append_canonical_string(std::string& out, std::string_view text) {
-  static constexpr std::array<char, 16> kHex = {'0', '1', '2', '3', '4', '5', '6', '7',
-                                                '8', '9', 'a', 'b', 'c', 'd', 'e', 'f'};
-  out.push_back('"');
-  std::size_t run = 0;  // start of the pending run of bytes that need no escape
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    out.append(text.data() + run, i - run);
-    run = i + 1;
-    switch (c) {
-      case '"':
-        out.append("\\\"");
-        break;
-      case '\\':
-        out.append("\\\\");
-        break;
-      case '\b':
-        out.append("\\b");
-        break;
-      case '\f':
-        out.append("\\f");
-        break;
-      case '\n':
-        out.append("\\n");
-        break;
-      case '\r':
-        out.append("\\r");
-        break;
-      case '\t':
-        out.append("\\t");
-        break;
-      default:
-        out.append("\\u00");
-        out.push_back(kHex[c >> 4]);
-        out.push_back(kHex[c & 0xF]);
-    }
-  }
-  out.append(text.data() + run, text.size() - run);
-  out.push_back('"');
-}
+int compare_utf16(std::string_view a, std::string_view b) noexcept { return utf16_compare(a, b); }
 
 namespace {
 
-// Writes `value`; with indent < 0 canonically, else pretty at that indentation depth.
-bool append_value(std::string& out, const Json& value, int indent = -1) {
-  auto newline = [&](int depth) {
-    if (indent < 0) return;
-    out.push_back('\n');
-    out.append(static_cast<std::size_t>(depth) * 2, ' ');
-  };
-  const int inner = indent < 0 ? -1 : indent + 1;
-  switch (value.type()) {
+// Appends to a std::string through a raw pointer, without a capacity check and a library call
+// per byte. The string is grown (zero-filled) ahead of the writes, and cut back to the written
+// length when the Out goes away, unless it is a scratch buffer.
+class Out {
+ public:
+  // Appends to `s`.
+  explicit Out(std::string& s) noexcept
+      : s_(s), start_(s.size()), cur_(s.data() + s.size()), end_(cur_), trim_(true) {}
+  // Writes over `scratch` from its start, leaving its size as it was or grew to, so that the
+  // next use does not zero-fill it again. The output is the first size() bytes.
+  struct Scratch {};
+  Out(std::string& scratch, Scratch /*tag*/) noexcept
+      : s_(scratch),
+        start_(0),
+        cur_(scratch.data()),
+        end_(scratch.data() + scratch.size()),
+        trim_(false) {}
+  Out(const Out&) = delete;
+  Out& operator=(const Out&) = delete;
+  ~Out() {
+    if (trim_) s_.resize(size());
+  }
+
+  // Returns the write position, with room for `n` bytes; finish the write with commit().
+  char* room(std::size_t n) {
+    if (static_cast<std::size_t>(end_ - cur_) < n) grow(n);
+    return cur_;
+  }
+  // Ends a write started by room() at `end`.
+  void commit(char* end) noexcept { cur_ = end; }
+  void put(char c) {
+    char* p = room(1);
+    *p = c;
+    cur_ = p + 1;
+  }
+  void write(std::string_view text) {
+    char* p = room(text.size());
+    std::memcpy(p, text.data(), text.size());
+    cur_ = p + text.size();
+  }
+  // Reserves capacity for `n` more bytes, so that writing them does not reallocate.
+  void reserve(std::size_t n) {
+    const std::size_t pos = size();
+    s_.reserve(pos + n);
+    cur_ = s_.data() + pos;
+    end_ = s_.data() + s_.size();
+  }
+  std::size_t size() const noexcept { return static_cast<std::size_t>(cur_ - s_.data()); }
+  // Forgets everything written after size() was `n`.
+  void truncate(std::size_t n) noexcept { cur_ = s_.data() + n; }
+
+ private:
+  // Zero-fills ahead in steps that grow with the output but stay small, so that capacity
+  // reserved beyond what is written is never touched (nor, for big strings, paged in).
+  // std::string doubles its capacity when a step goes beyond it.
+  void grow(std::size_t n) {
+    constexpr std::size_t kMinStep = 64;
+    constexpr std::size_t kMaxStep = std::size_t{64} << 10;
+    const std::size_t pos = size();
+    s_.resize(pos + std::max(n, std::clamp(pos - start_, kMinStep, kMaxStep)));
+    cur_ = s_.data() + pos;
+    end_ = s_.data() + s_.size();
+  }
+
+  std::string& s_;
+  std::size_t start_;
+  char* cur_;
+  char* end_;
+  bool trim_;
+};
+
+// Bytes JCS escapes: controls, '"' and '\\'.
+constexpr bool needs_escape(unsigned char c) noexcept { return c < 0x20 || c == '"' || c == '\\'; }
+
+constexpr std::uint64_t kOnes = 0x0101010101010101;
+constexpr std::uint64_t kHigh = 0x8080808080808080;
+
+// Flags (bit 7 of each byte) the bytes of `w` that need an escape. Only the lowest flagged byte is
+// exact: borrows run upwards and may flag bytes above it. That is all find_escape() needs.
+constexpr std::uint64_t escape_bits(std::uint64_t w) noexcept {
+  const std::uint64_t quote = w ^ (kOnes * '"');
+  const std::uint64_t backslash = w ^ (kOnes * '\\');
+  return ((w - kOnes * 0x20) & ~w & kHigh) | ((quote - kOnes) & ~quote & kHigh) |
+         ((backslash - kOnes) & ~backslash & kHigh);
+}
+
+std::uint64_t load8(const char* p) noexcept {
+  std::uint64_t w = 0;
+  std::memcpy(&w, p, 8);
+  return w;
+}
+
+std::uint64_t load4(const char* p) noexcept {
+  std::uint32_t w = 0;
+  std::memcpy(&w, p, 4);
+  return w;
+}
+
+// The `n` (1..7) bytes at `p` in the low bytes of a word, without reading past them; the high
+// bytes are zero. Little-endian only.
+std::uint64_t load_short(const char* p, std::size_t n) noexcept {
+  if (n >= 4) return load4(p) | (load4(p + n - 4) << (8 * (n - 4)));  // overlapping halves agree
+  const auto byte = [p](std::size_t i) { return std::uint64_t{static_cast<unsigned char>(p[i])}; };
+  return byte(0) | (byte(n / 2) << (8 * (n / 2))) | (byte(n - 1) << (8 * (n - 1)));
+}
+
+// Returns the first byte in [p, end) that needs an escape, or `end`; eight bytes at a time.
+const char* find_escape(const char* p, const char* end) noexcept {
+  if constexpr (std::endian::native == std::endian::little) {
+    for (; end - p >= 8; p += 8) {
+      const std::uint64_t hits = escape_bits(load8(p));
+      if (hits != 0) return p + std::countr_zero(hits) / 8;
+    }
+    const auto n = static_cast<std::size_t>(end - p);
+    if (n == 0) return end;
+    // The bytes past the text read as 'A', which needs no escape.
+    const std::uint64_t fill = (kOnes * 'A') << (8 * n);
+    const std::uint64_t hits = escape_bits(load_short(p, n) | fill);
+    return hits == 0 ? end : p + std::countr_zero(hits) / 8;
+  } else {
+    while (p != end && !needs_escape(static_cast<unsigned char>(*p))) ++p;
+    return p;
+  }
+}
+
+// a == b for the keys of two objects, without a library call for short keys.
+bool same_key(std::string_view a, std::string_view b) noexcept {
+  const std::size_t n = a.size();
+  if (n != b.size()) return false;
+  if constexpr (std::endian::native == std::endian::little) {
+    if (n < 8) return n == 0 || load_short(a.data(), n) == load_short(b.data(), n);
+    if (n <= 16) {
+      return load8(a.data()) == load8(b.data()) &&
+             load8(a.data() + n - 8) == load8(b.data() + n - 8);
+    }
+  }
+  return std::memcmp(a.data(), b.data(), n) == 0;
+}
+
+// Writes the escape of `c` (needs_escape(c)), at most six bytes, and returns the end.
+char* write_escape(char* out, unsigned char c) noexcept {
+  static constexpr std::array<char, 16> kHex = {'0', '1', '2', '3', '4', '5', '6', '7',
+                                                '8', '9', 'a', 'b', 'c', 'd', 'e', 'f'};
+  char short_form = 0;
+  switch (c) {
+    case '"':
+      short_form = '"';
+      break;
+    case '\\':
+      short_form = '\\';
+      break;
+    case '\b':
+      short_form = 'b';
+      break;
+    case '\f':
+      short_form = 'f';
+      break;
+    case '\n':
+      short_form = 'n';
+      break;
+    case '\r':
+      short_form = 'r';
+      break;
+    case '\t':
+      short_form = 't';
+      break;
+    default:
+      break;
+  }
+  *out++ = '\\';
+  if (short_form != 0) {
+    *out++ = short_form;
+    return out;
+  }
+  *out++ = 'u';
+  *out++ = '0';
+  *out++ = '0';
+  *out++ = kHex[c >> 4];
+  *out++ = kHex[c & 0xF];
+  return out;
+}
+
+// The JCS string literal of `text` (valid UTF-8): clean runs are copied whole.
+void write_string(Out& out, std::string_view text) {
+  const char* p = text.data();
+  const std::size_t n = text.size();
+  if constexpr (std::endian::native == std::endian::little) {
+    // Most keys and many values are short and clean: test and copy them as one or two words.
+    // Up to 8 bytes past the closing quote may be written; room() covers them and later writes
+    // (or the final resize) replace them.
+    if (n <= 16) {
+      char* dst = out.room(n + 2 + 8);
+      std::uint64_t lo = 0;
+      std::uint64_t hi = 0;
+      std::uint64_t hits = 0;
+      if (n >= 8) {
+        lo = load8(p);
+        hi = load8(p + n - 8);
+        hits = escape_bits(lo) | escape_bits(hi);
+      } else if (n != 0) {
+        lo = load_short(p, n);
+        hits = escape_bits(lo | ((kOnes * 'A') << (8 * n)));  // 'A' past the text needs no escape
+      }
+      if (hits == 0) {
+        dst[0] = '"';
+        std::memcpy(dst + 1, &lo, 8);
+        if (n >= 8) std::memcpy(dst + 1 + n - 8, &hi, 8);
+        dst[n + 1] = '"';
+        out.commit(dst + n + 2);
+        return;
+      }
+    }
+  }
+  const char* const end = p + n;
+  char* dst = out.room(n + 2);  // enough unless something needs an escape
+  *dst++ = '"';
+  for (;;) {
+    const char* stop = find_escape(p, end);
+    const auto run = static_cast<std::size_t>(stop - p);
+    std::memcpy(dst, p, run);
+    dst += run;
+    if (stop == end) break;
+    out.commit(dst);
+    // The escape, the rest of the text and the closing quote.
+    dst = out.room(6 + static_cast<std::size_t>(end - stop));
+    dst = write_escape(dst, static_cast<unsigned char>(*stop));
+    p = stop + 1;
+  }
+  *dst++ = '"';
+  out.commit(dst);
+}
+
+template <class N>
+void write_number(Out& out, N value) {
+  out.commit(internal::write_es6_number(out.room(internal::kMaxEs6NumberChars), value));
+}
+
+// One object member as the serializer sees it: key and value of a Json tree or of the DOM.
+template <class Node>
+struct Member {
+  std::string_view key;
+  Node value;
+};
+
+// The Node of an array item.
+const Json* node_of(const Json& item) noexcept { return &item; }
+simdjson::dom::element node_of(simdjson::dom::element item) noexcept { return item; }
+
+// Writes a newline and the indentation of `depth` when pretty-printing.
+void write_newline(Out& out, bool pretty, std::size_t depth) {
+  if (!pretty) return;
+  char* p = out.room(1 + 2 * depth);
+  *p++ = '\n';
+  std::memset(p, ' ', 2 * depth);
+  out.commit(p + 2 * depth);
+}
+
+// Bytes that may be read past the end of each part of Shape::rendered.
+constexpr std::size_t kRenderedPadding = 32;
+
+// Writes `n` bytes from `from`, which may be read kRenderedPadding bytes ahead.
+void write_padded(Out& out, const char* from, std::size_t n) {
+  if (n > kRenderedPadding) return out.write({from, n});
+  char* p = out.room(kRenderedPadding);
+  std::memcpy(p, from, kRenderedPadding);  // a fixed size: a few vector moves, no call
+  out.commit(p + n);
+}
+
+// Writes what comes before the value of an object member: "{" or ",", the key and ":".
+void write_member_key(Out& out, bool pretty, bool first, std::string_view key, std::size_t depth) {
+  out.put(first ? '{' : ',');
+  write_newline(out, pretty, depth);
+  write_string(out, key);
+  out.write(pretty ? ": " : ":");
+}
+
+// An object shape, member i: the i-th key in document order (a view into the Json tree or the
+// DOM being written), the i-th member in canonical order, and where its write_member_key() part
+// ends in Shape::rendered.
+struct ShapeEntry {
+  std::string_view key;
+  std::uint32_t order;
+  std::size_t end;
+};
+
+struct Shape {
+  std::vector<ShapeEntry> entries;
+  std::string rendered;  // then kRenderedPadding bytes
+};
+
+// Writes canonical JSON (or, with `pretty`, the same laid out for humans) from a Json tree
+// (Node = const Json*) or straight from simdjson's DOM (Node = simdjson::dom::element). The
+// members of the objects being written wait on one stack, and object shapes are reused, so
+// objects need no allocation of their own once these have grown.
+template <class Node>
+class Serializer {
+ public:
+  Serializer(Out& out, bool pretty, const internal::DomLimits* limits) noexcept
+      : out_(out), pretty_(pretty), limits_(limits) {}
+
+  // Writes `node` at nesting `depth` (the root value is 1). Returns false when the Json holds a
+  // NaN or an infinity, or when the DOM fails a DomLimits check or repeats a key.
+  bool value(Node node, std::size_t depth);
+
+ private:
+  template <class Items>
+  bool array(const Items& items, std::size_t depth) {
+    out_.put('[');
+    bool first = true;
+    for (const auto& item : items) {
+      if (!first) out_.put(',');
+      first = false;
+      write_newline(out_, pretty_, depth);
+      if (!value(node_of(item), depth + 1)) return false;
+    }
+    if (!first) write_newline(out_, pretty_, depth - 1);
+    out_.put(']');
+    return true;
+  }
+
+  // Writes the object whose members are members_[first, end) and pops them.
+  bool object(std::size_t first, std::size_t depth) {
+    const std::size_t n = members_.size() - first;
+    if (n == 0) {
+      out_.write("{}");
+    } else {
+      const Shape* shape = shape_of(first, n, depth);
+      if (shape == nullptr) return false;
+      // `shape` stays as it is meanwhile: nested objects use the shapes of deeper levels.
+      std::size_t begin = 0;
+      for (const ShapeEntry& e : shape->entries) {
+        write_padded(out_, shape->rendered.data() + begin, e.end - begin);
+        begin = e.end;
+        // By index: writing the value pushes and pops nested members, which may move them.
+        if (!value(members_[first + e.order].value, depth + 1)) return false;
+      }
+      write_newline(out_, pretty_, depth - 1);
+      out_.put('}');
+    }
+    members_.resize(first);
+    return true;
+  }
+
+  // Sorts the keys of `m`, n of them, into `order`. Returns false when the DOM repeats a key (a
+  // Json built with set() never does; a hand-built one is written as is).
+  bool sort_keys(const Member<Node>* m, std::size_t n, std::uint32_t* order) const {
+    for (std::uint32_t i = 0; i < n; ++i) order[i] = i;
+    std::sort(order, order + n, [m](std::uint32_t a, std::uint32_t b) {
+      return utf16_compare(m[a].key, m[b].key) < 0;
+    });
+    // Sorted, equal keys are neighbours.
+    if (limits_ != nullptr) {
+      for (std::size_t i = 1; i < n; ++i) {
+        if (same_key(m[order[i]].key, m[order[i - 1]].key)) return false;
+      }
+    }
+    return true;
+  }
+
+  // The shape of members_[first, first + n), or nullptr when the DOM repeats a key. Objects of
+  // one document mostly come in a few shapes (records of one kind), so each level keeps the last
+  // shape seen for a few member counts and reuses it when the keys match, in order.
+  const Shape* shape_of(std::size_t first, std::size_t n, std::size_t depth) {
+    while (shapes_.size() < depth) shapes_.emplace_back();
+    Shape& shape = shapes_[depth - 1][n % kShapesPerLevel];
+    const Member<Node>* m = members_.data() + first;
+    if (shape.entries.size() == n &&
+        std::equal(m, m + n, shape.entries.begin(), [](const Member<Node>& a, const ShapeEntry& e) {
+          return same_key(a.key, e.key);
+        })) {
+      return &shape;
+    }
+    order_.resize(n);
+    shape.entries.clear();  // no longer valid, also if this fails
+    if (!sort_keys(m, n, order_.data())) return nullptr;
+    shape.rendered.clear();
+    {
+      Out r(shape.rendered);
+      for (std::size_t i = 0; i < n; ++i) {
+        write_member_key(r, pretty_, i == 0, m[order_[i]].key, depth);
+        shape.entries.push_back({m[i].key, order_[i], r.size()});
+      }
+    }
+    shape.rendered.append(kRenderedPadding, '\0');
+    return &shape;
+  }
+
+  static constexpr std::size_t kShapesPerLevel = 8;
+
+  Out& out_;
+  bool pretty_;
+  const internal::DomLimits* limits_;  // only for the DOM
+  std::vector<Member<Node>> members_;
+  std::vector<std::uint32_t> order_;  // shape_of()'s
+  // By depth; a deque, so that adding a level moves no Shape an outer object is using.
+  std::deque<std::array<Shape, kShapesPerLevel>> shapes_;
+};
+
+template <>
+bool Serializer<const Json*>::value(const Json* node, std::size_t depth) {
+  switch (node->type()) {
     case Json::Type::kNull:
-      out.append("null");
+      out_.write("null");
       return true;
     case Json::Type::kBool:
-      out.append(value.as_bool() ? "true" : "false");
+      out_.write(node->as_bool() ? "true" : "false");
       return true;
     case Json::Type::kNumber: {
-      const double d = value.as_number();
+      const double d = node->as_number();
       if (!std::isfinite(d)) return false;
-      internal::append_es6_number(out, d);
+      write_number(out_, d);
       return true;
     }
     case Json::Type::kString:
-      append_canonical_string(out, value.as_string());
+      write_string(out_, node->as_string());
       return true;
-    case Json::Type::kArray: {
-      out.push_back('[');
-      bool first = true;
-      for (const Json& item : value.as_array()) {
-        if (!first) out.push_back(',');
-        first = false;
-        newline(inner);
-        if (!append_value(out, item, inner)) return false;
-      }
-      if (!first) newline(indent);
-      out.push_back(']');
-      return true;
-    }
+    case Json::Type::kArray:
+      return array(node->as_array(), depth);
     case Json::Type::kObject: {
-      const auto& members = value.as_object();
-      // Small fixed buffer for the common small object; heap only for large ones.
-      std::array<const Json::Member*, 16> small{};
-      std::vector<const Json::Member*> large;
-      const Json::Member** order = small.data();
-      if (members.size() > small.size()) {
-        large.resize(members.size());
-        order = large.data();
-      }
-      for (std::size_t i = 0; i < members.size(); ++i) order[i] = &members[i];
-      std::sort(order, order + members.size(), [](const Json::Member* a, const Json::Member* b) {
-        return compare_utf16(a->first, b->first) < 0;
-      });
-      out.push_back('{');
-      for (std::size_t i = 0; i < members.size(); ++i) {
-        if (i != 0) out.push_back(',');
-        newline(inner);
-        append_canonical_string(out, order[i]->first);
-        out.push_back(':');
-        if (indent >= 0) out.push_back(' ');
-        if (!append_value(out, order[i]->second, inner)) return false;
-      }
-      if (!members.empty()) newline(indent);
-      out.push_back('}');
-      return true;
+      const std::size_t first = members_.size();
+      for (const Json::Member& m : node->as_object()) members_.push_back({m.first, &m.second});
+      return object(first, depth);
     }
   }
   return false;
 }
+
+template <>
+bool Serializer<simdjson::dom::element>::value(simdjson::dom::element node, std::size_t depth) {
+  using simdjson::dom::element_type;
+  switch (node.type()) {
+    case element_type::NULL_VALUE:
+      out_.write("null");
+      return true;
+    case element_type::BOOL:
+      out_.write(node.get_bool().value_unsafe() ? "true" : "false");
+      return true;
+    case element_type::INT64: {
+      const std::int64_t v = node.get_int64().value_unsafe();
+      if (!limits_->int64_ok(v)) return false;
+      write_number(out_, v);
+      return true;
+    }
+    case element_type::UINT64: {
+      const std::uint64_t v = node.get_uint64().value_unsafe();
+      if (!limits_->uint64_ok(v)) return false;
+      write_number(out_, static_cast<double>(v));
+      return true;
+    }
+    case element_type::DOUBLE:
+      write_number(out_, node.get_double().value_unsafe());
+      return true;
+    case element_type::STRING: {
+      const std::string_view s = node.get_string().value_unsafe();
+      if (!limits_->string_ok(s)) return false;
+      write_string(out_, s);
+      return true;
+    }
+    case element_type::ARRAY: {
+      if (!limits_->depth_ok(depth)) return false;
+      const simdjson::dom::array items = node.get_array().value_unsafe();
+      return array(items, depth);
+    }
+    case element_type::OBJECT: {
+      if (!limits_->depth_ok(depth)) return false;
+      const simdjson::dom::object members = node.get_object().value_unsafe();
+      const std::size_t first = members_.size();
+      for (simdjson::dom::key_value_pair m : members) {
+        if (!limits_->string_ok(m.key)) return false;
+        members_.push_back({m.key, m.value});
+      }
+      return object(first, depth);
+    }
+  }
+  return false;
+}
+
+// Writes `value` to `out`; false (and `out` as it was) if it holds a NaN or an infinity.
+bool write_json(std::string& out, const Json& value, bool pretty) {
+  Out o(out);
+  const std::size_t before = o.size();
+  if (Serializer<const Json*>(o, pretty, nullptr).value(&value, 1)) return true;
+  o.truncate(before);
+  return false;
+}
+
+// canonical_json() keeps its per-thread output buffer up to this size: like the parser's, it is
+// as large as the largest document the thread has written.
+constexpr std::size_t kRetainedScratchBytes = std::size_t{16} << 20;
 
 Error non_finite_error() {
   return Error{ErrorCode::kInvalid, "[brAInwav] JSON cannot represent NaN or Infinity", {}, {}};
@@ -151,33 +554,58 @@ Error non_finite_error() {
 
 }  // namespace
 
+void append_canonical_number(std::string& out, double number) {
+  Out o(out);
+  write_number(o, number);
+}
+
+void append_canonical_string(std::string& out, std::string_view text) {
+  Out o(out);
+  write_string(o, text);
+}
+
 Status append_canonical_json(std::string& out, const Json& value) {
-  const std::size_t before = out.size();
-  if (!append_value(out, value)) {
-    out.resize(before);
-    return non_finite_error();
-  }
+  if (!write_json(out, value, false)) return non_finite_error();
   return {};
 }
 
 Result<std::string> canonical_json(const Json& value) {
-  std::string out;
-  if (!append_value(out, value)) return non_finite_error();
+  // The size is unknown until written, and a pass to estimate it costs more than it saves (a
+  // big tree is read from memory twice). So each thread writes into a buffer it keeps, which
+  // needs neither regrowth nor fresh pages after the first call, and returns an exact copy. A
+  // buffer grown beyond kRetainedScratchBytes is given back.
+  thread_local std::string scratch;
+  std::size_t size = 0;
+  {
+    Out o(scratch, Out::Scratch{});
+    if (!Serializer<const Json*>(o, false, nullptr).value(&value, 1)) return non_finite_error();
+    size = o.size();
+  }
+  std::string out(scratch.data(), size);
+  if (scratch.size() > kRetainedScratchBytes) std::string().swap(scratch);
   return out;
 }
 
 Result<std::string> pretty_json(const Json& value) {
   std::string out;
-  if (!append_value(out, value, 0)) return non_finite_error();
+  if (!write_json(out, value, true)) return non_finite_error();
   return out;
 }
 
+// Serializes straight from simdjson's DOM: no Json tree is built. The DOM walk applies the same
+// checks as parse_json (both use internal::DomLimits on the same DOM), so both accept the same
+// documents, and any failure is reported by visit_dom() exactly as parse_json reports it.
 Result<std::string> canonicalize(std::string_view text, const JsonParseOptions& options) {
-  auto parsed = parse_json(text, options);
-  if (!parsed) return std::move(parsed).error();
   std::string out;
-  out.reserve(text.size());
-  if (!append_value(out, *parsed)) return non_finite_error();
+  const internal::DomLimits limits(options);
+  auto serialize = [&](simdjson::dom::element root) {
+    Out o(out);
+    // About the canonical size: whitespace goes and most escapes shrink; Out grows if needed.
+    o.reserve(text.size() + 64);
+    return Serializer<simdjson::dom::element>(o, false, &limits).value(root, 1);
+  };
+  Status status = internal::visit_dom(text, options, serialize);
+  if (!status) return status.error();
   return out;
 }
 

@@ -1,6 +1,8 @@
 #include <bit>
 #include <cstdint>
+#include <map>
 #include <sstream>
+#include <string>
 
 #include "cortex_connectors/canonical_json.h"
 #include "test_utils.h"
@@ -103,9 +105,13 @@ TEST_CASE("keys sort by UTF-16 code units, not code points", "[canonical_json]")
   CHECK(cc::compare_utf16("A", "a") < 0);
   CHECK(cc::compare_utf16("same", "same") == 0);
   CHECK(cc::compare_utf16("\xed\x9f\xbf", "\xf0\x90\x80\x80") < 0);  // U+D7FF < U+10000
-  // Large objects take the heap path of the sorter.
+  // Larger objects, in reverse order.
   cc::Json big = cc::Json::object();
-  for (int i = 40; i > 0; --i) big.set("k" + std::to_string(i), i);
+  for (int i = 40; i > 0; --i) {
+    std::string key = "k";  // appended: GCC 12 -O3 reports a false -Wrestrict for "k" + s
+    key += std::to_string(i);
+    big.set(key, i);
+  }
   const std::string s = *cc::canonical_json(big);
   CHECK(s.rfind(R"({"k1":1,"k10":10,"k11":11,)", 0) == 0);
   CHECK(s.size() > 300);
@@ -115,4 +121,137 @@ TEST_CASE("canonicalize reports parse errors", "[canonical_json]") {
   auto r = cc::canonicalize(R"({"a":1,"a":2})");
   REQUIRE_FALSE(r);
   CHECK(r.error().code == cc::ErrorCode::kParse);
+}
+
+TEST_CASE("string escaping is right at every length and position", "[canonical_json]") {
+  using namespace std::string_literals;
+  // What needs an escape, and neighbours of the word-at-a-time test's thresholds that do not:
+  // each text and its JCS form.
+  const std::pair<std::string, std::string> units[] = {{"\"", R"(\")"},
+                                                       {"\\", R"(\\)"},
+                                                       {"\0"s, R"(\u0000)"},
+                                                       {"\x01", R"(\u0001)"},
+                                                       {"\x1f", R"(\u001f)"},
+                                                       {"\t", R"(\t)"},
+                                                       {" ", " "},
+                                                       {"!", "!"},
+                                                       {"#", "#"},
+                                                       {"[", "["},
+                                                       {"]", "]"},
+                                                       {"\x7f", "\x7f"},
+                                                       {"\xc2\x80", "\xc2\x80"},
+                                                       {"\xdc\xa2", "\xdc\xa2"},
+                                                       {"\xef\xbf\xbf", "\xef\xbf\xbf"},
+                                                       {"\xf4\x8f\xbf\xbf", "\xf4\x8f\xbf\xbf"}};
+  for (std::size_t len = 0; len <= 40; ++len) {
+    for (std::size_t pos = 0; pos <= len; ++pos) {
+      for (const auto& [unit, escaped] : units) {
+        // `len` x's with the unit at `pos`, and for longer texts a second escape at the end.
+        const std::string tail = len > 3 ? "\n" : "";
+        std::string text(pos, 'x');
+        text.append(unit).append(len - pos, 'x').append(tail);
+        std::string expected = "prefix\"";
+        expected.append(pos, 'x').append(escaped).append(len - pos, 'x');
+        expected.append(len > 3 ? R"(\n)" : "").append("\"");
+        std::string out = "prefix";
+        cc::append_canonical_string(out, text);
+        INFO("len " << len << " pos " << pos << " unit " << escaped);
+        REQUIRE(out == expected);
+      }
+    }
+  }
+  std::string out = "prefix";
+  cc::append_canonical_string(out, "");
+  CHECK(out == "prefix\"\"");
+}
+
+TEST_CASE("canonicalize writes integers beyond 2^53 as the doubles they round to",
+          "[canonical_json]") {
+  // simdjson reads these as INT64 or UINT64; ECMAScript reads every number as a double.
+  CHECK(*cc::canonicalize("[9007199254740993,18446744073709551615,-9223372036854775808,"
+                          "9223372036854775807,-0,1.0,123456789012345678,-9007199254740993,"
+                          "9007199254740992,1E-7,0.1e1]") ==
+        "[9007199254740992,18446744073709552000,-9223372036854776000,9223372036854776000,0,1,"
+        "123456789012345680,-9007199254740992,9007199254740992,1e-7,1]");
+}
+
+TEST_CASE("objects of one shape sort alike whatever their member order", "[canonical_json]") {
+  // Records with the same keys in different orders, and other records of the same size, as the
+  // serializer's per-shape order cache sees them.
+  std::string text = "[";
+  std::string expected = "[";
+  for (int i = 0; i < 60; ++i) {
+    const int n = 4 + i % 7;
+    std::map<std::string, int> sorted;
+    text += i == 0 ? "{" : ",{";
+    for (int k = 0; k < n; ++k) {
+      // A rotation of 0..n-1, reversed for odd i; another key set for every third record.
+      const int key = ((i % 2 != 0 ? n - 1 - k : k) + i) % n + (i % 3 == 0 ? 100 : 0);
+      const std::string name = "key" + std::to_string(key);
+      sorted[name] = k;
+      text += (k == 0 ? "\"" : ",\"") + name + "\":" + std::to_string(k);
+    }
+    text += "}";
+    expected += i == 0 ? "{" : ",{";
+    bool first = true;
+    for (const auto& [name, value] : sorted) {
+      expected += (first ? "\"" : ",\"") + name + "\":" + std::to_string(value);
+      first = false;
+    }
+    expected += "}";
+  }
+  text += "]";
+  expected += "]";
+  auto out = cc::canonicalize(text);
+  REQUIRE_OK(out);
+  CHECK(*out == expected);
+  auto parsed = cc::parse_json(text);
+  REQUIRE_OK(parsed);
+  CHECK(*cc::canonical_json(*parsed) == expected);
+}
+
+TEST_CASE("canonicalize reports exactly what parse_json reports", "[canonical_json]") {
+  cc::JsonParseOptions strict;
+  strict.reject_unsafe_integers = true;
+  strict.max_depth = 3;
+  strict.max_string_bytes = 8;
+  // A duplicate in an object whose key count matches an earlier, valid one.
+  for (const char* text :
+       {R"([{"a":1,"b":2,"c":3,"d":4},{"d":1,"c":2,"b":3,"a":4},{"a":1,"b":2,"c":3,"a":4}])",
+        "[[[[1]]]]", R"(["123456789"])", R"({"123456789":1})", "[1, 9007199254740993]",
+        "18446744073709551615", R"({"a":1} x)", "[1,]", "\"\xc3\x28\"", ""}) {
+    INFO(text);
+    auto expected = cc::parse_json(text, strict);
+    REQUIRE_FALSE(expected);
+    auto r = cc::canonicalize(text, strict);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().message == expected.error().message);
+    CHECK(r.error().offset == expected.error().offset);
+  }
+  CHECK(cc::canonicalize(
+            R"([{"a":1,"b":2,"c":3,"d":4},{"d":1,"c":2,"b":3,"a":4},{"a":1,"b":2,"c":3,"a":4}])")
+            .error()
+            .offset == 72u);
+}
+
+TEST_CASE("canonical_json reuses its buffer without leaking earlier output", "[canonical_json]") {
+  cc::Json big = cc::Json::array();
+  for (int i = 0; i < 5000; ++i) {
+    std::string item = "item ";
+    item += std::to_string(i);
+    big.push_back(item);
+  }
+  const std::string big_text = *cc::canonical_json(big);
+  CHECK(big_text.size() > 50000);
+  cc::Json small = cc::Json::object();
+  small.set("b", 2);
+  small.set("a", "x");
+  CHECK(*cc::canonical_json(small) == R"({"a":"x","b":2})");
+  CHECK(*cc::canonical_json(big) == big_text);
+  std::string out = "log: ";
+  REQUIRE(cc::append_canonical_json(out, small));
+  CHECK(out == R"(log: {"a":"x","b":2})");
+  CHECK(*cc::pretty_json(*cc::parse_json(R"({"b":[1,{"y":null,"x":[]},{}],"a":"\n","c":[]})")) ==
+        "{\n  \"a\": \"\\n\",\n  \"b\": [\n    1,\n    {\n      \"x\": [],\n      \"y\": null\n"
+        "    },\n    {}\n  ],\n  \"c\": []\n}");
 }

@@ -297,10 +297,10 @@ TEST_CASE("a 50 MB manifest is refused over the limit and loads under it", "[man
   const std::string padding(400, 'd');
   int n = 0;
   while (text.size() < (std::size_t{50} << 20)) {
-    text +=
-        (n ? "," : "") + std::string(R"({"id": "c)") + std::to_string(n) +
-        R"(", "name": "C", "version": "1", "endpoint": "https://c.invalid", "auth": {"type": "none"}, "scopes": ["s"], "ttlSeconds": 5, "description": ")" +
-        padding + "\"}";
+    text.append(n ? "," : "").append(R"({"id": "c)").append(std::to_string(n));
+    text.append(
+        R"(", "name": "C", "version": "1", "endpoint": "https://c.invalid", "auth": {"type": "none"}, "scopes": ["s"], "ttlSeconds": 5, "description": ")");
+    text.append(padding).append("\"}");
     ++n;
   }
   text += "]}";

@@ -119,7 +119,8 @@ void write_in_place(const fs::path& path, std::initializer_list<std::string_view
 
 // An editor's save: a temporary file in the same directory, renamed over `path`.
 void replace_atomically(const fs::path& path, std::string_view content) {
-  const fs::path tmp = path.parent_path() / ("." + path.filename().string() + ".swp");
+  const fs::path tmp =
+      path.parent_path() / std::string(".").append(path.filename().string()).append(".swp");
   write_file(tmp, content);
   fs::rename(tmp, path);
 }
@@ -296,7 +297,7 @@ TEST_CASE("max_delay bounds the wait during a continuous stream of writes", "[wa
   const auto deadline = std::chrono::steady_clock::now() + kTimeout;
   int writes = 0;
   while (recorder.count() == 0 && std::chrono::steady_clock::now() < deadline) {
-    write_in_place(path, {"v" + std::to_string(++writes)});
+    write_in_place(path, {std::string("v").append(std::to_string(++writes))});
     std::this_thread::sleep_for(milliseconds(20));  // paces the stream
   }
   CHECK(recorder.count() >= 1);
