@@ -34,7 +34,7 @@ struct ServerConfig {
   std::size_t keep_alive_max_requests = 1000;
   std::size_t header_budget_bytes = 16384;
   std::size_t max_header_count = 100;
-  std::size_t worker_threads = 64;
+  std::size_t worker_threads = 8;  // connections do not hold workers (see http_server.h)
   int listen_backlog = 1024;
   std::size_t max_subscribers = 20000;            // SSE; also bounded by RLIMIT_NOFILE
   std::chrono::milliseconds poll_interval{1000};  // watcher poll fallback

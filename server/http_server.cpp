@@ -1,16 +1,24 @@
 #include "http_server.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 namespace cortex_connectors::server {
@@ -18,12 +26,6 @@ namespace cortex_connectors::server {
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
-
-int remaining_ms(SteadyClock::time_point deadline) {
-  const auto left =
-      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()).count();
-  return left <= 0 ? 0 : static_cast<int>(std::min<long long>(left, 60000));
-}
 
 bool iequals_prefix(std::string_view line, std::string_view name) {
   if (line.size() < name.size()) return false;
@@ -37,23 +39,33 @@ bool iequals_prefix(std::string_view line, std::string_view name) {
 }
 
 // The Stream httplib reads the (already read and checked) request head from and writes the
-// response to. Reads past the head return EOF: GET and HEAD carry no body here.
+// response to. Reads past the head return EOF: GET and HEAD carry no body here. Writes are
+// gathered up to kGather bytes and sent at flush(), so a small response leaves in one send()
+// (one TCP segment, one wake-up of the client); a larger one leaves in one writev() of the
+// gathered head and the body. The peer's and our own address are looked up once per connection.
 class ConnectionStream final : public httplib::Stream {
  public:
+  static constexpr std::size_t kGather = 64 * 1024;
+
   ConnectionStream(int fd, std::chrono::milliseconds write_timeout)
       : fd_(fd), write_timeout_(write_timeout) {}
 
   void set_head(std::string head) {
     head_ = std::move(head);
     head_pos_ = 0;
+    failed_ = false;
+  }
+
+  // Sends what write() gathered; false when the peer is gone or did not read in time.
+  bool flush() {
+    const bool ok = !failed_ && send_gathered({});
+    out_.clear();
+    if (out_.capacity() > kGather) out_.shrink_to_fit();
+    return ok;
   }
 
   bool is_readable() const override { return head_pos_ < head_.size(); }
-  bool is_writable() const override {
-    pollfd p{fd_, POLLOUT, 0};
-    return ::poll(&p, 1, static_cast<int>(write_timeout_.count())) > 0 &&
-           (p.revents & (POLLERR | POLLHUP)) == 0;
-  }
+  bool is_writable() const override { return !failed_; }
   ssize_t read(char* ptr, size_t size) override {
     const std::size_t n = std::min(size, head_.size() - head_pos_);
     std::memcpy(ptr, head_.data() + head_pos_, n);
@@ -61,142 +73,148 @@ class ConnectionStream final : public httplib::Stream {
     return static_cast<ssize_t>(n);
   }
   ssize_t write(const char* ptr, size_t size) override {
-    std::size_t sent = 0;
-    while (sent < size) {
-      const ssize_t n = ::send(fd_, ptr + sent, size - sent, MSG_NOSIGNAL);
-      if (n > 0) {
-        sent += static_cast<std::size_t>(n);
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && is_writable()) continue;
+    if (failed_) return -1;
+    if (out_.size() + size <= kGather) {
+      out_.append(ptr, size);
+      return static_cast<ssize_t>(size);
+    }
+    if (!send_gathered(std::string_view(ptr, size))) {
+      failed_ = true;
       return -1;
     }
+    out_.clear();
     return static_cast<ssize_t>(size);
   }
   void get_remote_ip_and_port(std::string& ip, int& port) const override {
-    address(::getpeername, ip, port);
+    if (!remote_.known) remote_ = lookup(::getpeername);
+    ip = remote_.ip;
+    port = remote_.port;
   }
   void get_local_ip_and_port(std::string& ip, int& port) const override {
-    address(::getsockname, ip, port);
+    if (!local_.known) local_ = lookup(::getsockname);
+    ip = local_.ip;
+    port = local_.port;
   }
   socket_t socket() const override { return fd_; }
 
  private:
+  struct Address {
+    bool known = false;
+    std::string ip;
+    int port = 0;
+  };
+
   template <class F>
-  void address(F f, std::string& ip, int& port) const {
+  Address lookup(F f) const {
+    Address out;
+    out.known = true;
     sockaddr_storage addr{};
     socklen_t len = sizeof addr;
-    if (f(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return;  // NOLINT
+    if (f(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return out;  // NOLINT
     char host[64] = {};
     if (addr.ss_family == AF_INET) {
       const auto* a = reinterpret_cast<const sockaddr_in*>(&addr);  // NOLINT
       ::inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-      port = ntohs(a->sin_port);
+      out.port = ntohs(a->sin_port);
     } else if (addr.ss_family == AF_INET6) {
       const auto* a = reinterpret_cast<const sockaddr_in6*>(&addr);  // NOLINT
       ::inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-      port = ntohs(a->sin6_port);
+      out.port = ntohs(a->sin6_port);
     }
-    ip = host;
+    out.ip = host;
+    return out;
+  }
+
+  // Sends out_ then `more`, with one writev() per round; waits up to the write timeout
+  // whenever the socket buffer is full.
+  bool send_gathered(std::string_view more) {
+    std::string_view first = out_;
+    while (!first.empty() || !more.empty()) {
+      iovec iov[2];
+      int count = 0;
+      if (!first.empty()) iov[count++] = {const_cast<char*>(first.data()), first.size()};
+      if (!more.empty()) iov[count++] = {const_cast<char*>(more.data()), more.size()};
+      msghdr msg{};
+      msg.msg_iov = iov;
+      msg.msg_iovlen = static_cast<std::size_t>(count);
+      const ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if ((errno == EAGAIN || errno == EWOULDBLOCK) && wait_writable()) continue;
+        return false;
+      }
+      auto sent = static_cast<std::size_t>(n);
+      const std::size_t from_first = std::min(sent, first.size());
+      first.remove_prefix(from_first);
+      sent -= from_first;
+      more.remove_prefix(std::min(sent, more.size()));
+    }
+    return true;
+  }
+
+  bool wait_writable() const {
+    pollfd p{fd_, POLLOUT, 0};
+    return ::poll(&p, 1, static_cast<int>(write_timeout_.count())) > 0 &&
+           (p.revents & (POLLERR | POLLHUP)) == 0;
   }
 
   int fd_;
   std::chrono::milliseconds write_timeout_;
   std::string head_;
   std::size_t head_pos_ = 0;
+  std::string out_;
+  bool failed_ = false;
+  mutable Address remote_;
+  mutable Address local_;
 };
 
-enum class HeadResult { kOk, kClosed, kTimeout, kTooLarge, kTooManyHeaders, kMethod, kBody, kBad };
-
-// Reads one request head (request line + headers + CRLF CRLF) into `head`, keeping any bytes
-// after it in `pending` for the next request.
-class HeadReader {
- public:
-  HeadReader(int fd, int stop_fd, const HardeningOptions& options)
-      : fd_(fd), stop_fd_(stop_fd), options_(options) {}
-
-  HeadResult read(std::string& head, std::chrono::milliseconds idle_timeout) {
-    // Wait for the first byte of the request: the idle keep-alive time.
-    if (pending_.empty()) {
-      const auto r = wait_readable(SteadyClock::now() + idle_timeout);
-      if (r != HeadResult::kOk) return r;
-    }
-    const auto deadline = SteadyClock::now() + options_.request_deadline;
-    std::size_t end = std::string::npos;
-    while ((end = pending_.find("\r\n\r\n")) == std::string::npos) {
-      if (pending_.size() > options_.header_budget_bytes) return HeadResult::kTooLarge;
-      if (auto r = wait_readable(deadline); r != HeadResult::kOk) {
-        return r == HeadResult::kClosed && !pending_.empty() ? HeadResult::kBad : r;
-      }
-      char buf[4096];
-      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-      if (n <= 0) return pending_.empty() ? HeadResult::kClosed : HeadResult::kBad;
-      pending_.append(buf, static_cast<std::size_t>(n));
-    }
-    if (end + 4 > options_.header_budget_bytes) return HeadResult::kTooLarge;
-    head.assign(pending_, 0, end + 4);
-    pending_.erase(0, end + 4);
-    return sanitize(head);
-  }
-
- private:
-  HeadResult wait_readable(SteadyClock::time_point deadline) {
-    for (;;) {
-      pollfd p[2] = {{fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
-      const int ms = remaining_ms(deadline);
-      if (ms == 0) return HeadResult::kTimeout;
-      const int n = ::poll(p, 2, ms);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return HeadResult::kClosed;
-      if (n == 0) return HeadResult::kTimeout;
-      if (p[1].revents != 0) return HeadResult::kClosed;  // shutting down
-      if (p[0].revents != 0) return HeadResult::kOk;
-    }
-  }
-
-  // Checks the method, counts headers, refuses bodies and drops Range / If-Range.
-  HeadResult sanitize(std::string& head) const {
-    const std::string_view h = head;
-    const auto first_sp = h.find(' ');
-    if (first_sp == std::string_view::npos) return HeadResult::kBad;
-    const std::string_view method = h.substr(0, first_sp);
-    if (method != "GET" && method != "HEAD") return HeadResult::kMethod;
-    std::string out;
-    out.reserve(head.size());
-    std::size_t pos = 0;
-    std::size_t count = 0;
-    bool first = true;
-    while (pos < h.size()) {
-      const auto eol = h.find("\r\n", pos);
-      const std::string_view line = h.substr(pos, eol - pos);
-      pos = eol + 2;
-      if (line.empty()) break;
-      if (!first) {
-        if (++count > options_.max_header_count) return HeadResult::kTooManyHeaders;
-        if (iequals_prefix(line, "range:") || iequals_prefix(line, "if-range:")) continue;
-        if (iequals_prefix(line, "transfer-encoding:")) return HeadResult::kBody;
-        if (iequals_prefix(line, "content-length:")) {
-          std::string_view v = line.substr(15);
-          while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-          while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-          if (v != "0") return HeadResult::kBody;
-        }
-      }
-      first = false;
-      out.append(line).append("\r\n");
-    }
-    out.append("\r\n");
-    head = std::move(out);
-    return HeadResult::kOk;
-  }
-
-  int fd_;
-  int stop_fd_;
-  const HardeningOptions& options_;
-  std::string pending_;
+enum class HeadResult {
+  kOk,
+  kNeedMore,  // nothing more to read now: park the connection
+  kClosed,
+  kTimeout,
+  kTooLarge,
+  kTooManyHeaders,
+  kMethod,
+  kBody,
+  kBad
 };
+
+// Checks the method, counts headers, refuses bodies and drops Range / If-Range.
+HeadResult sanitize(std::string& head, const HardeningOptions& options) {
+  const std::string_view h = head;
+  const auto first_sp = h.find(' ');
+  if (first_sp == std::string_view::npos) return HeadResult::kBad;
+  const std::string_view method = h.substr(0, first_sp);
+  if (method != "GET" && method != "HEAD") return HeadResult::kMethod;
+  std::string out;
+  out.reserve(head.size());
+  std::size_t pos = 0;
+  std::size_t count = 0;
+  bool first = true;
+  while (pos < h.size()) {
+    const auto eol = h.find("\r\n", pos);
+    const std::string_view line = h.substr(pos, eol - pos);
+    pos = eol + 2;
+    if (line.empty()) break;
+    if (!first) {
+      if (++count > options.max_header_count) return HeadResult::kTooManyHeaders;
+      if (iequals_prefix(line, "range:") || iequals_prefix(line, "if-range:")) continue;
+      if (iequals_prefix(line, "transfer-encoding:")) return HeadResult::kBody;
+      if (iequals_prefix(line, "content-length:")) {
+        std::string_view v = line.substr(15);
+        while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+        while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+        if (v != "0") return HeadResult::kBody;
+      }
+    }
+    first = false;
+    out.append(line).append("\r\n");
+  }
+  out.append("\r\n");
+  head = std::move(out);
+  return HeadResult::kOk;
+}
 
 // Answers a refused request directly and closes: httplib never sees it.
 void refuse(int fd, int status, std::string_view reason, std::string_view detail,
@@ -271,13 +289,125 @@ std::string_view RequestHead::query_param(std::string_view name) const {
   return {};
 }
 
+// One client connection. Owned by exactly one place at a time: the worker serving it, or
+// parked_ while it waits in the epoll set.
+struct HardenedServer::Connection {
+  Connection(int fd_in, std::uint64_t id_in, const HardeningOptions& options)
+      : fd(fd_in), id(id_in), stream(fd_in, options.write_timeout) {}
+
+  int fd;
+  std::uint64_t id;     // epoll data: never reused, unlike descriptors
+  std::string pending;  // bytes read and not yet part of a served request
+  std::size_t served = 0;
+  SteadyClock::time_point deadline;  // of the request being read, or of the idle wait
+  bool in_request = true;            // the first request's deadline runs from accept
+  bool registered = false;           // fd is in the epoll set
+  ConnectionStream stream;
+};
+
+// The TaskQueue httplib's accept loop hands accepted sockets to. Its threads wait in epoll_wait
+// on the server's set: a job (an accepted socket), a parked connection that became readable, the
+// sweep timer, or the stop signal. One event per epoll_wait, so the kernel wakes one worker per
+// ready connection.
+class HardenedServer::WorkerPool final : public httplib::TaskQueue {
+ public:
+  static constexpr std::uint64_t kJobId = 1;
+  static constexpr std::uint64_t kStopId = 2;
+  static constexpr std::uint64_t kTimerId = 3;
+
+  WorkerPool(HardenedServer& server, std::size_t threads)
+      : server_(server), job_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK | EFD_SEMAPHORE)) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kJobId;
+    ::epoll_ctl(server_.epoll_fd_, EPOLL_CTL_ADD, job_fd_, &ev);
+    for (std::size_t i = 0; i < std::max<std::size_t>(threads, 1); ++i) {
+      threads_.emplace_back([this] { run(); });
+    }
+  }
+
+  ~WorkerPool() override {
+    shutdown();
+    ::epoll_ctl(server_.epoll_fd_, EPOLL_CTL_DEL, job_fd_, nullptr);
+    ::close(job_fd_);
+  }
+
+  void enqueue(std::function<void()> fn) override {
+    {
+      std::lock_guard lock(mutex_);
+      jobs_.push_back(std::move(fn));
+    }
+    const std::uint64_t one = 1;
+    [[maybe_unused]] const auto n = ::write(job_fd_, &one, sizeof one);
+  }
+
+  // httplib calls this when its accept loop ends: every worker stops; jobs still queued run
+  // here (with the server stopping, they close their sockets).
+  void shutdown() override {
+    server_.begin_stop();
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+    threads_.clear();
+    while (auto job = pop()) (*job)();
+  }
+
+ private:
+  std::optional<std::function<void()>> pop() {
+    std::lock_guard lock(mutex_);
+    if (jobs_.empty()) return std::nullopt;
+    auto job = std::move(jobs_.front());
+    jobs_.pop_front();
+    return job;
+  }
+
+  void run() {
+    for (;;) {
+      epoll_event ev{};
+      const int n = ::epoll_wait(server_.epoll_fd_, &ev, 1, -1);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;
+      std::uint64_t count = 0;
+      switch (ev.data.u64) {
+        case kJobId:
+          // Semaphore eventfd: one successful read per enqueued job.
+          if (::read(job_fd_, &count, sizeof count) == sizeof count) {
+            if (auto job = pop()) (*job)();
+          }
+          break;
+        case kStopId:
+          while (auto job = pop()) (*job)();
+          server_.sweep(true);
+          return;
+        case kTimerId:
+          if (::read(server_.timer_fd_, &count, sizeof count) == sizeof count) {
+            server_.sweep(false);
+          }
+          break;
+        default:
+          server_.on_ready(ev.data.u64);
+          break;
+      }
+    }
+  }
+
+  HardenedServer& server_;
+  int job_fd_;
+  std::mutex mutex_;
+  std::deque<std::function<void()>> jobs_;
+  std::vector<std::thread> threads_;
+};
+
 void HardenedServer::set_takeover(std::string path, TakeoverHook hook) {
   takeover_path_ = std::move(path);
   takeover_ = std::move(hook);
 }
 
 HardenedServer::HardenedServer(HardeningOptions options)
-    : options_(options), stop_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+    : options_(options),
+      epoll_fd_(::epoll_create1(EPOLL_CLOEXEC)),
+      stop_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+      timer_fd_(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK)) {
   // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which lets a second instance share
   // the port silently.
   set_socket_options([](socket_t sock) {
@@ -285,17 +415,42 @@ HardenedServer::HardenedServer(HardeningOptions options)
     ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
   });
   set_tcp_nodelay(true);
-  // Only for the Keep-Alive response header: the loop below enforces both.
+  // Only for the Keep-Alive response header: serve() enforces both.
   set_keep_alive_max_count(options_.keep_alive_max_requests);
   set_keep_alive_timeout(
       std::chrono::duration_cast<std::chrono::seconds>(options_.keep_alive_timeout).count());
+
+  // The stop eventfd stays readable once written (level-triggered): it wakes every worker.
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = WorkerPool::kStopId;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, stop_fd_, &ev);
+  // Deadlines are checked a few times per shortest timeout: a connection is closed at most a
+  // quarter of that (and never more than 250 ms) after its deadline.
+  const auto shortest = std::min(options_.request_deadline, options_.keep_alive_timeout);
+  const auto period =
+      std::clamp(shortest / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(250));
+  itimerspec spec{};
+  spec.it_interval.tv_sec = static_cast<time_t>(period.count() / 1000);
+  spec.it_interval.tv_nsec = static_cast<long>((period.count() % 1000) * 1000000);
+  spec.it_value = spec.it_interval;
+  ::timerfd_settime(timer_fd_, 0, &spec, nullptr);
+  ev.data.u64 = WorkerPool::kTimerId;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, timer_fd_, &ev);
+
+  new_task_queue = [this] { return new WorkerPool(*this, options_.worker_threads); };
 }
 
 HardenedServer::~HardenedServer() {
-  if (stop_fd_ >= 0) ::close(stop_fd_);
+  begin_stop();
+  sweep(true);
+  for (int fd : {timer_fd_, stop_fd_, epoll_fd_}) {
+    if (fd >= 0) ::close(fd);
+  }
 }
 
 int HardenedServer::bind(const std::string& host, int port, int backlog) {
+  if (epoll_fd_ < 0 || stop_fd_ < 0 || timer_fd_ < 0) return -1;
   int bound = port;
   if (port == 0) {
     bound = bind_to_any_port(host);
@@ -308,54 +463,165 @@ int HardenedServer::bind(const std::string& host, int port, int backlog) {
   return bound;
 }
 
-void HardenedServer::shutdown() {
-  stopping_ = true;
+void HardenedServer::begin_stop() {
+  if (stopping_.exchange(true)) return;
   const std::uint64_t one = 1;
   [[maybe_unused]] const auto n = ::write(stop_fd_, &one, sizeof one);
+}
+
+void HardenedServer::shutdown() {
+  begin_stop();
   stop();
 }
 
+std::size_t HardenedServer::parked_connections() const {
+  std::lock_guard lock(parked_mutex_);
+  return parked_.size();
+}
+
 bool HardenedServer::process_and_close_socket(socket_t sock) {
-  HeadReader reader(sock, stop_fd_, options_);
-  ConnectionStream stream(sock, options_.write_timeout);
-  for (std::size_t served = 0; served < options_.keep_alive_max_requests && !stopping_; ++served) {
+  auto c = std::make_unique<Connection>(sock, next_id_.fetch_add(1), options_);
+  c->deadline = SteadyClock::now() + options_.request_deadline;
+  serve(std::move(c));
+  return true;
+}
+
+void HardenedServer::close_connection(std::unique_ptr<Connection> c) {
+  ::shutdown(c->fd, SHUT_RDWR);
+  ::close(c->fd);  // also removes it from the epoll set
+}
+
+void HardenedServer::park(std::unique_ptr<Connection> c) {
+  // Under the lock, so that sweep() cannot close the descriptor (and a new connection reuse
+  // its number) between the insertion and epoll_ctl().
+  std::unique_lock lock(parked_mutex_);
+  if (stopping_) {
+    lock.unlock();
+    close_connection(std::move(c));
+    return;
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
+  ev.data.u64 = c->id;
+  const int fd = c->fd;
+  const int op = c->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+  c->registered = true;
+  auto [it, inserted] = parked_.emplace(c->id, std::move(c));
+  if (::epoll_ctl(epoll_fd_, op, fd, &ev) != 0) {
+    auto failed = std::move(it->second);
+    parked_.erase(it);
+    lock.unlock();
+    close_connection(std::move(failed));
+  }
+}
+
+void HardenedServer::on_ready(std::uint64_t id) {
+  std::unique_ptr<Connection> c;
+  {
+    std::lock_guard lock(parked_mutex_);
+    const auto it = parked_.find(id);
+    if (it == parked_.end()) return;  // swept meanwhile
+    c = std::move(it->second);
+    parked_.erase(it);
+  }
+  serve(std::move(c));
+}
+
+void HardenedServer::sweep(bool all) {
+  std::vector<std::unique_ptr<Connection>> expired;
+  {
+    const auto now = SteadyClock::now();
+    std::lock_guard lock(parked_mutex_);
+    for (auto it = parked_.begin(); it != parked_.end();) {
+      if (all || it->second->deadline <= now) {
+        expired.push_back(std::move(it->second));
+        it = parked_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& c : expired) close_connection(std::move(c));
+}
+
+namespace {
+
+// Reads without blocking until `c.pending` holds a whole request head, then checks it.
+template <class C>
+HeadResult read_head(C& c, std::string& head, const HardeningOptions& options) {
+  for (;;) {
+    if (const auto end = c.pending.find("\r\n\r\n"); end != std::string::npos) {
+      if (end + 4 > options.header_budget_bytes) return HeadResult::kTooLarge;
+      head.assign(c.pending, 0, end + 4);
+      c.pending.erase(0, end + 4);
+      return sanitize(head, options);
+    }
+    if (c.pending.size() > options.header_budget_bytes) return HeadResult::kTooLarge;
+    const auto now = SteadyClock::now();
+    if (now >= c.deadline) return HeadResult::kTimeout;
+    char buf[4096];
+    const ssize_t n = ::recv(c.fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) {
+      if (!c.in_request) {  // the first byte of a request: its deadline starts
+        c.in_request = true;
+        c.deadline = now + options.request_deadline;
+      }
+      c.pending.append(buf, static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n == 0) return c.pending.empty() ? HeadResult::kClosed : HeadResult::kBad;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return HeadResult::kNeedMore;
+    return HeadResult::kClosed;
+  }
+}
+
+}  // namespace
+
+void HardenedServer::serve(std::unique_ptr<Connection> c) {
+  while (!stopping_ && c->served < options_.keep_alive_max_requests) {
     std::string head;
-    const auto idle = served == 0 ? options_.request_deadline : options_.keep_alive_timeout;
-    const HeadResult r = reader.read(head, idle);
+    const HeadResult r = read_head(*c, head, options_);
+    if (r == HeadResult::kNeedMore) {
+      park(std::move(c));
+      return;
+    }
     if (r == HeadResult::kClosed || r == HeadResult::kTimeout) break;
     if (r == HeadResult::kMethod) {
-      refuse(sock, 405, "Method Not Allowed", "method not allowed", "Allow: GET, HEAD\r\n");
+      refuse(c->fd, 405, "Method Not Allowed", "method not allowed", "Allow: GET, HEAD\r\n");
       break;
     }
     if (r == HeadResult::kTooLarge || r == HeadResult::kTooManyHeaders) {
-      refuse(sock, 431, "Request Header Fields Too Large", "request header fields too large");
+      refuse(c->fd, 431, "Request Header Fields Too Large", "request header fields too large");
       break;
     }
     if (r == HeadResult::kBody) {
-      refuse(sock, 400, "Bad Request", "request bodies are not accepted");
+      refuse(c->fd, 400, "Bad Request", "request bodies are not accepted");
       break;
     }
     if (r == HeadResult::kBad) {
-      refuse(sock, 400, "Bad Request", "malformed request");
+      refuse(c->fd, 400, "Bad Request", "malformed request");
       break;
     }
     if (takeover_) {
       const RequestHead parsed = parse_head(head);
       if (parsed.path == takeover_path_) {
-        if (takeover_(sock, parsed) == Takeover::kAdopted) return true;
+        if (c->registered) ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->fd, nullptr);
+        if (takeover_(c->fd, parsed) == Takeover::kAdopted) return;  // not ours any more
         break;
       }
     }
-    stream.set_head(std::move(head));
-    const bool close = served + 1 == options_.keep_alive_max_requests || stopping_;
+    c->stream.set_head(std::move(head));
+    const bool close = ++c->served == options_.keep_alive_max_requests || stopping_;
     bool connection_closed = false;
-    if (!process_request(stream, close, connection_closed, nullptr) || connection_closed || close) {
-      break;
-    }
+    const bool processed = process_request(c->stream, close, connection_closed, nullptr);
+    if (!c->stream.flush() || !processed || connection_closed || close) break;
+    // The next request: pipelined bytes already started it; otherwise an idle wait.
+    c->in_request = !c->pending.empty();
+    c->deadline = SteadyClock::now() +
+                  (c->in_request ? options_.request_deadline : options_.keep_alive_timeout);
   }
-  ::shutdown(sock, SHUT_RDWR);
-  ::close(sock);
-  return true;
+  close_connection(std::move(c));
 }
 
 }  // namespace cortex_connectors::server

@@ -7,14 +7,27 @@
 // head is read by HeadReader first — within a whole-request deadline and a byte budget, GET and
 // HEAD only, no body, Range and If-Range dropped — and only then handed to httplib to parse and
 // route. Anything refused is answered (405, 400, 431) or closed without reaching httplib.
+//
+// Connections do not own threads. A connection waiting for its next request, or for the rest
+// of a request head, waits in one epoll set; a small pool of workers (HardeningOptions::
+// worker_threads, the TaskQueue httplib's accept loop hands sockets to) takes whichever
+// connection becomes readable, reads without blocking, serves every complete request and parks
+// the connection again. Idle keep-alive connections and slow clients therefore cost a
+// descriptor and a few hundred bytes, not a thread; a worker blocks only while writing a
+// response to a client that does not read (bounded by the write timeout). Deadlines are
+// enforced by a timer that sweeps the parked connections.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -29,6 +42,7 @@ struct HardeningOptions {
   std::size_t keep_alive_max_requests = 1000;
   std::size_t header_budget_bytes = 16384;
   std::size_t max_header_count = 100;
+  std::size_t worker_threads = 8;
 };
 
 // A checked request head, split into views (valid during the takeover call).
@@ -58,12 +72,15 @@ class HardenedServer : public httplib::Server {
  public:
   explicit HardenedServer(HardeningOptions options);
   ~HardenedServer() override;
+  HardenedServer(const HardenedServer&) = delete;
+  HardenedServer& operator=(const HardenedServer&) = delete;
 
   // Binds with SO_REUSEADDR only (never SO_REUSEPORT: a busy port is an error) and listens with
   // `backlog`. Returns the bound port, or -1 with errno set.
   int bind(const std::string& host, int port, int backlog);
 
-  // Stops accepting and wakes every connection waiting for its next request.
+  // Stops accepting, closes every connection waiting for its next request and lets the
+  // requests being served finish.
   void shutdown();
 
   // Requests for exactly `path` (GET or HEAD) skip httplib and go to `hook` with the socket:
@@ -71,14 +88,34 @@ class HardenedServer : public httplib::Server {
   // REQUIRES: called before listening.
   void set_takeover(std::string path, TakeoverHook hook);
 
+  // Connections currently waiting in the epoll set (between or inside requests).
+  std::size_t parked_connections() const;
+
  private:
+  struct Connection;
+  class WorkerPool;
+
   bool process_and_close_socket(socket_t sock) override;
+  // Serves every complete request `c` has, then parks it or closes it.
+  void serve(std::unique_ptr<Connection> c);
+  void park(std::unique_ptr<Connection> c);
+  void close_connection(std::unique_ptr<Connection> c);
+  // A parked connection became readable (or hung up): serve it.
+  void on_ready(std::uint64_t id);
+  // Closes parked connections past their deadline (all of them when `all`).
+  void sweep(bool all);
+  void begin_stop();
 
   HardeningOptions options_;
   std::string takeover_path_;
   TakeoverHook takeover_;
-  int stop_fd_ = -1;  // eventfd, readable once shutdown() ran
+  int epoll_fd_ = -1;  // parked connections, the job eventfd, stop_fd_ and timer_fd_
+  int stop_fd_ = -1;   // eventfd, readable once shutdown() ran
+  int timer_fd_ = -1;  // periodic: deadline sweeps
   std::atomic<bool> stopping_{false};
+  std::atomic<std::uint64_t> next_id_{16};  // ids below 16 name the control descriptors
+  mutable std::mutex parked_mutex_;
+  std::unordered_map<std::uint64_t, std::unique_ptr<Connection>> parked_;
 };
 
 }  // namespace cortex_connectors::server

@@ -62,8 +62,12 @@ bool set_log_level(std::string_view level) {
   return true;
 }
 
+bool log_enabled(LogLevel level) {
+  return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed);
+}
+
 void log(LogLevel level, std::string_view msg, const Json& fields) {
-  if (static_cast<int>(level) < g_level.load(std::memory_order_relaxed)) return;
+  if (!log_enabled(level)) return;
   log_always(level, msg, fields);
 }
 

@@ -14,6 +14,9 @@ enum class LogLevel { kDebug, kInfo, kWarning, kError };
 // Returns false (and keeps the level) when the text is not a level.
 bool set_log_level(std::string_view level);
 
+// Whether `level` is enabled: lets a caller skip building fields nobody will read.
+bool log_enabled(LogLevel level);
+
 // Writes one line when `level` is enabled. `fields` (an object or null) adds members.
 void log(LogLevel level, std::string_view msg, const Json& fields = {});
 

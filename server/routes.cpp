@@ -111,6 +111,10 @@ void install_routes(HardenedServer& server, Registry& registry, const ServerConf
     const std::string_view route = route_name(req.path);
     registry.metrics().observe_http_request(
         route, res.status, std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed));
+    if (!log_enabled(LogLevel::kInfo)) {
+      t_request.id.clear();
+      return;
+    }
     Json fields = Json::object();
     fields.set("request_id", t_request.id);
     fields.set("method", req.method);

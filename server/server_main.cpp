@@ -101,9 +101,8 @@ int main(int argc, char** argv) {
   hardening.keep_alive_max_requests = config.keep_alive_max_requests;
   hardening.header_budget_bytes = config.header_budget_bytes;
   hardening.max_header_count = config.max_header_count;
+  hardening.worker_threads = config.worker_threads;
   srv::HardenedServer server(hardening);
-  const std::size_t workers = config.worker_threads;
-  server.new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
   srv::install_routes(server, registry, config);
 
   // Every SSE subscriber holds a descriptor: raise the soft limit to the hard one.

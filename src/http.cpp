@@ -1,6 +1,7 @@
 #include "cortex_connectors/http.h"
 
 #include <array>
+#include <cstdint>
 #include <optional>
 
 #include <sodium.h>
@@ -167,14 +168,24 @@ bool is_sane_request_id(std::string_view id) noexcept {
 }
 
 std::string generate_request_id() {
-  internal::ensure_sodium();
-  std::array<unsigned char, 16> bytes{};
-  randombytes_buf(bytes.data(), bytes.size());
+  struct Generator {
+    std::uint64_t prefix = 0;
+    std::uint64_t counter = 0;
+  };
+  thread_local Generator g = [] {
+    internal::ensure_sodium();
+    Generator fresh;
+    randombytes_buf(&fresh.prefix, sizeof fresh.prefix);
+    randombytes_buf(&fresh.counter, sizeof fresh.counter);
+    return fresh;
+  }();
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out(32, '\0');
-  for (std::size_t i = 0; i < bytes.size(); ++i) {
-    out[2 * i] = kHex[bytes[i] >> 4];
-    out[2 * i + 1] = kHex[bytes[i] & 0xF];
+  const std::uint64_t words[2] = {g.prefix, g.counter++};
+  for (std::size_t w = 0; w < 2; ++w) {
+    for (std::size_t i = 0; i < 16; ++i) {
+      out[w * 16 + i] = kHex[(words[w] >> (60 - 4 * i)) & 0xF];
+    }
   }
   return out;
 }

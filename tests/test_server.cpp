@@ -376,6 +376,117 @@ TEST_CASE("hostile connections: methods, bodies, huge headers, ranges, slow clie
   CHECK(s.client->Get("/health")->status == 200);
 }
 
+namespace {
+
+int connect_to(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);  // NOLINT
+  return fd;
+}
+
+// Reads one response with a Content-Length from a keep-alive connection.
+std::string read_response(int fd, std::chrono::milliseconds timeout) {
+  std::string got;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const auto end = got.find("\r\n\r\n");
+    if (end != std::string::npos) {
+      static const std::regex kLength("Content-Length: ([0-9]+)", std::regex::icase);
+      std::smatch m;
+      const std::string head = got.substr(0, end);
+      if (std::regex_search(head, m, kLength) && got.size() >= end + 4 + std::stoul(m[1].str())) {
+        return got;
+      }
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return got;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return got;
+    char buf[8192];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) return got;
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+int thread_count(pid_t pid) {
+  const std::string status =
+      cc::test::read_file(std::filesystem::path("/proc") / std::to_string(pid) / "status");
+  const auto at = status.find("Threads:");
+  REQUIRE(at != std::string::npos);
+  return std::stoi(status.substr(at + 8));
+}
+
+}  // namespace
+
+TEST_CASE("idle keep-alive and half-sent requests hold no worker", "[server]") {
+  // Four workers, 200 connections: 150 idle between requests, 50 stopped in mid-head.
+  Running s({"CONNECTORS_WORKER_THREADS=4", "CONNECTORS_KEEPALIVE_TIMEOUT_MS=60000",
+             "CONNECTORS_REQUEST_DEADLINE_MS=60000"});
+  const int port = s.server->port();
+  const int threads_before = thread_count(s.server->pid());
+  std::vector<int> fds;
+  for (int i = 0; i < 150; ++i) {
+    const int fd = connect_to(port);
+    fds.push_back(fd);
+    const std::string req = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    REQUIRE(::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size()));
+    REQUIRE(read_response(fd, 5s).starts_with("HTTP/1.1 200"));
+  }
+  for (int i = 0; i < 50; ++i) {
+    const int fd = connect_to(port);
+    fds.push_back(fd);
+    const std::string part = "GET /health HTTP/1.1\r\nHost: x\r\nX-Part";
+    REQUIRE(::send(fd, part.data(), part.size(), MSG_NOSIGNAL) > 0);
+  }
+  // New clients are served at once, and by the same threads.
+  for (int i = 0; i < 20; ++i) {
+    httplib::Client fresh("127.0.0.1", port);
+    fresh.set_connection_timeout(2s);
+    fresh.set_read_timeout(2s);
+    auto r = fresh.Get("/health");
+    REQUIRE(r);
+    CHECK(r->status == 200);
+  }
+  CHECK(thread_count(s.server->pid()) <= threads_before);
+  // Every idle connection still works: its next request is answered.
+  for (std::size_t i = 0; i < 150; i += 15) {
+    const std::string req = "GET /ready HTTP/1.1\r\nHost: x\r\n\r\n";
+    REQUIRE(::send(fds[i], req.data(), req.size(), MSG_NOSIGNAL) > 0);
+    CHECK(read_response(fds[i], 5s).starts_with("HTTP/1.1 200"));
+  }
+  // A half-sent request completes when its last bytes arrive.
+  const std::string rest = ": y\r\n\r\n";
+  REQUIRE(::send(fds[150], rest.data(), rest.size(), MSG_NOSIGNAL) > 0);
+  CHECK(read_response(fds[150], 5s).starts_with("HTTP/1.1 200"));
+  for (int fd : fds) ::close(fd);
+}
+
+TEST_CASE("idle keep-alive connections are closed at the keep-alive timeout", "[server]") {
+  Running s({"CONNECTORS_KEEPALIVE_TIMEOUT_MS=300", "CONNECTORS_REQUEST_DEADLINE_MS=600"});
+  const int fd = connect_to(s.server->port());
+  const std::string req = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+  REQUIRE(::send(fd, req.data(), req.size(), MSG_NOSIGNAL) > 0);
+  REQUIRE(read_response(fd, 5s).starts_with("HTTP/1.1 200"));
+  // Idle: the server closes (EOF) after ~300 ms, well before the test's 5 s.
+  pollfd p{fd, POLLIN, 0};
+  REQUIRE(::poll(&p, 1, 5000) == 1);
+  char byte = 0;
+  CHECK(::recv(fd, &byte, 1, 0) == 0);
+  ::close(fd);
+  // A connection that never sends anything is closed at the request deadline.
+  const int silent = connect_to(s.server->port());
+  pollfd q{silent, POLLIN, 0};
+  REQUIRE(::poll(&q, 1, 5000) == 1);
+  CHECK(::recv(silent, &byte, 1, 0) == 0);
+  ::close(silent);
+}
+
 TEST_CASE("a busy port is an error, not a silent share", "[server]") {
   Running s;
   cc::test::TempDir dir;

@@ -53,7 +53,9 @@ CORTEX_CONNECTORS_API std::string detail_body(std::string_view message);
 // True when a client-sent X-Request-Id may be echoed: 1..128 characters of [A-Za-z0-9._:-].
 CORTEX_CONNECTORS_API bool is_sane_request_id(std::string_view id) noexcept;
 
-// A fresh request id: 32 lowercase hex characters (128 random bits).
+// A fresh request id: 32 lowercase hex characters, unique within and across processes: 64
+// random bits drawn once per thread, then a 64-bit per-thread counter (one getrandom() per
+// thread rather than per request). Not a secret: do not use it as one.
 CORTEX_CONNECTORS_API std::string generate_request_id();
 
 // The body of GET /health: status "ok" (a snapshot, no failure since), "degraded" (a snapshot,
