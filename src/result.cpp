@@ -16,6 +16,8 @@ const char* to_string(ErrorCode code) noexcept {
       return "io";
     case ErrorCode::kUsage:
       return "usage";
+    case ErrorCode::kExpired:
+      return "expired";
   }
   return "unknown";
 }

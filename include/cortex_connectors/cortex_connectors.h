@@ -12,5 +12,6 @@
 #include "cortex_connectors/snapshot.h"
 #include "cortex_connectors/sse.h"
 #include "cortex_connectors/validate.h"
+#include "cortex_connectors/verify.h"
 #include "cortex_connectors/version.h"
 #include "cortex_connectors/watcher.h"

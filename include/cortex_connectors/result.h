@@ -25,6 +25,7 @@ enum class ErrorCode : std::uint8_t {
   kNotFound,   // a file or a version does not exist
   kIo,         // reading or writing failed
   kUsage,      // the caller passed an argument the function cannot accept
+  kExpired,    // a signed document is past its expiry (ttlSeconds)
 };
 
 // Returns a short lowercase name for `code` ("parse", "invalid", ...).
