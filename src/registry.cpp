@@ -167,9 +167,10 @@ struct Registry::Impl {
     snap->body = std::move(signed_map->body);
     snap->signature = std::move(signed_map->signature);
     const bool small = snap->body.size() <= kSmallBody;
-    const int gzip_level = options.gzip_level >= 0 ? options.gzip_level : (small ? 9 : 6);
-    const int brotli_quality =
-        options.brotli_quality >= 0 ? options.brotli_quality : (small ? 11 : 5);
+    // Small bodies: publish with fast settings first, then refine (see RegistryOptions).
+    const bool refine = small && options.gzip_level < 0 && options.brotli_quality < 0;
+    const int gzip_level = options.gzip_level >= 0 ? options.gzip_level : 6;
+    const int brotli_quality = options.brotli_quality >= 0 ? options.brotli_quality : 5;
     if (small) {
       snap->body_gzip = internal::gzip_compress(snap->body, gzip_level);
       snap->body_brotli = internal::brotli_compress(snap->body, brotli_quality);
@@ -192,7 +193,17 @@ struct Registry::Impl {
     snap->manifest = std::move(*manifest);
     timings.compress = since(t);
     snap->timings = timings;
-    publish(std::shared_ptr<const Snapshot>(std::move(snap)));
+    std::shared_ptr<const Snapshot> published(std::move(snap));
+    publish(published);
+    if (refine) {
+      auto better = std::make_shared<Snapshot>(*published);
+      better->body_gzip = internal::gzip_compress(better->body, 9);
+      better->body_brotli = internal::brotli_compress(better->body, 11);
+      std::lock_guard lock(state_mutex);
+      // Only this thread publishes (refresh_mutex is held), so `published` is still current
+      // unless the registry was reset meanwhile.
+      if (current.load() == published) current.store(std::shared_ptr<const Snapshot>(better));
+    }
     return current.load();
   }
 

@@ -333,3 +333,32 @@ TEST_CASE("pre-compressed bodies inflate to the body, small and large", "[regist
   }
   CHECK(registry.current()->body.size() > (std::size_t{256} << 10));
 }
+
+TEST_CASE("small bodies are published fast and then recompressed at the best settings",
+          "[registry]") {
+  cc::Registry registry(options_for("unused"));
+  std::vector<std::shared_ptr<const cc::Snapshot>> seen;
+  registry.subscribe([&](const std::shared_ptr<const cc::Snapshot>& s) { seen.push_back(s); });
+  REQUIRE_OK(registry.refresh_from_text(manifest(60)));
+  REQUIRE(seen.size() == 1);  // listeners hear of the version once
+  const auto first = seen.front();
+  const auto best = registry.current();
+  CHECK(best->version == first->version);
+  CHECK(best->body == first->body);
+  CHECK(best->etag == first->etag);
+  // What listeners got: the fast settings; what current() serves now: the best ones.
+  CHECK(first->body_gzip == cc::internal::gzip_compress(first->body, 6));
+  CHECK(first->body_brotli == cc::internal::brotli_compress(first->body, 5));
+  CHECK(best->body_gzip == cc::internal::gzip_compress(best->body, 9));
+  CHECK(best->body_brotli == cc::internal::brotli_compress(best->body, 11));
+  CHECK(best->body_brotli.size() <= first->body_brotli.size());
+
+  // Explicit settings are used as given, once.
+  auto options = options_for("unused");
+  options.gzip_level = 1;
+  options.brotli_quality = 2;
+  cc::Registry fixed(options);
+  REQUIRE_OK(fixed.refresh_from_text(manifest(60)));
+  CHECK(fixed.current()->body_gzip == cc::internal::gzip_compress(fixed.current()->body, 1));
+  CHECK(fixed.current()->body_brotli == cc::internal::brotli_compress(fixed.current()->body, 2));
+}
