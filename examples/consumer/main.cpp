@@ -2,6 +2,9 @@
 #include <cstdio>
 
 #include <cortex_connectors/cortex_connectors.h>
+#ifdef CONSUMER_WITH_CLIENT
+#include <cortex_connectors/service_map_client.h>
+#endif
 
 int main() {
   namespace cc = cortex_connectors;
@@ -9,6 +12,16 @@ int main() {
   if (!canonical || *canonical != R"({"a":[1.5,"x"],"b":2})") return 1;
   const auto sig = cc::sign_hmac_sha256(cc::as_bytes("k"), *canonical);
   if (!cc::verify_hmac_sha256(cc::as_bytes("k"), *canonical, sig)) return 1;
+  // verify.h: a signed body that is no service map is refused with the member's pointer.
+  const std::string body = R"({"payload":{"a":1},"signature":")" +
+                           cc::sign_hmac_sha256(cc::as_bytes("k"), R"({"a":1})") + "\"}";
+  auto verified = cc::verify_service_map(body, cc::as_bytes("k"));
+  if (verified || verified.error().issues.at(0).pointer != "/payload/brand") return 1;
+#ifdef CONSUMER_WITH_CLIENT
+  cc::ServiceMapClientOptions options;  // links and checks options; no network needed
+  if (cc::ServiceMapClient(options).start().error().code != cc::ErrorCode::kUsage) return 1;
+  std::printf("consumer ok: client component linked\n");
+#endif
   std::printf("consumer ok: cortex_connectors %s\n", std::string(cc::version_string()).c_str());
   return 0;
 }
