@@ -147,13 +147,16 @@ struct ServiceMapClient::Impl {
 
   Result<CacheUpdate> fetch() {
     if (!fetch_client) return usage_error("base_url must be http:// or https://host[:port]");
-    std::lock_guard lock(fetch_mu);
-    httplib::Headers headers = auth_headers();
-    headers.emplace("Accept", "application/json");
-    headers.emplace("Accept-Encoding", "br, gzip");
-    if (!etag.empty() && cache.current()) headers.emplace("If-None-Match", etag);
     const auto fetched = std::chrono::system_clock::now();
-    auto res = fetch_client->Get(options.service_map_path, headers);
+    // fetch_mu covers the request only: callbacks below may call fetch_now() again.
+    auto res = [&] {
+      std::lock_guard lock(fetch_mu);
+      httplib::Headers headers = auth_headers();
+      headers.emplace("Accept", "application/json");
+      headers.emplace("Accept-Encoding", "br, gzip");
+      if (!etag.empty() && cache.current()) headers.emplace("If-None-Match", etag);
+      return fetch_client->Get(options.service_map_path, headers);
+    }();
     if (!res) {
       Error e = io_error("GET " + options.service_map_path +
                          " failed: " + describe_transport(res.error()));
@@ -176,11 +179,8 @@ struct ServiceMapClient::Impl {
     }
     bump([](ServiceMapClientStats& s) { ++s.fetches; });
     auto r = deliver([&] { return cache.offer(res->body, fetched); });
-    if (r && *r != CacheUpdate::kOlder) {
-      etag = res->get_header_value("ETag");
-    } else {
-      etag.clear();
-    }
+    std::lock_guard lock(fetch_mu);
+    etag = r && *r != CacheUpdate::kOlder ? res->get_header_value("ETag") : std::string();
     return r;
   }
 
