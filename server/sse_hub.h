@@ -1,7 +1,8 @@
-// SseHub: one epoll thread that owns every SSE subscriber.
+// SseHub: a few epoll threads ("loops", one per core up to SseHubOptions::loops) that own every
+// SSE subscriber; each subscriber belongs to one loop, assigned round-robin.
 //
 // A worker thread authenticates the request, then hands the socket over with adopt(); from then
-// on the hub writes shared, pre-framed event bytes with non-blocking sends, resumes partial
+// on its loop writes shared, pre-framed event bytes with non-blocking sends, resumes partial
 // writes on EPOLLOUT, notices closed peers (EPOLLRDHUP), writes heartbeat comments on a timer,
 // and conflates: a subscriber that cannot keep up is sent the newest snapshot once it drains,
 // never a queue of every intermediate one. A subscriber whose socket has not drained for
@@ -31,6 +32,10 @@ struct SseHubOptions {
   std::size_t max_subscribers = 20000;
   std::chrono::milliseconds stall_timeout{30000};
   std::uint32_t retry_ms = 3000;  // the client's reconnection delay ("retry:" field)
+  // Send threads. A send to a loopback subscriber costs ~10 us of the sender's CPU, so one
+  // thread needs ~100 ms to reach 10 000 subscribers; loops split that across cores.
+  // 0: one per core, at most 4.
+  std::size_t loops = 0;
 };
 
 class SseHub {
@@ -40,9 +45,9 @@ class SseHub {
   SseHub(const SseHub&) = delete;
   SseHub& operator=(const SseHub&) = delete;
 
-  // Starts the epoll thread. Returns false when the kernel refuses epoll/eventfd.
+  // Starts the loops. Returns false when the kernel refuses epoll/eventfd or a thread.
   bool start();
-  // Ends every stream (the sockets are shut down and closed) and joins the thread.
+  // Ends every stream (the sockets are shut down and closed) and joins the loops.
   void stop();
 
   // Builds the status and delta events of `snapshot` and sends them to every subscriber.
@@ -57,47 +62,32 @@ class SseHub {
 
   std::size_t subscribers() const noexcept { return count_.load(); }
   std::size_t max_subscribers() const noexcept { return options_.max_subscribers; }
+  std::size_t loops() const noexcept { return loops_.size(); }
 
  private:
   struct Published;
   struct Subscriber;
   struct Adoption;
+  class Loop;
 
-  void run();
-  void take_adoptions();
-  void on_publish();
-  void enqueue_latest(Subscriber& s);
-  void flush(Subscriber& s);
-  void close_subscriber(int fd);
-  // One subscriber finished (or abandoned) the latest version; records the broadcast time
-  // once the last one has.
-  void settle_latest();
-  void heartbeat_and_evict();
-  void wake();
+  // A loop has written version `p` to every subscriber that owed it (or they left): the last
+  // loop to do so records the broadcast time.
+  void loop_settled(const Published& p);
+  // The newest version publish() has built (set before any loop is offered it).
+  std::shared_ptr<const Published> latest() const;
 
   SseHubOptions options_;
   Metrics& metrics_;
-  int epoll_fd_ = -1;
-  int wake_fd_ = -1;
-  std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::atomic<std::size_t> count_{0};
-
-  std::mutex mutex_;  // guards the three below
-  std::shared_ptr<const Published> latest_;
-  std::vector<Adoption> adoptions_;
-  bool published_ = false;
-
-  // Loop-thread state.
-  std::shared_ptr<const Published> loop_latest_;
-  std::vector<std::unique_ptr<Subscriber>> by_fd_;
-  std::size_t pending_latest_ = 0;  // subscribers still writing the latest event
-  bool broadcast_open_ = false;     // the latest version's broadcast is not yet recorded
-  std::chrono::steady_clock::time_point next_heartbeat_;
+  std::atomic<std::size_t> next_loop_{0};
+  std::vector<std::unique_ptr<Loop>> loops_;
 
   // publish() state: the snapshot the last delta is computed from.
   std::mutex publish_mutex_;  // serialises publish(); guards previous_snapshot_
   std::shared_ptr<const Snapshot> previous_snapshot_;
+  mutable std::mutex latest_mutex_;
+  std::shared_ptr<const Published> latest_;
 };
 
 }  // namespace cortex_connectors::server
