@@ -73,9 +73,16 @@ FileState stat_path(const std::string& path) {
 
 // The directories whose entries decide what `path` (absolute) resolves to: its own, that of every
 // hop of its symlink chain, and that of its final target. Intermediate directory symlinks are
-// followed by inotify_add_watch itself.
-std::vector<fs::path> watch_dirs(const fs::path& path) {
+// followed by inotify_add_watch itself. `names` gets every component of those paths: an event
+// in a watched directory matters only if it names one of them (the file, a symlink hop, or a
+// directory on the way, such as a ConfigMap's "..data"); other files there are ignored.
+std::vector<fs::path> watch_dirs(const fs::path& path, std::set<std::string>& names) {
+  names.clear();
+  auto add_names = [&names](const fs::path& p) {
+    for (const auto& part : p) names.insert(part.string());
+  };
   std::vector<fs::path> dirs{path.parent_path()};
+  add_names(path);
   fs::path current = path;
   std::error_code ec;
   for (int hop = 0; hop < kMaxSymlinkHops; ++hop) {
@@ -83,9 +90,13 @@ std::vector<fs::path> watch_dirs(const fs::path& path) {
     if (ec) break;  // not a symlink, or missing
     current = target.is_absolute() ? target : current.parent_path() / target;
     dirs.push_back(current.parent_path());
+    add_names(current);
   }
   const fs::path real = fs::canonical(path, ec);
-  if (!ec) dirs.push_back(real.parent_path());
+  if (!ec) {
+    dirs.push_back(real.parent_path());
+    add_names(real);
+  }
   return dirs;
 }
 
@@ -140,7 +151,8 @@ struct ManifestWatcher::Impl {
   std::chrono::milliseconds poll_interval_{};
   int stop_fd_ = -1;  // eventfd
   int inotify_fd_ = -1;
-  std::set<int> watches_;  // watch descriptors of inotify_fd_
+  std::set<int> watches_;        // watch descriptors of inotify_fd_
+  std::set<std::string> names_;  // entry names that matter in the watched directories
   FileState last_state_;
   std::optional<Clock::time_point> burst_start_;  // first event of the pending burst
   Clock::time_point deadline_;                    // when the pending burst fires
@@ -256,6 +268,11 @@ bool ManifestWatcher::Impl::drain_events() {
       }
       const auto it = watches_.find(event.wd);
       if (it == watches_.end()) continue;  // a watch arm() removed: only its IN_IGNORED
+      if (event.len > 0) {
+        // The name is NUL-padded to event.len bytes.
+        const char* name = buffer.data() + offset - event.len;
+        if (!names_.contains(std::string(name, ::strnlen(name, event.len)))) continue;
+      }
       relevant = true;
       if ((event.mask & IN_IGNORED) != 0) watches_.erase(it);  // its directory is gone
     }
@@ -295,7 +312,7 @@ bool ManifestWatcher::Impl::arm() {
   }
   std::set<int> next;
   bool all = true;
-  for (const fs::path& dir : watch_dirs(path_)) {
+  for (const fs::path& dir : watch_dirs(path_, names_)) {
     // Returns the existing descriptor for a directory already watched (same inode).
     const int wd = ::inotify_add_watch(inotify_fd_, dir.c_str(), kDirMask);
     if (wd < 0) {

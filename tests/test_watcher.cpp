@@ -176,6 +176,29 @@ TEST_CASE("an editor's rename over the path is seen", "[watcher]") {
   CHECK(watcher.events_seen() == recorder.count());
 }
 
+TEST_CASE("other files in the directory are ignored", "[watcher]") {
+  TempDir dir;
+  const fs::path path = dir / "connectors.manifest.json";
+  write_file(path, "v1");
+  Recorder recorder(path);
+  cc::ManifestWatcher watcher(options_for(path), recorder.callback());
+  REQUIRE_OK(watcher.start());
+  REQUIRE(watcher.mode() == cc::WatchMode::kInotify);
+  // A log file, a lock file and a backup next to the manifest: nothing to reload.
+  for (int i = 0; i < 20; ++i) {
+    write_file(dir / "server.log", std::string(static_cast<std::size_t>(i) + 1, 'x'));
+    write_file(dir / "connectors.manifest.json.bak", "old");
+    fs::remove(dir / "connectors.manifest.json.bak");
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  std::this_thread::sleep_for(milliseconds(300));  // several debounce periods
+  CHECK(watcher.events_seen() == 0);
+  CHECK(recorder.count() == 0);
+  // The manifest itself still is.
+  write_in_place(path, {"v2"});
+  REQUIRE_SEEN(recorder, "v2", 0);
+}
+
 TEST_CASE("an in-place truncate and rewrite is seen", "[watcher]") {
   TempDir dir;
   const fs::path path = dir / "connectors.manifest.json";
