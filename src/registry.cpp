@@ -140,7 +140,8 @@ struct Registry::Impl {
                                                       : now_text;
     Json payload = build_service_map(*manifest, generated_at);
     timings.build = since(t);
-    auto signed_map = sign_service_map(std::move(payload), as_bytes(options.signing_key));
+    auto signed_map =
+        sign_service_map(std::move(payload), as_bytes(options.signing_key), options.ed25519_keys);
     if (!signed_map) return fail(with_source(std::move(signed_map).error()), timings, source);
     if (previous && signed_map->body == previous->body) {
       // Good content again (e.g. a fix after a bad edit) that serves the same bytes: nothing
@@ -156,7 +157,8 @@ struct Registry::Impl {
       // New content: generatedAt is now.
       generated_at = now_text;
       signed_map->payload.set("generatedAt", generated_at);
-      signed_map = sign_service_map(std::move(signed_map->payload), as_bytes(options.signing_key));
+      signed_map = sign_service_map(std::move(signed_map->payload), as_bytes(options.signing_key),
+                                    options.ed25519_keys);
       if (!signed_map) return fail(with_source(std::move(signed_map).error()), timings, source);
     }
     timings.sign = since(t);
@@ -169,6 +171,7 @@ struct Registry::Impl {
     snap->generated_at = std::move(generated_at);
     snap->body = std::move(signed_map->body);
     snap->signature = std::move(signed_map->signature);
+    snap->signatures = std::move(signed_map->signatures);
     const bool small = snap->body.size() <= kSmallBody;
     // Small bodies: publish with fast settings first, then refine (see RegistryOptions).
     const bool refine =

@@ -109,17 +109,30 @@ Json build_service_map(const Manifest& manifest, std::string_view generated_at_f
 }
 
 Result<SignedServiceMap> sign_service_map(Json payload, std::span<const std::byte> key) {
+  return sign_service_map(std::move(payload), key, {});
+}
+
+Result<SignedServiceMap> sign_service_map(Json payload, std::span<const std::byte> key,
+                                          std::span<const Ed25519Key> ed25519_keys) {
   SignedServiceMap out;
   auto canonical = canonical_json(payload);
   if (!canonical) return std::move(canonical).error();
   out.canonical_payload = std::move(*canonical);
   out.signature = sign_hmac_sha256(key, out.canonical_payload);
-  // Members in canonical order ("payload" < "signature"), so the body is canonical JSON too.
-  out.body.reserve(out.canonical_payload.size() + out.signature.size() + 32);
+  if (!ed25519_keys.empty())
+    out.signatures = ed25519_signatures(ed25519_keys, out.canonical_payload);
+  // Members in canonical order ("payload" < "signature" < "signatures"), so the body is
+  // canonical JSON too.
+  out.body.reserve(out.canonical_payload.size() + out.signature.size() + out.signatures.size() +
+                   48);
   out.body.append(R"({"payload":)");
   out.body.append(out.canonical_payload);
   out.body.append(R"(,"signature":)");
   append_canonical_string(out.body, out.signature);
+  if (!out.signatures.empty()) {
+    out.body.append(R"(,"signatures":)");
+    out.body.append(out.signatures);
+  }
   out.body.push_back('}');
   out.payload = std::move(payload);
   return out;

@@ -177,7 +177,13 @@ Result<std::string> sse_delta_event(const Snapshot& previous, const Snapshot& ne
   if (!from) return std::move(from).error();
   auto to = parse_json(next.canonical_payload());
   if (!to) return std::move(to).error();
-  const Json delta = compute_delta(*from, *to, previous.version, next.version, next.signature);
+  Json delta = compute_delta(*from, *to, previous.version, next.version, next.signature);
+  if (!next.signatures.empty()) {
+    // The Ed25519 signatures of the new payload, so that a pinned-key client can verify too.
+    auto signatures = parse_json(next.signatures);
+    if (!signatures) return std::move(signatures).error();
+    delta.set("signatures", std::move(*signatures));
+  }
   auto data = canonical_json(delta);
   if (!data) return std::move(data).error();
   return sse_event("delta", std::to_string(next.version), *data);

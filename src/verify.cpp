@@ -67,25 +67,26 @@ std::optional<Clock::time_point> parse_rfc3339(std::string_view t) noexcept {
 
 std::string VerifiedServiceMap::body() const {
   std::string out;
-  out.reserve(canonical_payload.size() + signature.size() + 32);
+  out.reserve(canonical_payload.size() + signature.size() + signatures.size() + 48);
   out.append(R"({"payload":)");
   out.append(canonical_payload);
   out.append(R"(,"signature":)");
   append_canonical_string(out, signature);
+  if (!signatures.empty()) {
+    out.append(R"(,"signatures":)");
+    out.append(signatures);
+  }
   out.push_back('}');
   return out;
 }
 
-Result<VerifiedServiceMap> verify_service_map_payload(Json payload, std::string_view signature,
-                                                      std::span<const std::byte> key,
-                                                      const VerifyOptions& options) {
-  if (!payload.is_object()) return invalid_body("signed body has no \"payload\" object");
-  auto canonical = canonical_json(payload);
-  if (!canonical) return std::move(canonical).error();
-  if (!verify_hmac_sha256(key, *canonical, signature)) {
-    return Error{ErrorCode::kSignature, "[brAInwav] signature does not match the payload", {}, {}};
-  }
-  // Authentic from here on: check that it is a service map of the brand.
+namespace {
+
+// The checks after the signature verified: authentic from here on, check that it is a service
+// map of the brand and not expired.
+Result<VerifiedServiceMap> check_verified(Json payload, std::string canonical,
+                                          std::string_view signature,
+                                          const VerifyOptions& options) {
   const Json* brand = payload.find("brand");
   if (brand == nullptr || !brand->is_string() || brand->as_string() != kBrand) {
     return invalid_payload("/payload/brand", "must be \"brAInwav\"");
@@ -140,10 +141,60 @@ Result<VerifiedServiceMap> verify_service_map_payload(Json payload, std::string_
   map.id = id->as_string();
   map.connector_count = connectors->as_array().size();
   map.version = options.version;
-  map.canonical_payload = std::move(*canonical);
+  map.canonical_payload = std::move(canonical);
   map.signature = std::string(signature);
   map.payload = std::move(payload);
   return map;
+}
+
+}  // namespace
+
+Result<VerifiedServiceMap> verify_service_map_payload(Json payload, std::string_view signature,
+                                                      std::span<const std::byte> key,
+                                                      const VerifyOptions& options) {
+  if (!payload.is_object()) return invalid_body("signed body has no \"payload\" object");
+  auto canonical = canonical_json(payload);
+  if (!canonical) return std::move(canonical).error();
+  if (!verify_hmac_sha256(key, *canonical, signature)) {
+    return Error{ErrorCode::kSignature, "[brAInwav] signature does not match the payload", {}, {}};
+  }
+  return check_verified(std::move(payload), std::move(*canonical), signature, options);
+}
+
+Result<VerifiedServiceMap> verify_service_map_payload(Json payload, const Json& carrier,
+                                                      const PublicKeySet& keys,
+                                                      const VerifyOptions& options) {
+  if (!payload.is_object()) return invalid_body("signed body has no \"payload\" object");
+  const Json* signatures = carrier.is_object() ? carrier.find("signatures") : nullptr;
+  if (signatures == nullptr || !signatures->is_array()) {
+    return Error{
+        ErrorCode::kSignature, "[brAInwav] the body carries no Ed25519 signatures", {}, {}};
+  }
+  auto canonical = canonical_json(payload);
+  if (!canonical) return std::move(canonical).error();
+  auto kid = verify_ed25519_signatures(*signatures, keys, *canonical);
+  if (!kid) return std::move(kid).error();
+  const Json* hmac = carrier.find("signature");
+  auto map = check_verified(std::move(payload), std::move(*canonical),
+                            hmac != nullptr && hmac->is_string() ? hmac->as_string() : "", options);
+  if (!map) return map;
+  map->signatures = canonical_json(*signatures).value();
+  map->kid = std::move(*kid);
+  return map;
+}
+
+Result<VerifiedServiceMap> verify_service_map(std::string_view body, const PublicKeySet& keys,
+                                              const VerifyOptions& options) {
+  auto parsed = parse_json(body);
+  if (!parsed) return std::move(parsed).error();
+  Json& doc = *parsed;
+  if (!doc.is_object()) return invalid_body("signed body must be a JSON object");
+  Json* payload = doc.find("payload");
+  if (payload == nullptr || !payload->is_object()) {
+    return invalid_body("signed body has no \"payload\" object");
+  }
+  Json owned = std::move(*payload);
+  return verify_service_map_payload(std::move(owned), doc, keys, options);
 }
 
 Result<VerifiedServiceMap> verify_service_map(std::string_view body, std::span<const std::byte> key,
@@ -165,6 +216,7 @@ Result<VerifiedServiceMap> verify_service_map(std::string_view body, std::span<c
 
 struct ServiceMapCache::Impl {
   std::string key;
+  std::optional<PublicKeySet> public_keys;  // set: verify Ed25519 instead of the HMAC
   ExpiryBase expiry_base;
   mutable std::mutex mu;
   std::shared_ptr<const VerifiedServiceMap> current;
@@ -178,6 +230,12 @@ ServiceMapCache::ServiceMapCache(std::span<const std::byte> key, ExpiryBase expi
   impl_->expiry_base = expiry_base;
 }
 
+ServiceMapCache::ServiceMapCache(PublicKeySet keys, ExpiryBase expiry_base)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->public_keys = std::move(keys);
+  impl_->expiry_base = expiry_base;
+}
+
 ServiceMapCache::~ServiceMapCache() = default;
 
 Result<CacheUpdate> ServiceMapCache::offer(std::string_view body, Clock::time_point now,
@@ -186,7 +244,26 @@ Result<CacheUpdate> ServiceMapCache::offer(std::string_view body, Clock::time_po
   options.now = resolve(now, Clock::now());
   options.expiry_base = impl_->expiry_base;
   options.version = version;
+  if (impl_->public_keys) return accept(verify_service_map(body, *impl_->public_keys, options));
   return accept(verify_service_map(body, as_bytes(impl_->key), options));
+}
+
+Result<CacheUpdate> ServiceMapCache::offer_signed(Json payload, const Json& carrier,
+                                                  Clock::time_point now, std::uint64_t version) {
+  VerifyOptions options;
+  options.now = resolve(now, Clock::now());
+  options.expiry_base = impl_->expiry_base;
+  options.version = version;
+  if (impl_->public_keys) {
+    return accept(
+        verify_service_map_payload(std::move(payload), carrier, *impl_->public_keys, options));
+  }
+  const Json* signature = carrier.is_object() ? carrier.find("signature") : nullptr;
+  if (signature == nullptr || !signature->is_string()) {
+    return Error{ErrorCode::kInvalid, "[brAInwav] signed body has no \"signature\" string", {}, {}};
+  }
+  return accept(verify_service_map_payload(std::move(payload), signature->as_string(),
+                                           as_bytes(impl_->key), options));
 }
 
 Result<CacheUpdate> ServiceMapCache::offer_payload(Json payload, std::string_view signature,
@@ -195,6 +272,13 @@ Result<CacheUpdate> ServiceMapCache::offer_payload(Json payload, std::string_vie
   options.now = resolve(now, Clock::now());
   options.expiry_base = impl_->expiry_base;
   options.version = version;
+  if (impl_->public_keys) {
+    // A bare HMAC signature cannot satisfy pinned public keys.
+    Json carrier = Json::object();
+    carrier.set("signature", signature);
+    return accept(
+        verify_service_map_payload(std::move(payload), carrier, *impl_->public_keys, options));
+  }
   return accept(
       verify_service_map_payload(std::move(payload), signature, as_bytes(impl_->key), options));
 }

@@ -3,6 +3,7 @@
 
 #include "cortex_connectors/canonical_json.h"
 #include "cortex_connectors/json.h"
+#include "cortex_connectors/keys.h"
 #include "cortex_connectors/manifest.h"
 #include "cortex_connectors/metrics.h"
 #include "cortex_connectors/registry.h"

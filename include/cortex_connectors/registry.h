@@ -19,8 +19,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "cortex_connectors/export.h"
+#include "cortex_connectors/keys.h"
 #include "cortex_connectors/manifest.h"
 #include "cortex_connectors/metrics.h"
 #include "cortex_connectors/result.h"
@@ -42,6 +44,9 @@ struct RegistryOptions {
   std::optional<std::string> manifest_path;
   // The HMAC key bytes (CONNECTORS_SIGNATURE_KEY). Never logged or copied into an Error.
   std::string signing_key;
+  // Ed25519 keys that also sign every snapshot (keys.h); empty: the HMAC-only body. The server
+  // passes its active key here; keys it only publishes (rotation) are not needed.
+  std::vector<Ed25519Key> ed25519_keys;
   ManifestLimits limits;
   // The version of the first snapshot (a history store can continue a previous run's count).
   std::uint64_t first_version = 1;

@@ -17,6 +17,7 @@
 
 #include "cortex_connectors/export.h"
 #include "cortex_connectors/json.h"
+#include "cortex_connectors/keys.h"
 #include "cortex_connectors/manifest.h"
 #include "cortex_connectors/result.h"
 
@@ -35,12 +36,20 @@ struct SignedServiceMap {
   Json payload;
   std::string canonical_payload;  // JCS(payload): the signed bytes
   std::string signature;          // base64url_nopad(HMAC-SHA256(key, canonical_payload))
-  std::string body;               // {"payload":...,"signature":"..."}, itself canonical JSON
+  // The "signatures" array (keys.h: ed25519_signatures()) when Ed25519 keys signed, else "".
+  std::string signatures;
+  // {"payload":...,"signature":"..."}, itself canonical JSON; with Ed25519 keys
+  // {"payload":...,"signature":"...","signatures":[...]}.
+  std::string body;
 };
 
 // Canonicalizes and signs `payload`. Fails only for payloads JSON cannot express (NaN).
 CORTEX_CONNECTORS_API Result<SignedServiceMap> sign_service_map(Json payload,
                                                                 std::span<const std::byte> key);
+// The same, and each of `ed25519_keys` also signs the canonical payload ("signatures"). With no
+// Ed25519 key the body is exactly the HMAC-only one.
+CORTEX_CONNECTORS_API Result<SignedServiceMap> sign_service_map(
+    Json payload, std::span<const std::byte> key, std::span<const Ed25519Key> ed25519_keys);
 
 // Formats `time` as RFC 3339 UTC with second precision, e.g. "2025-10-10T00:00:00Z".
 CORTEX_CONNECTORS_API std::string format_rfc3339(std::chrono::system_clock::time_point time);

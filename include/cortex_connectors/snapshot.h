@@ -38,6 +38,8 @@ struct Snapshot {
   std::string body_brotli;  // the same bytes, brotli (RFC 7932)
   std::string etag;         // strong ETag of the body, quotes included: "\"9f86d0...\""
   std::string signature;    // base64url HMAC-SHA256 of canonical_payload()
+  // The body's "signatures" array (Ed25519, keys.h) as canonical JSON, or "" without keys.
+  std::string signatures;
 
   // Prometheus text of the manifest's own series (brainwav_mcp_connector_proxy_up), rendered
   // once per snapshot so that a scrape only concatenates it.
@@ -48,7 +50,8 @@ struct Snapshot {
   // The signed bytes: the payload member of `body`.
   std::string_view canonical_payload() const noexcept {
     constexpr std::size_t kPrefix = sizeof(R"({"payload":)") - 1;
-    const std::size_t suffix = sizeof(R"(,"signature":"")") - 1 + signature.size() + 1;
+    std::size_t suffix = sizeof(R"(,"signature":"")") - 1 + signature.size() + 1;
+    if (!signatures.empty()) suffix += sizeof(R"(,"signatures":)") - 1 + signatures.size();
     return std::string_view(body).substr(kPrefix, body.size() - kPrefix - suffix);
   }
   std::size_t connector_count() const noexcept { return manifest.connectors.size(); }

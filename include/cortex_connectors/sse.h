@@ -54,7 +54,8 @@ CORTEX_CONNECTORS_API Json compute_delta(const Json& from, const Json& to,
 CORTEX_CONNECTORS_API Result<Json> apply_delta(const Json& payload, const Json& delta);
 
 // The delta event from `previous` to `next`: "id: <next version>\nevent: delta\ndata: <delta>".
-// Parses both canonical payloads. Errors only if a snapshot's bytes are not a payload.
+// Parses both canonical payloads. Errors only if a snapshot's bytes are not a payload. When
+// `next` carries Ed25519 signatures, the delta carries them too ("signatures", as in the body).
 CORTEX_CONNECTORS_API Result<std::string> sse_delta_event(const Snapshot& previous,
                                                           const Snapshot& next);
 

@@ -32,6 +32,7 @@
 
 #include "cortex_connectors/export.h"
 #include "cortex_connectors/json.h"
+#include "cortex_connectors/keys.h"
 #include "cortex_connectors/result.h"
 
 namespace cortex_connectors {
@@ -58,7 +59,11 @@ struct VerifyOptions {
 struct VerifiedServiceMap {
   Json payload;                   // the verified payload object
   std::string canonical_payload;  // its RFC 8785 form: the signed bytes
-  std::string signature;          // base64url HMAC-SHA256 of canonical_payload
+  std::string signature;          // base64url HMAC-SHA256 of canonical_payload (may be "" when
+                                  // verified by a pinned public key)
+  std::string signatures;         // the "signatures" array (canonical JSON) when verified by a
+                                  // pinned public key, else ""
+  std::string kid;                // the pinned key whose signature verified, else ""
   std::string id;                 // payload "id" (the manifest's ULID)
   std::string generated_at;       // payload "generatedAt", as sent
   std::chrono::system_clock::time_point generated_at_time;  // the same, parsed
@@ -72,7 +77,8 @@ struct VerifiedServiceMap {
   bool expired(std::chrono::system_clock::time_point now) const noexcept {
     return now >= expires_at;
   }
-  // The signed body again: {"payload":...,"signature":"..."}, canonical JSON (as served).
+  // The signed body again: {"payload":...,"signature":"..."} (plus "signatures" when verified
+  // by a public key), canonical JSON (as served).
   std::string body() const;
 };
 
@@ -90,6 +96,19 @@ CORTEX_CONNECTORS_API Result<VerifiedServiceMap> verify_service_map(
 CORTEX_CONNECTORS_API Result<VerifiedServiceMap> verify_service_map_payload(
     Json payload, std::string_view signature, std::span<const std::byte> key,
     const VerifyOptions& options = {});
+
+// Verifies a body by its Ed25519 "signatures" (keys.h) instead of the HMAC: it verifies when a
+// signature by any key of `keys` (matched by kid) verifies over the canonical payload. The HMAC
+// "signature" is not checked. kSignature names what failed: no signatures, no signature by a
+// pinned kid (listing the kids seen), or a pinned kid's signature that does not verify. Other
+// errors as verify_service_map() above.
+CORTEX_CONNECTORS_API Result<VerifiedServiceMap> verify_service_map(
+    std::string_view body, const PublicKeySet& keys, const VerifyOptions& options = {});
+
+// The same for a payload and the object carrying its signatures (the body, or an SSE delta
+// event: its "signatures" member, and its "signature" kept as is).
+CORTEX_CONNECTORS_API Result<VerifiedServiceMap> verify_service_map_payload(
+    Json payload, const Json& carrier, const PublicKeySet& keys, const VerifyOptions& options = {});
 
 // Parses an RFC 3339 date-time ("2025-10-10T00:00:00Z", "2025-10-10T02:00:00.5+02:00"); the
 // fraction is kept to the microsecond. nullopt for anything else.
@@ -113,6 +132,8 @@ enum class CacheUpdate : std::uint8_t {
 class CORTEX_CONNECTORS_API ServiceMapCache {
  public:
   explicit ServiceMapCache(std::span<const std::byte> key, ExpiryBase expiry_base = {});
+  // Verifies with pinned Ed25519 public keys instead of the HMAC key.
+  explicit ServiceMapCache(PublicKeySet keys, ExpiryBase expiry_base = {});
   ~ServiceMapCache();  // wipes its copy of the key
   ServiceMapCache(const ServiceMapCache&) = delete;
   ServiceMapCache& operator=(const ServiceMapCache&) = delete;
@@ -125,6 +146,12 @@ class CORTEX_CONNECTORS_API ServiceMapCache {
   Result<CacheUpdate> offer_payload(Json payload, std::string_view signature,
                                     std::chrono::system_clock::time_point now = {},
                                     std::uint64_t version = 0);
+
+  // The same for a payload and the object carrying its signatures (a body or an SSE delta:
+  // "signature" and, for pinned public keys, "signatures"); works with either kind of key.
+  Result<CacheUpdate> offer_signed(Json payload, const Json& carrier,
+                                   std::chrono::system_clock::time_point now = {},
+                                   std::uint64_t version = 0);
 
   // Records that the current map was confirmed unchanged at `now` (an HTTP 304, a stream
   // heartbeat): with ExpiryBase::kFetchTime its expiry moves to now + ttl. False when empty.
