@@ -3,6 +3,11 @@
 //   canonicalize [FILE|-]   print the RFC 8785 form of a JSON document (no trailing newline)
 //   verify [FILE|-]         check a saved service-map body's signature (key from
 //                           CONNECTORS_SIGNATURE_KEY); exit 0 valid, 1 invalid
+//   verify --public-key KEY | --keys-url-file FILE [FILE|-]
+//                           check its Ed25519 "signatures" against pinned public keys instead
+//   keygen OUT [--not-before T] [--not-after T]
+//                           write a new Ed25519 key file (mode 0600, never overwritten) and
+//                           print its kid and public key
 //   validate PATH           exit 0 if the manifest is valid, else 1 and every error, one per
 //                           line, JSON pointer first
 //   service-map [--manifest PATH] [--plain]
@@ -40,6 +45,10 @@ constexpr const char* kUsage =
     "usage: cortex-connectors <command> [args]\n"
     "  canonicalize [FILE|-]   print the RFC 8785 canonical form of a JSON document\n"
     "  verify [FILE|-]         check a service-map body's signature (CONNECTORS_SIGNATURE_KEY)\n"
+    "  verify (--public-key KEY | --keys-url-file FILE)... [FILE|-]\n"
+    "                          check its Ed25519 signatures against pinned public keys\n"
+    "  keygen OUT [--not-before RFC3339] [--not-after RFC3339]\n"
+    "                          write a new Ed25519 key file (0600) and print kid and public key\n"
     "  validate PATH           check a connectors manifest; every error, one per line\n"
     "  service-map [--manifest PATH] [--plain]\n"
     "                          print the signed service map (CONNECTORS_SIGNATURE_KEY)\n"
@@ -83,8 +92,62 @@ int cmd_canonicalize(std::span<char*> args) {
   return kExitOk;
 }
 
+// verify with pinned Ed25519 public keys: the body's "signatures" over its canonical payload.
+int cmd_verify_public(const cc::PublicKeySet& keys, std::string_view path) {
+  auto input = read_input(path);
+  if (!input) return kExitInvalid;
+  auto doc = cc::parse_json(*input);
+  const cc::Json* payload = doc && doc->is_object() ? doc->find("payload") : nullptr;
+  if (payload == nullptr || !payload->is_object()) {
+    fmt::print(stderr, "[brAInwav] not a signed service-map body\n");
+    return kExitInvalid;
+  }
+  const cc::Json* signatures = doc->find("signatures");
+  auto canonical = cc::canonical_json(*payload);
+  if (!canonical) {
+    fmt::print(stderr, "{}\n", cc::describe(canonical.error()));
+    return kExitInvalid;
+  }
+  auto kid = cc::verify_ed25519_signatures(signatures != nullptr ? *signatures : cc::Json(), keys,
+                                           *canonical);
+  if (!kid) {
+    fmt::print(stderr, "{}\n", cc::describe(kid.error()));
+    return kExitInvalid;
+  }
+  fmt::print("[brAInwav] Ed25519 signature valid (kid {})\n", *kid);
+  return kExitOk;
+}
+
 int cmd_verify(std::span<char*> args) {
-  if (args.size() > 1) return usage_error("verify takes at most one FILE");
+  cc::PublicKeySet keys;
+  bool pinned = false;
+  std::vector<char*> rest;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string_view a = args[i];
+    if (a == "--public-key" || a == "--keys-url-file") {
+      if (i + 1 >= args.size()) return usage_error(fmt::format("verify: {} needs a value", a));
+      const std::string_view value = args[++i];
+      pinned = true;
+      if (a == "--public-key") {
+        auto key = cc::parse_public_key(value);
+        if (!key) return usage_error("verify: " + key.error().message);
+        keys.push_back(std::move(*key));
+      } else {
+        auto text = read_input(value);
+        if (!text) return kExitUsage;
+        auto set = cc::parse_keys_document(*text);
+        if (!set) return usage_error(fmt::format("verify: {}: {}", value, set.error().message));
+        keys.insert(keys.end(), set->begin(), set->end());
+      }
+    } else if (a.starts_with("--") && a.size() > 2) {
+      return usage_error(fmt::format("verify: unknown option \"{}\"", a.substr(0, 64)));
+    } else {
+      rest.push_back(args[i]);
+    }
+  }
+  if (rest.size() > 1) return usage_error("verify takes at most one FILE");
+  if (pinned) return cmd_verify_public(keys, rest.empty() ? "-" : rest[0]);
+  args = std::span<char*>(rest);
   const char* key = std::getenv("CONNECTORS_SIGNATURE_KEY");
   if (key == nullptr || *key == '\0') {
     return usage_error("CONNECTORS_SIGNATURE_KEY is not set");
@@ -117,6 +180,37 @@ int cmd_validate(std::span<char*> args) {
   }
   fmt::print("[brAInwav] {}: valid manifest, {} connectors\n", loaded->file.path,
              loaded->manifest.connectors.size());
+  return kExitOk;
+}
+
+int cmd_keygen(std::span<char*> args) {
+  std::optional<std::string> out;
+  std::string not_before;
+  std::string not_after;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string_view a = args[i];
+    if (a == "--not-before" || a == "--not-after") {
+      if (i + 1 >= args.size()) return usage_error(fmt::format("keygen: {} needs a value", a));
+      const std::string_view v = args[++i];
+      if (!cc::is_rfc3339_date_time(v)) {
+        return usage_error(fmt::format("keygen: {} must be an RFC 3339 date-time", a));
+      }
+      (a == "--not-before" ? not_before : not_after) = std::string(v);
+    } else if (a.starts_with("--") || out) {
+      return usage_error(fmt::format("keygen: unexpected argument \"{}\"", a.substr(0, 64)));
+    } else {
+      out = std::string(a);
+    }
+  }
+  if (!out) return usage_error("keygen takes an OUT path");
+  auto key = cc::Ed25519Key::generate();
+  key.set_validity(std::move(not_before), std::move(not_after));
+  if (auto written = cc::write_ed25519_key_file(*out, key); !written) {
+    fmt::print(stderr, "{}\n", written.error().message);
+    return kExitInvalid;
+  }
+  fmt::print("[brAInwav] wrote Ed25519 key file {} (mode 0600)\nkid: {}\npublic key: {}\n", *out,
+             key.kid(), key.public_key().key_base64url());
   return kExitOk;
 }
 
@@ -177,6 +271,7 @@ int main(int argc, char** argv) {
     if (command == "canonicalize") return cmd_canonicalize(args);
     if (command == "verify") return cmd_verify(args);
     if (command == "validate") return cmd_validate(args);
+    if (command == "keygen") return cmd_keygen(args);
     if (command == "service-map") return cmd_service_map(args);
     if (command == "version") {
       fmt::print("cortex-connectors {}\n", cc::version_string());

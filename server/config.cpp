@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "cortex_connectors/http.h"
+#include "cortex_connectors/validate.h"
 
 namespace cortex_connectors::server {
 
@@ -34,10 +35,13 @@ std::optional<int> to_int(std::string_view s) {
 const char* server_usage() {
   return "usage: cortex-connectors-server [--host HOST] [--port PORT] [--manifest PATH]\n"
          "                                [--apps-dir DIR] [--heartbeat-seconds N] [--dev]\n"
+         "                                [--signing-key-file FILE] [--previous-key-file FILE]...\n"
+         "                                [--previous-keys-not-after RFC3339]\n"
          "environment: CONNECTORS_SIGNATURE_KEY (required), CONNECTORS_API_KEY or MCP_API_KEY\n"
          "             (required unless NO_AUTH=true), CONNECTORS_MANIFEST_PATH, CONNECTORS_HOST,\n"
          "             CONNECTORS_PORT, LOG_LEVEL, APPS_BUNDLE_DIR, ENABLE_PROMETHEUS,\n"
-         "             OTEL_EXPORTER_OTLP_ENDPOINT\n";
+         "             OTEL_EXPORTER_OTLP_ENDPOINT, CONNECTORS_SIGNING_KEY_FILE,\n"
+         "             CONNECTORS_PREVIOUS_KEY_FILES, CONNECTORS_PREVIOUS_KEYS_NOT_AFTER\n";
 }
 
 Result<ServerConfig> parse_server_config(std::span<char* const> args, const EnvLookup& env) {
@@ -52,6 +56,20 @@ Result<ServerConfig> parse_server_config(std::span<char* const> args, const EnvL
   if (auto v = env("CONNECTORS_SIGNATURE_KEY"); v) c.signing_key = *v;
   for (const char* name : {"CONNECTORS_API_KEY", "MCP_API_KEY"}) {
     if (auto v = env(name); v && !v->empty()) c.api_keys.push_back(*v);
+  }
+  if (auto v = env("CONNECTORS_SIGNING_KEY_FILE"); v && !v->empty()) c.signing_key_file = *v;
+  if (auto v = env("CONNECTORS_PREVIOUS_KEY_FILES"); v && !v->empty()) {
+    std::string_view rest = *v;
+    while (!rest.empty()) {
+      const auto comma = rest.find(',');
+      const auto item = rest.substr(0, comma);
+      if (!item.empty()) c.previous_key_files.emplace_back(item);
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+  }
+  if (auto v = env("CONNECTORS_PREVIOUS_KEYS_NOT_AFTER"); v && !v->empty()) {
+    c.previous_keys_not_after = *v;
   }
   c.no_auth = truthy(env("NO_AUTH"));
   if (auto v = env("LOG_LEVEL"); v && !v->empty()) c.log_level = *v;
@@ -104,6 +122,17 @@ Result<ServerConfig> parse_server_config(std::span<char* const> args, const EnvL
     };
     if (a == "--dev") {
       c.dev = true;
+    } else if (a == "--signing-key-file" || a == "--previous-key-file" ||
+               a == "--previous-keys-not-after") {
+      auto v = next();
+      if (!v || v->empty()) return usage(fmt::format("{} needs a value", a));
+      if (a == "--signing-key-file") {
+        c.signing_key_file = std::string(*v);
+      } else if (a == "--previous-key-file") {
+        c.previous_key_files.emplace_back(*v);
+      } else {
+        c.previous_keys_not_after = std::string(*v);
+      }
     } else if (a == "--host" || a == "--port" || a == "--manifest" || a == "--apps-dir" ||
                a == "--heartbeat-seconds") {
       auto v = next();
@@ -142,11 +171,38 @@ Result<ServerConfig> parse_server_config(std::span<char* const> args, const EnvL
       c.dev_generated_keys = true;
     }
   }
+  if (c.previous_keys_not_after && !is_rfc3339_date_time(*c.previous_keys_not_after)) {
+    return usage("CONNECTORS_PREVIOUS_KEYS_NOT_AFTER must be an RFC 3339 date-time");
+  }
+  if (!c.previous_key_files.empty() && !c.signing_key_file) {
+    return usage("previous key files need an active one (CONNECTORS_SIGNING_KEY_FILE)");
+  }
   if (c.signing_key.empty()) return usage("CONNECTORS_SIGNATURE_KEY is required");
   if (c.api_keys.empty() && !c.no_auth) {
     return usage("CONNECTORS_API_KEY or MCP_API_KEY is required (or NO_AUTH=true)");
   }
   return c;
+}
+
+Result<SigningKeys> load_signing_keys(const ServerConfig& config) {
+  SigningKeys out;
+  if (!config.signing_key_file) return out;
+  auto active = read_ed25519_key_file(*config.signing_key_file);
+  if (!active) return std::move(active).error();
+  out.published.push_back(active->public_key());
+  out.active.push_back(std::move(*active));
+  for (const auto& path : config.previous_key_files) {
+    auto key = read_ed25519_key_file(path);
+    if (!key) return std::move(key).error();
+    Ed25519PublicKey published = key->public_key();
+    if (published.not_after.empty() && config.previous_keys_not_after) {
+      published.not_after = *config.previous_keys_not_after;
+    }
+    bool duplicate = false;
+    for (const auto& k : out.published) duplicate = duplicate || k.kid == published.kid;
+    if (!duplicate) out.published.push_back(std::move(published));
+  }
+  return out;
 }
 
 }  // namespace cortex_connectors::server

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "cortex_connectors/keys.h"
 #include "cortex_connectors/result.h"
 
 namespace cortex_connectors::server {
@@ -18,7 +19,15 @@ struct ServerConfig {
   std::string host = "127.0.0.1";
   int port = 3026;  // 0: pick a free port and log it
   std::optional<std::string> manifest_path;
-  std::string signing_key;            // CONNECTORS_SIGNATURE_KEY
+  std::string signing_key;  // CONNECTORS_SIGNATURE_KEY
+  // Ed25519 (keys.h): the active key file, which signs (CONNECTORS_SIGNING_KEY_FILE /
+  // --signing-key-file), and key files only published in GET /v1/connectors/keys during a
+  // rotation (CONNECTORS_PREVIOUS_KEY_FILES, comma-separated / repeated --previous-key-file),
+  // until notAfter (the file's, or CONNECTORS_PREVIOUS_KEYS_NOT_AFTER /
+  // --previous-keys-not-after when the file has none).
+  std::optional<std::string> signing_key_file;
+  std::vector<std::string> previous_key_files;
+  std::optional<std::string> previous_keys_not_after;
   std::vector<std::string> api_keys;  // CONNECTORS_API_KEY and/or MCP_API_KEY
   bool no_auth = false;               // NO_AUTH=true
   std::string log_level = "info";
@@ -46,6 +55,17 @@ using EnvLookup = std::function<std::optional<std::string>(const char*)>;
 // Builds the configuration from `env` and the flags in `args` (argv without argv[0]).
 // Errors (kUsage) carry one line for the operator; never the value of a secret.
 Result<ServerConfig> parse_server_config(std::span<char* const> args, const EnvLookup& env);
+
+// The Ed25519 keys of a configuration: the active key signs; `published` lists it first, then
+// the published-only keys (rotation), for GET /v1/connectors/keys.
+struct SigningKeys {
+  std::vector<Ed25519Key> active;
+  PublicKeySet published;
+};
+
+// Reads the key files named by `config` (keys.h: read_ed25519_key_file). Errors carry one line
+// naming the file, never a key.
+Result<SigningKeys> load_signing_keys(const ServerConfig& config);
 
 // The usage text of the server.
 const char* server_usage();

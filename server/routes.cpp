@@ -70,6 +70,7 @@ std::string_view route_name(std::string_view path) {
   if (path == "/ready") return "ready";
   if (path == "/v1/connectors/service-map") return "service_map";
   if (path == "/v1/connectors/stream") return "stream";
+  if (path == "/v1/connectors/keys") return "keys";
   if (path == "/metrics") return "metrics";
   if (path.starts_with("/apps/chatgpt-dashboard")) return "apps";
   return "other";
@@ -90,6 +91,8 @@ void install_routes(HardenedServer& server, Registry& registry, const ServerConf
     res.set_header("X-Request-Id", t_request.id);
   });
   server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    // A route that answered an error with its own body keeps it.
+    if (res.content_length_ > 0) return;
     if (res.status == 404) send_text(res, 404, detail_body("not found"));
     if (res.status == 400) send_text(res, 400, detail_body("bad request"));
   });
@@ -183,6 +186,28 @@ void install_routes(HardenedServer& server, Registry& registry, const ServerConf
   server.Get("/apps/chatgpt-dashboard(/.*)?", [](const httplib::Request&, httplib::Response& res) {
     res.set_header("Retry-After", "60");
     send_text(res, 503, detail_body("dashboard bundle is not installed"));
+  });
+}
+
+void install_keys_route(HardenedServer& server, PublicKeySet published) {
+  server.Get("/v1/connectors/keys", [published = std::move(published)](const httplib::Request& req,
+                                                                       httplib::Response& res) {
+    res.set_header("Cache-Control", "no-cache");
+    if (published.empty()) {
+      send_text(res, 404,
+                detail_body("no Ed25519 signing key is configured (CONNECTORS_SIGNING_KEY_FILE)"));
+      return;
+    }
+    // Built per request: a previous key leaves the document once its notAfter has passed.
+    auto doc = std::make_shared<const KeysDocument>(
+        build_keys_document(published, std::chrono::system_clock::now()));
+    res.set_header("ETag", doc->etag);
+    if (if_none_match(req.get_header_value("If-None-Match"), doc->etag)) {
+      res.status = 304;
+      return;
+    }
+    res.status = 200;
+    send_bytes(res, doc, doc->body, kJson);
   });
 }
 

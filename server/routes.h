@@ -16,6 +16,10 @@ namespace cortex_connectors::server {
 // `registry` and `config` must outlive the server.
 void install_routes(HardenedServer& server, Registry& registry, const ServerConfig& config);
 
+// Serves GET /v1/connectors/keys: the keys document of `published` (keys.h), without auth
+// (public keys are not secret), strong ETag, 304 on If-None-Match; 404 when `published` is empty.
+void install_keys_route(HardenedServer& server, PublicKeySet published);
+
 // Serves GET /v1/connectors/stream: authenticates, writes the event-stream head and hands the
 // socket to `hub` (503 when it is full).
 void install_stream(HardenedServer& server, SseHub& hub, Registry& registry,

@@ -69,9 +69,16 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  auto signing_keys = srv::load_signing_keys(config);
+  if (!signing_keys) {
+    std::fprintf(stderr, "%s\n", signing_keys.error().message.c_str());
+    return kExitConfig;
+  }
+
   cc::RegistryOptions options;
   options.manifest_path = config.manifest_path;
   options.signing_key = config.signing_key;
+  options.ed25519_keys = signing_keys->active;
   options.on_refresh = [](const cc::RefreshReport& r) {
     auto ms = [](std::chrono::nanoseconds ns) {
       return std::chrono::duration<double, std::milli>(ns).count();
@@ -104,6 +111,7 @@ int main(int argc, char** argv) {
   hardening.worker_threads = config.worker_threads;
   srv::HardenedServer server(hardening);
   srv::install_routes(server, registry, config);
+  srv::install_keys_route(server, signing_keys->published);
 
   // Every SSE subscriber holds a descriptor: raise the soft limit to the hard one.
   rlimit nofile{};
@@ -139,6 +147,8 @@ int main(int argc, char** argv) {
               {"version", std::string(cc::version_string())},
               {"manifest", config.manifest_path.value_or(std::string(cc::kDefaultManifestPath))},
               {"max_subscribers", hub.max_subscribers()},
+              {"ed25519_kid",
+               signing_keys->active.empty() ? std::string() : signing_keys->active.front().kid()},
               {"nofile_limit", static_cast<std::uint64_t>(nofile.rlim_cur)}}));
   if (config.no_auth) {
     srv::log(srv::LogLevel::kWarning,
