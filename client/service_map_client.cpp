@@ -56,7 +56,9 @@ struct StreamOutcome {
 struct ServiceMapClient::Impl {
   explicit Impl(ServiceMapClientOptions o)
       : options(std::move(o)),
-        cache(as_bytes(options.signing_key), options.expiry_base),
+        cache(options.public_keys.empty()
+                  ? ServiceMapCache(as_bytes(options.signing_key), options.expiry_base)
+                  : ServiceMapCache(options.public_keys, options.expiry_base)),
         fetch_client(usable_url(options.base_url) ? make_client(options.read_timeout) : nullptr),
         rng(std::random_device{}()) {}
 
@@ -198,9 +200,10 @@ struct ServiceMapClient::Impl {
       auto data = parse_json(ev.data);
       if (!data) return reject(std::move(data).error());
       Json* body = data->find("payload");
-      const Json* signature = body != nullptr ? body->find("signature") : nullptr;
+      const bool signed_body =
+          body != nullptr && (body->find("signature") != nullptr || body->find("signatures"));
       Json* payload = body != nullptr ? body->find("payload") : nullptr;
-      if (payload == nullptr || signature == nullptr || !signature->is_string()) {
+      if (payload == nullptr || !signed_body) {
         return reject(Error{ErrorCode::kInvalid,
                             "[brAInwav] status event without a signed service-map body",
                             {},
@@ -209,7 +212,8 @@ struct ServiceMapClient::Impl {
       std::optional<Json> keep;
       if (options.delta) keep = *payload;
       auto r = deliver([&] {
-        return cache.offer_payload(std::move(*payload), signature->as_string(), now, version);
+        Json owned = std::move(*payload);
+        return cache.offer_signed(std::move(owned), *body, now, version);
       });
       if (!r) {
         out.error = r.error();
@@ -221,10 +225,9 @@ struct ServiceMapClient::Impl {
       auto delta = parse_json(ev.data);
       if (!delta) return reject(std::move(delta).error());
       const Json* from = delta->find("from");
-      const Json* signature = delta->find("signature");
       if (!base_payload || from == nullptr || !from->is_number() ||
-          from->as_number() != static_cast<double>(base_version) || signature == nullptr ||
-          !signature->is_string()) {
+          from->as_number() != static_cast<double>(base_version) ||
+          (delta->find("signature") == nullptr && delta->find("signatures") == nullptr)) {
         // Not applicable to what this connection holds: reconnect for a full event.
         bump([](ServiceMapClientStats& s) { s.last_event_id.clear(); });
         return reject(Error{
@@ -236,9 +239,8 @@ struct ServiceMapClient::Impl {
         return reject(std::move(rebuilt).error());
       }
       Json next_base = *rebuilt;
-      auto r = deliver([&] {
-        return cache.offer_payload(std::move(*rebuilt), signature->as_string(), now, version);
-      });
+      auto r =
+          deliver([&] { return cache.offer_signed(std::move(*rebuilt), *delta, now, version); });
       if (!r) {
         bump([](ServiceMapClientStats& s) { s.last_event_id.clear(); });
         out.error = r.error();
@@ -396,7 +398,9 @@ ServiceMapClient::~ServiceMapClient() { stop(); }
 
 Status ServiceMapClient::start() {
   const auto& o = impl_->options;
-  if (o.signing_key.empty()) return usage_error("the client needs the signing key");
+  if (o.signing_key.empty() && o.public_keys.empty()) {
+    return usage_error("the client needs the signing key or pinned public keys");
+  }
   if (!impl_->fetch_client) {
     return usage_error("base_url must be http:// or https://host[:port]");
   }

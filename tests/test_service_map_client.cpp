@@ -51,7 +51,10 @@ struct Server {
   std::unique_ptr<ServerProcess> process;
   int port = 0;
 
-  explicit Server(const std::string& content) {
+  std::vector<std::string> extra_env;
+
+  explicit Server(const std::string& content, std::vector<std::string> extra = {})
+      : extra_env(std::move(extra)) {
     cc::test::write_file(manifest, content);
     start(0);
   }
@@ -60,6 +63,7 @@ struct Server {
                                     "CONNECTORS_API_KEY=" + kApiKey,
                                     "CONNECTORS_MANIFEST_PATH=" + manifest.string(),
                                     "CONNECTORS_POLL_INTERVAL_MS=50", "LOG_LEVEL=warning"};
+    env.insert(env.end(), extra_env.begin(), extra_env.end());
     process = std::make_unique<ServerProcess>(
         std::vector<std::string>{"--port", std::to_string(on_port)}, env);
     REQUIRE(process->port() > 0);
@@ -523,4 +527,50 @@ TEST_CASE("client: stop() is prompt on an idle stream in backoff and during a re
     REQUIRE(eventually_true([&] { return fake.gets_started.load() >= 1; }));
     CHECK(timed_stop(client) < 5s);
   }
+}
+
+TEST_CASE("client: pinned Ed25519 keys verify bodies and deltas without the HMAC key", "[client]") {
+  cc::test::TempDir keys;
+  const auto key_file = (keys / "signing.key").string();
+  REQUIRE(cc::test::run_cli({"keygen", key_file}).exit_code == 0);
+  Server s(fixture_with(100), {"CONNECTORS_SIGNING_KEY_FILE=" + key_file});
+  httplib::Client cli("127.0.0.1", s.port);
+  auto doc = cli.Get("/v1/connectors/keys");
+  REQUIRE(doc);
+  REQUIRE(doc->status == 200);
+  auto pinned = cc::parse_keys_document(doc->body);
+  REQUIRE_OK(pinned);
+
+  Recorder rec;
+  auto o = options_for(s.url());
+  o.signing_key.clear();
+  o.public_keys = *pinned;
+  o.delta = true;
+  rec.install(o);
+  cc::ServiceMapClient client(o);
+  REQUIRE_OK(client.start());
+  REQUIRE(eventually_true([&] { return rec.count() == 1; }));
+  for (int i = 1; i <= 3; ++i) {
+    replace_file(s.manifest, fixture_with(100 - i));
+    REQUIRE(eventually_true([&] { return rec.count() == static_cast<std::size_t>(i + 1); }));
+    CHECK(ttl_of(*rec.last()) == 100 - i);
+  }
+  CHECK(client.stats().deltas >= 3);
+  CHECK(rec.last()->kid == pinned->front().kid);
+  CHECK(rec.last()->body() == s.body());
+  CHECK(rec.all_errors().empty());
+
+  // A client pinned to another key accepts nothing.
+  auto other = options_for(s.url());
+  other.signing_key.clear();
+  other.public_keys = {cc::Ed25519Key::generate().public_key()};
+  other.use_stream = false;
+  Recorder rejected;
+  rejected.install(other);
+  cc::ServiceMapClient wrong(other);
+  auto r = wrong.fetch_now();
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == cc::ErrorCode::kSignature);
+  CHECK(r.error().message.find(pinned->front().kid) != std::string::npos);
+  CHECK(rejected.count() == 0);
 }

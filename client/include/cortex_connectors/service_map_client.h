@@ -35,6 +35,10 @@ struct ServiceMapClientOptions {
   std::string api_key;
   // The HMAC key of the service map (CONNECTORS_SIGNATURE_KEY). Never logged or in an Error.
   std::string signing_key;
+  // Pinned Ed25519 public keys (keys.h: parse_keys_document() of a saved GET
+  // /v1/connectors/keys, or parse_public_key()). When set, bodies and deltas are verified by
+  // their "signatures" with these keys instead of the HMAC key, which is then not needed.
+  PublicKeySet public_keys;
   ExpiryBase expiry_base = ExpiryBase::kFetchTime;
 
   std::string service_map_path = "/v1/connectors/service-map";
