@@ -397,7 +397,7 @@ TEST_CASE("server: GET /v1/connectors/keys with ETag and 304, signed bodies, no 
   CHECK(log.find(kHmacKey) == std::string::npos);
 }
 
-TEST_CASE("server: keys 404 without Ed25519 keys; a loose key file exits 2", "[keys]") {
+TEST_CASE("server: keys 404 without Ed25519 keys and a loose key file exits 2", "[keys]") {
   cc::test::TempDir dir;
   const auto manifest = dir / "m.json";
   cc::test::write_file(manifest, cc::test::read_data("manifests/original-fixture.manifest.json"));
