@@ -34,16 +34,22 @@ std::vector<std::string> base_env(const std::string& manifest) {
 
 httplib::Headers bearer(const std::string& key) { return {{"Authorization", "Bearer " + key}}; }
 
-// A raw TCP exchange: sends `request` (optionally byte by byte with a delay) and returns what
-// the server sent before closing or before `timeout`.
-std::string raw_exchange(int port, const std::string& request, std::chrono::milliseconds timeout,
-                         std::chrono::milliseconds per_byte_delay = 0ms) {
+// A TCP connection to the server on 127.0.0.1.
+int connect_to(int port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
   ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
   REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);  // NOLINT
+  return fd;
+}
+
+// A raw TCP exchange: sends `request` (optionally byte by byte with a delay) and returns what
+// the server sent before closing or before `timeout`.
+std::string raw_exchange(int port, const std::string& request, std::chrono::milliseconds timeout,
+                         std::chrono::milliseconds per_byte_delay = 0ms) {
+  const int fd = connect_to(port);
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   if (per_byte_delay.count() == 0) {
     ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
@@ -377,16 +383,6 @@ TEST_CASE("hostile connections: methods, bodies, huge headers, ranges, slow clie
 }
 
 namespace {
-
-int connect_to(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);  // NOLINT
-  return fd;
-}
 
 // Reads one response with a Content-Length from a keep-alive connection.
 std::string read_response(int fd, std::chrono::milliseconds timeout) {
