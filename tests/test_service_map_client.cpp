@@ -310,9 +310,10 @@ TEST_CASE("client: survives a server restart and resumes with Last-Event-ID", "[
   rec.install(o);
   cc::ServiceMapClient client(o);
   REQUIRE_OK(client.start());
-  REQUIRE(eventually_true([&] { return rec.count() == 1 && client.stats().streaming; }));
-  const auto before = client.stats();
-  CHECK(before.last_event_id == "1");
+  // on_update runs before the event's id is recorded in stats(): wait for both.
+  REQUIRE(eventually_true([&] {
+    return rec.count() == 1 && client.stats().streaming && client.stats().last_event_id == "1";
+  }));
 
   const int port = s.port;
   s.stop();
