@@ -466,12 +466,23 @@ TEST_CASE("stream: the broadcast metric counts one observation per published ver
     CHECK(r->body.find("cortex_connectors_sse_subscribers 3\n") != std::string::npos);
     return std::stol(r->body.substr(at + key.size()));
   };
-  // Version 1 may or may not have been published after the subscribers connected.
-  const long before = observations();
+  // Version 1 may or may not have been published after the subscribers connected, and a
+  // broadcast is recorded just after its last send, so a client can see the event first: let
+  // the count settle before and after.
+  auto settled = [&] {
+    long last = observations();
+    for (;;) {
+      std::this_thread::sleep_for(200ms);
+      const long now = observations();
+      if (now == last) return now;
+      last = now;
+    }
+  };
+  const long before = settled();
   for (int ttl : {50, 40}) {
     replace_file(s.manifest, fixture_with_ttl(ttl));
     for (auto& c : clients) REQUIRE(c->next_event(10s));
   }
   // Two versions reached three subscribers: two observations, not six.
-  CHECK(observations() == before + 2);
+  CHECK(settled() == before + 2);
 }
