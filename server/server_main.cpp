@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -126,12 +127,17 @@ int main(int argc, char** argv) {
   const auto fd_room = nofile.rlim_cur > 256 ? nofile.rlim_cur - 256 : 1;
   hub_options.max_subscribers =
       std::min<std::size_t>(config.max_subscribers, static_cast<std::size_t>(fd_room));
-  srv::SseHub hub(hub_options, registry.metrics());
+  // Shared with the registry's listener: the first load runs on its own thread and may still
+  // be publishing when a SIGTERM makes main() return; the hub then lives until the registry
+  // (which joins that thread) has gone. A stopped hub ignores what it is given.
+  auto hub_owner = std::make_shared<srv::SseHub>(hub_options, registry.metrics());
+  srv::SseHub& hub = *hub_owner;
   if (!hub.start()) {
     std::fprintf(stderr, "[brAInwav] cannot start the SSE hub: %s\n", std::strerror(errno));
     return kExitConfig;
   }
-  registry.subscribe([&hub](const std::shared_ptr<const cc::Snapshot>& s) { hub.publish(s); });
+  registry.subscribe(
+      [hub_owner](const std::shared_ptr<const cc::Snapshot>& s) { hub_owner->publish(s); });
   srv::install_stream(server, hub, registry, config);
 
   const int port = server.bind(config.host, config.port, config.listen_backlog);

@@ -84,6 +84,10 @@ class SseHub::Loop {
 
   // REQUIRES: hub_.stopping_ is set.
   void stop() {
+    {
+      std::lock_guard lock(mutex_);
+      closed_ = true;  // offer() and add() write to wake_fd_ no more
+    }
     if (wake_fd_ >= 0) wake();
     if (thread_.joinable()) thread_.join();
     {
@@ -97,20 +101,19 @@ class SseHub::Loop {
   }
 
   void offer(std::shared_ptr<const Published> p) {
-    {
-      std::lock_guard lock(mutex_);
-      if (offered_ && offered_->version >= p->version) return;
-      offered_ = std::move(p);
-    }
+    std::lock_guard lock(mutex_);
+    if (closed_ || (offered_ && offered_->version >= p->version)) return;
+    offered_ = std::move(p);
     wake();
   }
 
-  void add(Adoption a) {
-    {
-      std::lock_guard lock(mutex_);
-      adoptions_.push_back(std::move(a));
-    }
+  // Returns false (the caller keeps `a.fd`) once the loop is stopping.
+  bool add(Adoption a) {
+    std::lock_guard lock(mutex_);
+    if (closed_) return false;
+    adoptions_.push_back(std::move(a));
     wake();
+    return true;
   }
 
  private:
@@ -320,9 +323,10 @@ class SseHub::Loop {
   int wake_fd_ = -1;
   std::thread thread_;
 
-  std::mutex mutex_;  // guards the two below
+  std::mutex mutex_;  // guards the three below
   std::shared_ptr<const Published> offered_;
   std::vector<Adoption> adoptions_;
+  bool closed_ = false;
 
   // Loop-thread state.
   std::shared_ptr<const Published> latest_;
@@ -351,7 +355,7 @@ void SseHub::stop() {
 }
 
 void SseHub::publish(std::shared_ptr<const Snapshot> snapshot) {
-  if (!snapshot || loops_.empty()) return;
+  if (!snapshot || loops_.empty() || stopping_) return;
   std::lock_guard publish_lock(publish_mutex_);
   if (previous_snapshot_ && previous_snapshot_->version >= snapshot->version) return;
   auto p = std::make_shared<Published>();
@@ -397,7 +401,10 @@ bool SseHub::adopt(int fd, std::string preamble, bool delta_mode,
     return false;
   }
   Loop& loop = *loops_[next_loop_.fetch_add(1) % loops_.size()];
-  loop.add(Adoption{fd, std::move(preamble), delta_mode, last_event_id});
+  if (!loop.add(Adoption{fd, std::move(preamble), delta_mode, last_event_id})) {
+    count_.fetch_sub(1);
+    return false;
+  }
   return true;
 }
 
