@@ -183,35 +183,40 @@ Result<VerifiedServiceMap> verify_service_map_payload(Json payload, const Json& 
   return map;
 }
 
-Result<VerifiedServiceMap> verify_service_map(std::string_view body, const PublicKeySet& keys,
-                                              const VerifyOptions& options) {
+namespace {
+
+// Parses a signed body: a JSON object with a "payload" object (both verifiers start here).
+Result<Json> parse_signed_body(std::string_view body) {
   auto parsed = parse_json(body);
   if (!parsed) return std::move(parsed).error();
-  Json& doc = *parsed;
-  if (!doc.is_object()) return invalid_body("signed body must be a JSON object");
-  Json* payload = doc.find("payload");
+  if (!parsed->is_object()) return invalid_body("signed body must be a JSON object");
+  const Json* payload = parsed->find("payload");
   if (payload == nullptr || !payload->is_object()) {
     return invalid_body("signed body has no \"payload\" object");
   }
-  Json owned = std::move(*payload);
-  return verify_service_map_payload(std::move(owned), doc, keys, options);
+  return parsed;
+}
+
+}  // namespace
+
+Result<VerifiedServiceMap> verify_service_map(std::string_view body, const PublicKeySet& keys,
+                                              const VerifyOptions& options) {
+  auto doc = parse_signed_body(body);
+  if (!doc) return std::move(doc).error();
+  Json payload = std::move(*doc->find("payload"));
+  return verify_service_map_payload(std::move(payload), *doc, keys, options);
 }
 
 Result<VerifiedServiceMap> verify_service_map(std::string_view body, std::span<const std::byte> key,
                                               const VerifyOptions& options) {
-  auto parsed = parse_json(body);
-  if (!parsed) return std::move(parsed).error();
-  Json& doc = *parsed;
-  if (!doc.is_object()) return invalid_body("signed body must be a JSON object");
-  Json* payload = doc.find("payload");
-  const Json* signature = doc.find("signature");
-  if (payload == nullptr || !payload->is_object()) {
-    return invalid_body("signed body has no \"payload\" object");
-  }
+  auto doc = parse_signed_body(body);
+  if (!doc) return std::move(doc).error();
+  const Json* signature = doc->find("signature");
   if (signature == nullptr || !signature->is_string()) {
     return invalid_body("signed body has no \"signature\" string");
   }
-  return verify_service_map_payload(std::move(*payload), signature->as_string(), key, options);
+  return verify_service_map_payload(std::move(*doc->find("payload")), signature->as_string(), key,
+                                    options);
 }
 
 struct ServiceMapCache::Impl {
