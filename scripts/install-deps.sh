@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages cortex_connectors builds, tests and benchmarks with.
+# Installs the Debian 12 packages cortex_connectors builds, tests and benchmarks with, or, when
+# packages are named as arguments, those instead (scripts/install-bench-deps.sh does that).
 # Idempotent: installs nothing and prints nothing when every package is already present.
 set -euo pipefail
 
@@ -10,6 +11,7 @@ packages=(
   libbenchmark-dev clang-format
   prometheus  # promtool checks the metrics text in the tests
 )
+[ $# -gt 0 ] && packages=("$@")
 
 missing=()
 for p in "${packages[@]}"; do
