@@ -13,7 +13,8 @@
 //                                   `refreshes_per_s` is the swap rate during the timed loop.
 //   BM_RefreshUnchanged             registry.refresh() of an unchanged file (N = 3 and 10 000):
 //                                   read + SHA-256 + compare, then return the current snapshot.
-//   BM_ReadAndHash                  read_manifest_file() + libsodium crypto_hash_sha256 + hex of
+//   BM_ReadAndHash                  read_manifest_file() + libcrypto SHA-256 (as the library) + hex
+//   of
 //                                   the same file: the floor for BM_RefreshUnchanged.
 //   BM_RefreshChanged               refresh_from_text() with two alternating contents (N = 3 and
 //                                   10 000), default compression levels: a full rebuild and
@@ -46,7 +47,7 @@
 
 #include <benchmark/benchmark.h>
 #include <brotli/encode.h>
-#include <sodium.h>
+#include <openssl/evp.h>
 #include <zlib.h>
 
 #include "cortex_connectors/manifest.h"
@@ -244,10 +245,6 @@ void BM_RefreshUnchanged(benchmark::State& state) {
 void BM_ReadAndHash(benchmark::State& state) {
   const FileRegistry* f = file_registry(state);
   if (f == nullptr) return;
-  if (sodium_init() < 0) {
-    state.SkipWithError("sodium_init failed");
-    return;
-  }
   static constexpr char kHex[] = "0123456789abcdef";
   for (auto _ : state) {
     auto file = cc::read_manifest_file(f->path);
@@ -255,10 +252,9 @@ void BM_ReadAndHash(benchmark::State& state) {
       state.SkipWithError("read_manifest_file failed");
       break;
     }
-    unsigned char digest[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256(digest,
-                       reinterpret_cast<const unsigned char*>(file->content.data()),  // NOLINT
-                       file->content.size());
+    unsigned char digest[32];
+    unsigned int len = 0;
+    EVP_Digest(file->content.data(), file->content.size(), digest, &len, EVP_sha256(), nullptr);
     std::string hex(2 * sizeof digest, '\0');
     for (std::size_t i = 0; i < sizeof digest; ++i) {
       hex[2 * i] = kHex[digest[i] >> 4U];

@@ -14,6 +14,7 @@
 #include "cortex_connectors/signing.h"
 #include "cortex_connectors/validate.h"
 #include "cortex_connectors/verify.h"
+#include "internal/digest.h"
 #include "internal/sodium.h"
 
 namespace cortex_connectors {
@@ -87,9 +88,9 @@ struct WipedString {
 std::string Ed25519PublicKey::key_base64url() const { return base64url_encode(key); }
 
 std::string ed25519_kid(std::span<const std::byte> public_key) {
-  internal::ensure_sodium();
-  unsigned char digest[crypto_hash_sha256_BYTES];
-  crypto_hash_sha256(digest, uchars(public_key.data()), public_key.size());
+  const std::string_view bytes(reinterpret_cast<const char*>(public_key.data()),  // NOLINT
+                               public_key.size());
+  const auto digest = internal::sha256(bytes);
   return base64url_encode(std::as_bytes(std::span(digest).first<16>()));
 }
 

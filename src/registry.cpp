@@ -14,7 +14,7 @@
 #include "cortex_connectors/watcher.h"
 #include "internal/atomic_shared_ptr.h"
 #include "internal/compress.h"
-#include "internal/sodium.h"
+#include "internal/digest.h"
 
 namespace cortex_connectors {
 

@@ -3,6 +3,7 @@
 #include <array>
 
 #include "cortex_connectors/canonical_json.h"
+#include "internal/digest.h"
 #include "internal/sodium.h"
 
 namespace cortex_connectors {
@@ -10,18 +11,6 @@ namespace cortex_connectors {
 namespace {
 
 const unsigned char* uchars(const void* p) { return static_cast<const unsigned char*>(p); }
-
-std::array<unsigned char, internal::kHmacSha256Bytes> hmac(std::span<const std::byte> key,
-                                                           std::string_view message) {
-  internal::ensure_sodium();
-  crypto_auth_hmacsha256_state state;
-  std::array<unsigned char, internal::kHmacSha256Bytes> mac{};
-  crypto_auth_hmacsha256_init(&state, uchars(key.data()), key.size());
-  crypto_auth_hmacsha256_update(&state, uchars(message.data()), message.size());
-  crypto_auth_hmacsha256_final(&state, mac.data());
-  sodium_memzero(&state, sizeof state);
-  return mac;
-}
 
 Error invalid(const char* what) { return Error{ErrorCode::kInvalid, what, {}, {}}; }
 
@@ -53,7 +42,7 @@ Result<std::vector<std::byte>> base64url_decode(std::string_view text) {
 }
 
 std::string sign_hmac_sha256(std::span<const std::byte> key, std::string_view message) {
-  const auto mac = hmac(key, message);
+  const auto mac = internal::hmac_sha256(key, message);
   return base64url_encode(std::as_bytes(std::span(mac)));
 }
 
@@ -63,7 +52,7 @@ bool verify_hmac_sha256(std::span<const std::byte> key, std::string_view message
     if (signature.size() != internal::kHmacSha256Base64Chars) return false;
     auto decoded = base64url_decode(signature);
     if (!decoded || decoded->size() != internal::kHmacSha256Bytes) return false;
-    const auto mac = hmac(key, message);
+    const auto mac = internal::hmac_sha256(key, message);
     return crypto_verify_32(mac.data(), uchars(decoded->data())) == 0;
   } catch (...) {
     return false;
