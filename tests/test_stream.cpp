@@ -611,6 +611,7 @@ TEST_CASE("history: kill -9 while publishing never corrupts the store or reuses 
   cc::test::write_file(manifest, fixture());
   std::uint64_t highest_seen = 0;
   int ttl = 100;
+  std::mt19937 rng(9);
   for (int round = 0; round < 3; ++round) {
     auto server = history_server(manifest, state);
     std::uint64_t v = wait_version_change(server->port(), 0);
@@ -622,7 +623,9 @@ TEST_CASE("history: kill -9 while publishing never corrupts the store or reuses 
       CHECK(v > highest_seen);
       highest_seen = std::max(highest_seen, v);
     }
+    // The kill lands before, during or after that reload's recording.
     replace_file(manifest, fixture_with_ttl(--ttl));
+    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 40));
     ::kill(server->pid(), SIGKILL);
     server->wait_exit(5s);
   }
@@ -669,6 +672,13 @@ TEST_CASE("history: a corrupt or unwritable store degrades to memory, never a re
     replace_file(manifest, fixture_with_ttl(30));
     wait_version_change(server->port(), v);
     CHECK(resume(server->port(), std::to_string(v)).event == "delta");
+  }
+  SECTION("a database path that cannot be opened") {
+    std::filesystem::create_directories(dir / "state" / cc::kHistoryDatabaseName);
+    auto server = history_server(manifest, dir / "state");
+    wait_version_change(server->port(), 0);
+    CHECK(health(server->port()).find("history")->find("degraded")->as_bool());
+    CHECK(server->log().find("history store unavailable") != std::string::npos);
   }
   SECTION("a state directory that cannot be created") {
     cc::test::write_file(dir / "not-a-dir", "x");
