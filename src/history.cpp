@@ -1,7 +1,9 @@
 #include "cortex_connectors/history.h"
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <thread>
 
@@ -100,6 +102,7 @@ struct HistoryRecorder::Impl {
     if (options.degraded_reason) {
       degraded = true;
       reason = *options.degraded_reason;
+      reserved_fast = UINT64_MAX;
     }
     std::lock_guard lock(store_mutex);
     auto latest_stored = store->latest_version();
@@ -127,6 +130,18 @@ struct HistoryRecorder::Impl {
       first_free = std::max<std::uint64_t>(first_free, static_cast<std::uint64_t>(ms));
     }
     extend_reservation(first_free);
+    update_status();
+  }
+
+  // REQUIRES: store_mutex held. Copies what status() reports, so that /health never waits for
+  // a write in progress.
+  void update_status() {
+    std::lock_guard lock(status_mutex);
+    status.store = store->name();
+    status.degraded = degraded;
+    status.reason = reason;
+    status.latest_version = latest;
+    status.recorded = recorded;
   }
 
   // REQUIRES: store_mutex held. Makes versions up to `version` + a block safe to hand out.
@@ -138,15 +153,18 @@ struct HistoryRecorder::Impl {
       return;
     }
     reserved = through;
+    reserved_fast = through;
   }
 
   // REQUIRES: store_mutex held.
   void degrade(const Error& error) {
     if (degraded && store->name() == "memory") return;
     degraded = true;
+    reserved_fast = UINT64_MAX;  // nothing to reserve in memory
     reason = error.message;
     auto memory = std::make_shared<MemoryHistoryStore>();
     store = std::move(memory);
+    update_status();
     if (options.on_degraded) options.on_degraded(error);
   }
 
@@ -166,6 +184,7 @@ struct HistoryRecorder::Impl {
     if (!degraded && reserved < entry.version + options.reserve_block / 2) {
       extend_reservation(entry.version + 1);
     }
+    update_status();
   }
 
   void run() {
@@ -195,9 +214,14 @@ struct HistoryRecorder::Impl {
   std::string reason;
   std::uint64_t latest = 0;
   std::uint64_t reserved = 0;
+  // `reserved` (UINT64_MAX when degraded), read by submit() without waiting for a write.
+  std::atomic<std::uint64_t> reserved_fast{0};
   std::uint64_t first_free = 1;
   std::uint64_t recorded = 0;
   std::optional<HistoryEntry> resumable;
+
+  mutable std::mutex status_mutex;  // guards `status`
+  HistoryStatus status;
 
   mutable std::mutex queue_mutex;  // guards the fields below
   std::condition_variable queue_cv;
@@ -235,9 +259,9 @@ std::optional<HistoryEntry> HistoryRecorder::resumable() const {
 
 void HistoryRecorder::submit(std::shared_ptr<const Snapshot> snapshot, std::string manifest_text) {
   if (!snapshot) return;
-  {
+  if (snapshot->version > impl_->reserved_fast.load()) {
     // Beyond the reservation only after a burst faster than the recording thread: reserve
-    // before the version reaches any client.
+    // before the version reaches any client. Otherwise submit() never waits for the store.
     std::lock_guard lock(impl_->store_mutex);
     if (!impl_->degraded && snapshot->version > impl_->reserved) {
       impl_->extend_reservation(snapshot->version);
@@ -274,12 +298,8 @@ Result<std::vector<HistoryInfo>> HistoryRecorder::list() {
 HistoryStatus HistoryRecorder::status() const {
   HistoryStatus s;
   {
-    std::lock_guard lock(impl_->store_mutex);
-    s.store = impl_->store->name();
-    s.degraded = impl_->degraded;
-    s.reason = impl_->reason;
-    s.latest_version = impl_->latest;
-    s.recorded = impl_->recorded;
+    std::lock_guard lock(impl_->status_mutex);
+    s = impl_->status;
   }
   std::lock_guard lock(impl_->queue_mutex);
   s.pending = impl_->queue.size() + (impl_->writing ? 1 : 0);

@@ -338,7 +338,9 @@ long rss_kb(pid_t pid) {
 
 TEST_CASE("stream: a subscriber that stops reading stalls nobody", "[stream]") {
   // ASan keeps freed memory in a quarantine (256 MB by default), which would read as growth.
-  StreamServer s({"CONNECTORS_MAX_SUBSCRIBERS=50",
+  // History in memory, one entry: what is measured is the SSE side.
+  StreamServer s({"CONNECTORS_MAX_SUBSCRIBERS=50", "CONNECTORS_HISTORY=off",
+                  "CONNECTORS_HISTORY_MAX_ENTRIES=1",
                   "ASAN_OPTIONS=quarantine_size_mb=1:detect_leaks=1:abort_on_error=1"});
   // ~500 KB events: far more than socket buffers hold.
   std::string blobs;
