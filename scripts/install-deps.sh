@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config git python3
   libsimdjson-dev libsodium-dev libfmt-dev prometheus-cpp-dev catch2
-  libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev
+  libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev libsqlite3-dev
   libbenchmark-dev clang-format
   prometheus  # promtool checks the metrics text in the tests
 )

@@ -13,6 +13,11 @@
 //   service-map [--manifest PATH] [--plain]
 //                           print the signed service-map body (pretty, or with --plain the exact
 //                           canonical bytes the server serves)
+//   history list|show VERSION [--service-map]|diff A B [--state-dir DIR]
+//                           the recorded snapshots of a server's state directory
+//   rollback VERSION [--manifest PATH] [--state-dir DIR]
+//                           write a recorded version's manifest back (atomically); the running
+//                           server's watcher publishes it as a new version
 //
 // Exit codes: 0 success, 1 the input is invalid, 2 usage or configuration error.
 #include <cerrno>
@@ -28,10 +33,14 @@
 #include <string_view>
 #include <vector>
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "config.h"
 #include "cortex_connectors/cortex_connectors.h"
+#include "cortex_connectors/sqlite_history.h"
 
 namespace cc = cortex_connectors;
 
@@ -52,6 +61,14 @@ constexpr const char* kUsage =
     "  validate PATH           check a connectors manifest; every error, one per line\n"
     "  service-map [--manifest PATH] [--plain]\n"
     "                          print the signed service map (CONNECTORS_SIGNATURE_KEY)\n"
+    "  history list [--state-dir DIR]\n"
+    "  history show VERSION [--service-map] [--state-dir DIR]\n"
+    "  history diff A B [--state-dir DIR]\n"
+    "                          recorded snapshots (default dir: CONNECTORS_STATE_DIR, else\n"
+    "                          $XDG_STATE_HOME/cortex-connectors, ~/.local/state/..., ./state)\n"
+    "  rollback VERSION [--manifest PATH] [--state-dir DIR]\n"
+    "                          write a recorded manifest back atomically (default path:\n"
+    "                          CONNECTORS_MANIFEST_PATH); the server publishes it anew\n"
     "  version                 print the library version\n";
 
 int usage_error(std::string_view message) {
@@ -260,6 +277,195 @@ int cmd_service_map(std::span<char*> args) {
   return kExitOk;
 }
 
+// Options shared by `history` and `rollback`: positional arguments, --state-dir, --manifest and
+// --service-map.
+struct HistoryArgs {
+  std::vector<std::string_view> positional;
+  std::string state_dir;
+  std::optional<std::string> manifest;
+  bool service_map = false;
+};
+
+std::optional<std::string> env_var(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::optional<std::string>(v) : std::nullopt;
+}
+
+std::optional<HistoryArgs> parse_history_args(std::span<char*> args) {
+  HistoryArgs out;
+  out.state_dir = cc::server::default_state_dir(env_var);
+  if (auto v = env_var("CONNECTORS_STATE_DIR"); v && !v->empty()) out.state_dir = *v;
+  if (auto v = env_var("CONNECTORS_MANIFEST_PATH"); v && !v->empty()) out.manifest = *v;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string_view a = args[i];
+    if (a == "--state-dir" || a == "--manifest") {
+      if (i + 1 >= args.size()) {
+        usage_error(fmt::format("{} needs a value", a));
+        return std::nullopt;
+      }
+      (a == "--state-dir" ? out.state_dir : out.manifest.emplace()) = args[++i];
+    } else if (a == "--service-map") {
+      out.service_map = true;
+    } else if (a.starts_with("--")) {
+      usage_error(fmt::format("unknown option \"{}\"", a.substr(0, 64)));
+      return std::nullopt;
+    } else {
+      out.positional.push_back(a);
+    }
+  }
+  return out;
+}
+
+std::optional<std::uint64_t> parse_version(std::string_view text) {
+  auto v = cc::parse_last_event_id(text);
+  if (!v || *v == 0) usage_error(fmt::format("\"{}\" is not a version", text.substr(0, 64)));
+  return v && *v != 0 ? v : std::nullopt;
+}
+
+// Opens the history read-only; prints the reason and returns null when it cannot.
+std::unique_ptr<cc::SqliteHistoryStore> open_history(const std::string& state_dir) {
+  const std::string path = state_dir + "/" + cc::kHistoryDatabaseName;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    fmt::print(stderr, "[brAInwav] no history at {} (set --state-dir or CONNECTORS_STATE_DIR)\n",
+               path);
+    return nullptr;
+  }
+  auto store = cc::SqliteHistoryStore::open(path, /*read_only=*/true);
+  if (!store) {
+    fmt::print(stderr, "{}\n", store.error().message);
+    return nullptr;
+  }
+  return std::move(*store);
+}
+
+// The signed service-map body of a recorded entry, as the server served it.
+std::string recorded_body(const cc::HistoryEntry& e) {
+  std::string body = R"({"payload":)" + e.payload + R"(,"signature":)";
+  cc::append_canonical_string(body, e.signature);
+  if (!e.signatures.empty()) body += R"(,"signatures":)" + e.signatures;
+  body.push_back('}');
+  return body;
+}
+
+int cmd_history(std::span<char*> args) {
+  auto h = parse_history_args(args);
+  if (!h) return kExitUsage;
+  if (h->positional.empty()) return usage_error("history needs list, show or diff");
+  const std::string_view sub = h->positional[0];
+  const std::size_t want = sub == "list" ? 1 : sub == "show" ? 2 : sub == "diff" ? 3 : 0;
+  if (want == 0)
+    return usage_error(fmt::format("unknown history command \"{}\"", sub.substr(0, 64)));
+  if (h->positional.size() != want)
+    return usage_error(fmt::format("history {}: wrong arguments", sub));
+  std::vector<std::uint64_t> versions;
+  for (std::size_t i = 1; i < want; ++i) {
+    auto v = parse_version(h->positional[i]);
+    if (!v) return kExitUsage;
+    versions.push_back(*v);
+  }
+  auto store = open_history(h->state_dir);
+  if (!store) return kExitUsage;
+  if (sub == "list") {
+    auto list = store->list();
+    if (!list) {
+      fmt::print(stderr, "{}\n", list.error().message);
+      return kExitInvalid;
+    }
+    for (const auto& i : *list) {
+      fmt::print("{}\t{}\t{}\t{}\t{}\n", i.version, cc::format_rfc3339(i.loaded_at),
+                 i.content_hash.substr(0, 16), i.manifest_bytes, i.path);
+    }
+    return kExitOk;
+  }
+  std::vector<cc::HistoryEntry> entries;
+  for (const auto v : versions) {
+    auto e = store->load(v);
+    if (!e) {
+      fmt::print(stderr, "{}\n", e.error().message);
+      return kExitInvalid;
+    }
+    entries.push_back(std::move(*e));
+  }
+  if (sub == "show") {
+    const std::string out = h->service_map ? recorded_body(entries[0]) : entries[0].manifest;
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    return kExitOk;
+  }
+  auto from = cc::parse_json(entries[0].payload);
+  auto to = cc::parse_json(entries[1].payload);
+  if (!from || !to) {
+    fmt::print(stderr, "[brAInwav] a recorded payload does not parse\n");
+    return kExitInvalid;
+  }
+  const cc::Json delta = cc::compute_delta(*from, *to, versions[0], versions[1], "");
+  fmt::print("{} -> {}\n", versions[0], versions[1]);
+  auto ids = [](const cc::Json& list, char mark) {
+    for (const auto& c : list.as_array()) {
+      const cc::Json* id = c.is_string() ? &c : c.find("id");
+      if (id != nullptr && id->is_string()) fmt::print("{} {}\n", mark, id->as_string());
+    }
+  };
+  ids(*delta.find("added"), '+');
+  ids(*delta.find("removed"), '-');
+  ids(*delta.find("replaced"), '~');
+  for (const auto& [key, value] : delta.find("fields")->as_object()) {
+    fmt::print("field {}: {}\n", key, *cc::canonical_json(value));
+  }
+  return kExitOk;
+}
+
+// Writes `content` to `path` through a temporary file in the same directory and rename(2), so a
+// reader (the server's watcher) sees the old or the new manifest, never a partial one.
+bool write_atomically(const std::string& path, std::string_view content) {
+  std::string tmp = path + ".rollback-XXXXXX";
+  const int fd = ::mkstemp(tmp.data());
+  if (fd < 0) {
+    fmt::print(stderr, "[brAInwav] cannot create a file next to {}: {}\n", path,
+               std::strerror(errno));
+    return false;
+  }
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) ::fchmod(fd, st.st_mode & 07777);
+  std::size_t done = 0;
+  bool ok = true;
+  while (ok && done < content.size()) {
+    const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) done += static_cast<std::size_t>(n);
+  }
+  ok = ok && ::fsync(fd) == 0;
+  ok = (::close(fd) == 0) && ok;
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    fmt::print(stderr, "[brAInwav] cannot write {}: {}\n", path, std::strerror(errno));
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  return true;
+}
+
+int cmd_rollback(std::span<char*> args) {
+  auto h = parse_history_args(args);
+  if (!h) return kExitUsage;
+  if (h->positional.size() != 1) return usage_error("rollback needs one VERSION");
+  auto v = parse_version(h->positional[0]);
+  if (!v) return kExitUsage;
+  auto store = open_history(h->state_dir);
+  if (!store) return kExitUsage;
+  auto e = store->load(*v);
+  if (!e) {
+    fmt::print(stderr, "{}\n", e.error().message);
+    return kExitInvalid;
+  }
+  const std::string path =
+      h->manifest.value_or(e->path.empty() ? std::string(cc::kDefaultManifestPath) : e->path);
+  if (!write_atomically(path, e->manifest)) return kExitInvalid;
+  fmt::print("wrote the manifest of version {} to {}; the server publishes it as a new version\n",
+             *v, path);
+  return kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -273,6 +479,8 @@ int main(int argc, char** argv) {
     if (command == "validate") return cmd_validate(args);
     if (command == "keygen") return cmd_keygen(args);
     if (command == "service-map") return cmd_service_map(args);
+    if (command == "history") return cmd_history(args);
+    if (command == "rollback") return cmd_rollback(args);
     if (command == "version") {
       fmt::print("cortex-connectors {}\n", cc::version_string());
       return kExitOk;

@@ -30,13 +30,32 @@ std::optional<int> to_int(std::string_view s) {
   return v;
 }
 
+std::optional<long long> to_count(std::string_view s) {
+  long long v = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size() || v < 0) return std::nullopt;
+  return v;
+}
+
 }  // namespace
+
+std::string default_state_dir(const std::function<std::optional<std::string>(const char*)>& env) {
+  if (auto v = env("XDG_STATE_HOME"); v && !v->empty() && (*v)[0] == '/') {
+    return *v + "/cortex-connectors";
+  }
+  if (auto v = env("HOME"); v && !v->empty() && (*v)[0] == '/') {
+    return *v + "/.local/state/cortex-connectors";
+  }
+  return "state";
+}
 
 const char* server_usage() {
   return "usage: cortex-connectors-server [--host HOST] [--port PORT] [--manifest PATH]\n"
          "                                [--apps-dir DIR] [--heartbeat-seconds N] [--dev]\n"
          "                                [--signing-key-file FILE] [--previous-key-file FILE]...\n"
          "                                [--previous-keys-not-after RFC3339]\n"
+         "                                [--state-dir DIR] [--no-history]\n"
+         "                                [--history-max-entries N] [--history-max-age-seconds N]\n"
          "environment: CONNECTORS_SIGNATURE_KEY (required), CONNECTORS_API_KEY or MCP_API_KEY\n"
          "             (required unless NO_AUTH=true), CONNECTORS_MANIFEST_PATH, CONNECTORS_HOST,\n"
          "             CONNECTORS_PORT, LOG_LEVEL, APPS_BUNDLE_DIR, ENABLE_PROMETHEUS,\n"
@@ -72,6 +91,25 @@ Result<ServerConfig> parse_server_config(std::span<char* const> args, const EnvL
     c.previous_keys_not_after = *v;
   }
   c.no_auth = truthy(env("NO_AUTH"));
+  c.state_dir = default_state_dir(env);
+  if (auto v = env("CONNECTORS_STATE_DIR"); v && !v->empty()) c.state_dir = *v;
+  if (auto v = env("CONNECTORS_HISTORY"); v && !v->empty()) {
+    if (*v == "off" || *v == "false" || *v == "0") {
+      c.history = false;
+    } else if (!truthy(v)) {
+      return usage("CONNECTORS_HISTORY must be on or off");
+    }
+  }
+  if (auto v = env("CONNECTORS_HISTORY_MAX_ENTRIES"); v && !v->empty()) {
+    auto n = to_count(*v);
+    if (!n) return usage("CONNECTORS_HISTORY_MAX_ENTRIES must be an integer >= 0");
+    c.history_max_entries = static_cast<std::size_t>(*n);
+  }
+  if (auto v = env("CONNECTORS_HISTORY_MAX_AGE_SECONDS"); v && !v->empty()) {
+    auto n = to_count(*v);
+    if (!n) return usage("CONNECTORS_HISTORY_MAX_AGE_SECONDS must be an integer >= 0");
+    c.history_max_age = std::chrono::seconds(*n);
+  }
   if (auto v = env("LOG_LEVEL"); v && !v->empty()) c.log_level = *v;
   if (auto v = env("APPS_BUNDLE_DIR"); v && !v->empty()) c.apps_dir = *v;
   c.enable_prometheus = truthy(env("ENABLE_PROMETHEUS"));
@@ -122,6 +160,23 @@ Result<ServerConfig> parse_server_config(std::span<char* const> args, const EnvL
     };
     if (a == "--dev") {
       c.dev = true;
+    } else if (a == "--no-history") {
+      c.history = false;
+    } else if (a == "--state-dir" || a == "--history-max-entries" ||
+               a == "--history-max-age-seconds") {
+      auto v = next();
+      if (!v || v->empty()) return usage(fmt::format("{} needs a value", a));
+      if (a == "--state-dir") {
+        c.state_dir = std::string(*v);
+      } else {
+        auto n = to_count(*v);
+        if (!n) return usage(fmt::format("{} must be an integer >= 0", a));
+        if (a == "--history-max-entries") {
+          c.history_max_entries = static_cast<std::size_t>(*n);
+        } else {
+          c.history_max_age = std::chrono::seconds(*n);
+        }
+      }
     } else if (a == "--signing-key-file" || a == "--previous-key-file" ||
                a == "--previous-keys-not-after") {
       auto v = next();

@@ -47,7 +47,20 @@ struct ServerConfig {
   int listen_backlog = 1024;
   std::size_t max_subscribers = 20000;            // SSE; also bounded by RLIMIT_NOFILE
   std::chrono::milliseconds poll_interval{1000};  // watcher poll fallback
+  // Snapshot history (docs/history.md): the state directory holding history.sqlite3
+  // (--state-dir / CONNECTORS_STATE_DIR; default $XDG_STATE_HOME/cortex-connectors, else
+  // $HOME/.local/state/cortex-connectors, else ./state), off with --no-history /
+  // CONNECTORS_HISTORY=off (in-memory history only), and its retention
+  // (--history-max-entries / CONNECTORS_HISTORY_MAX_ENTRIES, --history-max-age-seconds /
+  // CONNECTORS_HISTORY_MAX_AGE_SECONDS; 0 = unlimited).
+  std::string state_dir;
+  bool history = true;
+  std::size_t history_max_entries = 100;
+  std::chrono::seconds history_max_age{std::chrono::hours(24 * 30)};
 };
+
+// The state directory used when none is configured (see ServerConfig::state_dir).
+std::string default_state_dir(const std::function<std::optional<std::string>(const char*)>& env);
 
 // Looks up an environment variable; nullopt when unset.
 using EnvLookup = std::function<std::optional<std::string>(const char*)>;

@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "cortex_connectors/registry.h"
+#include "cortex_connectors/sqlite_history.h"
 #include "cortex_connectors/version.h"
 #include "http_server.h"
 #include "log.h"
@@ -41,6 +42,63 @@ std::string bundled_example_manifest() {
 
 cc::Json fields(std::initializer_list<cc::Json::Member> members) {
   return cc::Json(cc::Json::Object(members));
+}
+
+// The history: the SQLite store in the state directory, or memory when history is off or the
+// store cannot be used (a clear log line and the /health flag; never a refused start).
+std::shared_ptr<cc::HistoryRecorder> open_history(const srv::ServerConfig& config) {
+  cc::HistoryRecorderOptions options;
+  options.retention.max_entries = config.history_max_entries;
+  options.retention.max_age = config.history_max_age;
+  options.on_degraded = [](const cc::Error& e) {
+    srv::log(srv::LogLevel::kError, "history store failed: history continues in memory",
+             fields({{"error", e.message}}));
+  };
+  // In memory (history off, or no usable store) every entry costs RAM (~14 MB at 10 000
+  // connectors): keep at most 16.
+  constexpr std::size_t kMemoryEntries = 16;
+  auto memory_retention = [&options] {
+    if (options.retention.max_entries == 0 || options.retention.max_entries > kMemoryEntries) {
+      options.retention.max_entries = kMemoryEntries;
+    }
+  };
+  if (!config.history) {
+    memory_retention();
+    srv::log(srv::LogLevel::kInfo, "history off: kept in memory only");
+    return std::make_shared<cc::HistoryRecorder>(std::make_shared<cc::MemoryHistoryStore>(),
+                                                 std::move(options));
+  }
+  const std::filesystem::path dir = config.state_dir;
+  const std::string db_path = (dir / cc::kHistoryDatabaseName).string();
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  std::string reason;
+  std::shared_ptr<cc::HistoryStore> store;
+  if (ec) {
+    reason = fmt::format("[brAInwav] cannot create the state directory {}: {}", dir.string(),
+                         ec.message());
+  } else if (auto opened = cc::SqliteHistoryStore::open(db_path)) {
+    store = std::move(*opened);
+  } else {
+    reason = opened.error().message;
+  }
+  if (!store) {
+    srv::log(srv::LogLevel::kError,
+             "history store unavailable: history is kept in memory only (see /health)",
+             fields({{"path", db_path}, {"error", reason}}));
+    options.degraded_reason = reason;
+    memory_retention();
+    store = std::make_shared<cc::MemoryHistoryStore>();
+  }
+  auto recorder = std::make_shared<cc::HistoryRecorder>(std::move(store), std::move(options));
+  const auto st = recorder->status();
+  srv::log(srv::LogLevel::kInfo, "history",
+           fields({{"store", st.store},
+                   {"path", db_path},
+                   {"degraded", st.degraded},
+                   {"latest_version", st.latest_version},
+                   {"next_version", recorder->next_version()}}));
+  return recorder;
 }
 
 }  // namespace
@@ -76,7 +134,10 @@ int main(int argc, char** argv) {
     return kExitConfig;
   }
 
+  auto history = open_history(config);
+
   cc::RegistryOptions options;
+  options.history = history;
   options.manifest_path = config.manifest_path;
   options.signing_key = config.signing_key;
   options.ed25519_keys = signing_keys->active;
@@ -123,6 +184,7 @@ int main(int argc, char** argv) {
   ::getrlimit(RLIMIT_NOFILE, &nofile);
   srv::SseHubOptions hub_options;
   hub_options.heartbeat = std::chrono::seconds(config.heartbeat_seconds);
+  hub_options.history = history;
   // Leave room for workers, the manifest and the listening socket.
   const auto fd_room = nofile.rlim_cur > 256 ? nofile.rlim_cur - 256 : 1;
   hub_options.max_subscribers =

@@ -33,6 +33,7 @@ struct SseHub::Published {
   Bytes full;   // status event
   Bytes delta;  // delta event from version - 1 (null when none)
   std::uint64_t delta_from = 0;
+  std::shared_ptr<const Snapshot> snapshot;
   SteadyClock::time_point at;
   // Broadcast accounting across loops (see SseHub::loop_settled).
   mutable std::atomic<std::size_t> loops_pending{0};
@@ -47,7 +48,8 @@ struct SseHub::Subscriber {
   };
   int fd = -1;
   bool delta_mode = false;
-  std::uint64_t sent_version = 0;  // the version queued or sent last (0: none)
+  std::uint64_t sent_version = 0;   // the version queued or sent last (0: none)
+  std::uint64_t last_event_id = 0;  // the client's, until something is sent
   std::deque<Chunk> queue;
   bool want_out = false;
   bool counts_for_latest = false;
@@ -59,6 +61,8 @@ struct SseHub::Adoption {
   std::string preamble;
   bool delta_mode;
   std::optional<std::uint64_t> last_event_id;
+  std::shared_ptr<const std::string> resume;  // delta from last_event_id to resume_to
+  std::uint64_t resume_to = 0;
 };
 
 // One epoll thread and the subscribers it owns.
@@ -189,8 +193,13 @@ class SseHub::Loop {
       s->queue.push_back({std::make_shared<const std::string>(std::move(a.preamble) +
                                                               sse_retry(hub_.options_.retry_ms)),
                           0, false});
+      s->last_event_id = a.last_event_id.value_or(0);
       if (a.last_event_id && latest_ && *a.last_event_id == latest_->version) {
         s->sent_version = latest_->version;  // the client has it: nothing to resend
+      } else if (a.resume && latest_ && latest_->version >= a.resume_to) {
+        // Resuming from an older version: its delta, then the newest if that moved on.
+        s->queue.push_back({std::move(a.resume), 0, latest_->version == a.resume_to});
+        s->sent_version = a.resume_to;
       }
       epoll_event ev{};
       ev.events = EPOLLIN | EPOLLRDHUP;
@@ -251,7 +260,11 @@ class SseHub::Loop {
 
   void enqueue_latest(Subscriber& s) {
     const auto& p = latest_;
-    if (!p || s.sent_version >= p->version) return;
+    if (!p) return;
+    if (s.sent_version == 0 && s.last_event_id == p->version) {
+      s.sent_version = p->version;  // the first version this loop has is the client's
+    }
+    if (s.sent_version >= p->version) return;
     const bool delta =
         s.delta_mode && p->delta && s.sent_version != 0 && s.sent_version == p->delta_from;
     s.queue.push_back({delta ? p->delta : p->full, 0, true});
@@ -362,6 +375,7 @@ void SseHub::publish(std::shared_ptr<const Snapshot> snapshot) {
   p->version = snapshot->version;
   p->full = std::make_shared<const std::string>(
       sse_status_event(*snapshot, format_rfc3339(std::chrono::system_clock::now())));
+  p->snapshot = snapshot;
   p->at = SteadyClock::now();
   p->loops_pending = loops_.size();
   // Delta from the previous snapshot we published; parsing both payloads happens once here.
@@ -384,6 +398,26 @@ std::shared_ptr<const SseHub::Published> SseHub::latest() const {
   return latest_;
 }
 
+std::shared_ptr<const std::string> SseHub::resume_delta(std::uint64_t from,
+                                                        const std::shared_ptr<const Published>& p) {
+  if (!options_.history || !p->snapshot) return nullptr;
+  std::lock_guard lock(resume_mutex_);
+  if (resume_to_ != p->version) {
+    resume_cache_.clear();
+    resume_to_ = p->version;
+  }
+  if (auto it = resume_cache_.find(from); it != resume_cache_.end()) return it->second;
+  auto entry = options_.history->load(from);
+  if (!entry) return nullptr;
+  auto event = sse_delta_event(entry->payload, from, *p->snapshot);
+  if (!event) return nullptr;
+  auto bytes = std::make_shared<const std::string>(std::move(*event));
+  // Bounded: clients resume from a few versions at a time, but ids are the client's to choose.
+  if (resume_cache_.size() >= 64) resume_cache_.erase(resume_cache_.begin());
+  resume_cache_.emplace(from, bytes);
+  return bytes;
+}
+
 void SseHub::loop_settled(const Published& p) {
   // A loop that never saw this version (a newer one came first) never settles it: a superseded
   // broadcast is not recorded, as with a single loop.
@@ -400,8 +434,15 @@ bool SseHub::adopt(int fd, std::string preamble, bool delta_mode,
     count_.fetch_sub(1);
     return false;
   }
+  Adoption a{fd, std::move(preamble), delta_mode, last_event_id, nullptr, 0};
+  if (delta_mode && last_event_id) {
+    if (auto p = latest(); p && *last_event_id < p->version) {
+      a.resume = *last_event_id == p->delta_from ? p->delta : resume_delta(*last_event_id, p);
+      if (a.resume) a.resume_to = p->version;
+    }
+  }
   Loop& loop = *loops_[next_loop_.fetch_add(1) % loops_.size()];
-  if (!loop.add(Adoption{fd, std::move(preamble), delta_mode, last_event_id})) {
+  if (!loop.add(std::move(a))) {
     count_.fetch_sub(1);
     return false;
   }

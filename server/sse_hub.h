@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -22,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "cortex_connectors/history.h"
 #include "cortex_connectors/metrics.h"
 #include "cortex_connectors/snapshot.h"
 
@@ -36,6 +38,10 @@ struct SseHubOptions {
   // thread needs ~100 ms to reach 10 000 subscribers; loops split that across cores.
   // 0: one per core, at most 4.
   std::size_t loops = 0;
+  // Recorded snapshots: a delta-mode subscriber whose Last-Event-ID names an older retained
+  // version is sent the delta from it (also after a restart). Null: only the previous version's
+  // delta is known.
+  std::shared_ptr<HistoryRecorder> history;
 };
 
 class SseHub {
@@ -55,7 +61,10 @@ class SseHub {
 
   // Takes ownership of connected socket `fd`: writes `preamble` (the response head), a retry
   // field, then the current status event unless `last_event_id` names the current version, and
-  // every change afterwards (delta events in `delta_mode` after the first full one).
+  // every change afterwards (delta events in `delta_mode` after the first full one). In
+  // `delta_mode`, a `last_event_id` naming an older version the history retains gets the delta
+  // from it instead of the status event; an unknown or pruned one gets the status event.
+  // May block on the history store: call it from a worker thread.
   // Returns false, leaving `fd` to the caller, when the hub is full or stopping.
   bool adopt(int fd, std::string preamble, bool delta_mode,
              std::optional<std::uint64_t> last_event_id);
@@ -75,6 +84,9 @@ class SseHub {
   void loop_settled(const Published& p);
   // The newest version publish() has built (set before any loop is offered it).
   std::shared_ptr<const Published> latest() const;
+  // The delta event from recorded version `from` to `p`, or null when `from` is not retained.
+  std::shared_ptr<const std::string> resume_delta(std::uint64_t from,
+                                                  const std::shared_ptr<const Published>& p);
 
   SseHubOptions options_;
   Metrics& metrics_;
@@ -88,6 +100,12 @@ class SseHub {
   std::shared_ptr<const Snapshot> previous_snapshot_;
   mutable std::mutex latest_mutex_;
   std::shared_ptr<const Published> latest_;
+
+  // Deltas to the latest version from older ones, built once for every subscriber resuming
+  // from the same version (after a restart, all of them at once).
+  std::mutex resume_mutex_;  // guards the two below; held while one is built
+  std::uint64_t resume_to_ = 0;
+  std::map<std::uint64_t, std::shared_ptr<const std::string>> resume_cache_;
 };
 
 }  // namespace cortex_connectors::server

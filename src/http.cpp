@@ -228,6 +228,16 @@ std::string health_body(const Registry& registry, std::chrono::system_clock::tim
     last.set("consecutive", failure->consecutive);
     h.set("lastError", std::move(last));
   }
+  if (auto* history = registry.history()) {
+    const HistoryStatus hs = history->status();
+    Json j = Json::object();
+    j.set("store", hs.store);
+    j.set("degraded", hs.degraded);
+    if (hs.degraded) j.set("reason", hs.reason);
+    j.set("latestVersion", hs.latest_version);
+    j.set("pending", hs.pending);
+    h.set("history", std::move(j));
+  }
   return *canonical_json(h);
 }
 

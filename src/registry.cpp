@@ -1,5 +1,6 @@
 #include "cortex_connectors/registry.h"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <future>
@@ -39,6 +40,10 @@ constexpr std::size_t kRefineBody = std::size_t{64} << 10;
 struct Registry::Impl {
   explicit Impl(RegistryOptions o) : options(std::move(o)) {
     if (!options.clock) options.clock = [] { return std::chrono::system_clock::now(); };
+    if (options.history) {
+      options.first_version = std::max(options.first_version, options.history->next_version());
+      resumable = options.history->resumable();
+    }
   }
 
   RegistryOptions options;
@@ -47,8 +52,9 @@ struct Registry::Impl {
 
   // Serialises refreshes; guards the fields below it.
   std::mutex refresh_mutex;
-  std::string last_hash;            // of the last content processed, good or bad
-  std::optional<Error> last_error;  // that content's error, returned again while unchanged
+  std::string last_hash;                  // of the last content processed, good or bad
+  std::optional<HistoryEntry> resumable;  // the newest recorded entry, until the first publish
+  std::optional<Error> last_error;        // that content's error, returned again while unchanged
 
   mutable std::mutex state_mutex;  // guards failure; pairs with version_cv
   mutable std::condition_variable version_cv;
@@ -135,8 +141,20 @@ struct Registry::Impl {
     const bool keep_previous_time =
         !manifest->generated_at && previous && !previous->manifest.generated_at;
     const std::string now_text = format_rfc3339(loaded_at);
+    // The same manifest as the newest recorded snapshot: rebuild it as it was (see
+    // RegistryOptions::history).
+    const bool resuming = !previous && resumable && resumable->content_hash == hash;
+    std::optional<std::string> resumed_time;
+    if (resuming && !manifest->generated_at) {
+      if (auto old = parse_json(resumable->payload)) {
+        if (const Json* g = old->find("generatedAt"); g != nullptr && g->is_string()) {
+          resumed_time = g->as_string();
+        }
+      }
+    }
     std::string generated_at = manifest->generated_at ? *manifest->generated_at
                                : keep_previous_time   ? previous->generated_at
+                               : resumed_time         ? *resumed_time
                                                       : now_text;
     Json payload = build_service_map(*manifest, generated_at);
     timings.build = since(t);
@@ -164,7 +182,9 @@ struct Registry::Impl {
     timings.sign = since(t);
 
     auto snap = std::make_shared<Snapshot>();
-    snap->version = previous ? previous->version + 1 : options.first_version;
+    // After a resumed snapshot, versions continue after every recorded or reserved one.
+    snap->version =
+        previous ? std::max(previous->version + 1, options.first_version) : options.first_version;
     snap->path = std::string(source);
     snap->content_hash = std::move(hash);
     snap->loaded_at = loaded_at;
@@ -172,6 +192,14 @@ struct Registry::Impl {
     snap->body = std::move(signed_map->body);
     snap->signature = std::move(signed_map->signature);
     snap->signatures = std::move(signed_map->signatures);
+    bool resumed = false;
+    if (resuming && snap->canonical_payload() == resumable->payload &&
+        snap->signature == resumable->signature && snap->signatures == resumable->signatures) {
+      snap->version = resumable->version;
+      snap->loaded_at = resumable->loaded_at;
+      resumed = true;
+    }
+    resumable.reset();
     const bool small = snap->body.size() <= kSmallBody;
     // Small bodies: publish with fast settings first, then refine (see RegistryOptions).
     const bool refine =
@@ -201,6 +229,8 @@ struct Registry::Impl {
     timings.compress = since(t);
     snap->timings = timings;
     std::shared_ptr<const Snapshot> published(std::move(snap));
+    // Queued before any listener sees the version: the SSE hub may look it up at once.
+    if (options.history && !resumed) options.history->submit(published, std::move(content));
     publish(published);
     if (refine) {
       auto better = std::make_shared<Snapshot>(*published);
@@ -325,6 +355,8 @@ std::shared_ptr<const Snapshot> Registry::wait_for_version(
   });
   return snap && snap->version >= version ? snap : nullptr;
 }
+
+HistoryRecorder* Registry::history() const noexcept { return impl_->options.history.get(); }
 
 Metrics& Registry::metrics() noexcept { return impl_->metrics; }
 

@@ -173,11 +173,16 @@ Result<Json> apply_delta(const Json& payload, const Json& delta) {
 }
 
 Result<std::string> sse_delta_event(const Snapshot& previous, const Snapshot& next) {
-  auto from = parse_json(previous.canonical_payload());
+  return sse_delta_event(previous.canonical_payload(), previous.version, next);
+}
+
+Result<std::string> sse_delta_event(std::string_view from_payload, std::uint64_t from_version,
+                                    const Snapshot& next) {
+  auto from = parse_json(from_payload);
   if (!from) return std::move(from).error();
   auto to = parse_json(next.canonical_payload());
   if (!to) return std::move(to).error();
-  Json delta = compute_delta(*from, *to, previous.version, next.version, next.signature);
+  Json delta = compute_delta(*from, *to, from_version, next.version, next.signature);
   if (!next.signatures.empty()) {
     // The Ed25519 signatures of the new payload, so that a pinned-key client can verify too.
     auto signatures = parse_json(next.signatures);

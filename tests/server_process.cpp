@@ -47,6 +47,11 @@ ServerProcess::ServerProcess(std::vector<std::string> args, std::vector<std::str
   for (auto& a : argv) c_args.push_back(a.data());
   c_args.push_back(nullptr);
   env.emplace_back("PATH=/usr/bin:/bin");
+  // Each server keeps its history in its own directory unless the test names one.
+  if (std::none_of(env.begin(), env.end(),
+                   [](const std::string& e) { return e.rfind("CONNECTORS_STATE_DIR=", 0) == 0; })) {
+    env.push_back("CONNECTORS_STATE_DIR=" + (dir_ / "state").string());
+  }
   // Sanitizer settings reach the server too, unless the test set its own.
   for (const char* name : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS", "LSAN_OPTIONS"}) {
     const char* value = std::getenv(name);

@@ -510,6 +510,14 @@ TEST_CASE("bad configuration exits 2 with one clear line", "[server]") {
   auto [c4, l4] = run({"CONNECTORS_SIGNATURE_KEY=secret-s", "CONNECTORS_API_KEY=a"}, {"--bogus"});
   CHECK(c4 == 2);
   CHECK(l4.find("secret-s") == std::string::npos);
+  auto [c5, l5] =
+      run({"CONNECTORS_SIGNATURE_KEY=s", "CONNECTORS_API_KEY=a"}, {"--history-max-entries", "-1"});
+  CHECK(c5 == 2);
+  CHECK(l5 == "[brAInwav] --history-max-entries must be an integer >= 0\n");
+  auto [c6, l6] = run({"CONNECTORS_SIGNATURE_KEY=s", "CONNECTORS_API_KEY=a",
+                       "CONNECTORS_HISTORY_MAX_AGE_SECONDS=soon"});
+  CHECK(c6 == 2);
+  CHECK(l6 == "[brAInwav] CONNECTORS_HISTORY_MAX_AGE_SECONDS must be an integer >= 0\n");
 }
 
 TEST_CASE("NO_AUTH serves without a key and warns loudly", "[server]") {

@@ -14,6 +14,7 @@
 #include "cortex_connectors/canonical_json.h"
 #include "cortex_connectors/json.h"
 #include "cortex_connectors/signing.h"
+#include "cortex_connectors/sqlite_history.h"
 #include "cortex_connectors/sse.h"
 #include "server_process.h"
 #include "test_utils.h"
@@ -337,7 +338,9 @@ long rss_kb(pid_t pid) {
 
 TEST_CASE("stream: a subscriber that stops reading stalls nobody", "[stream]") {
   // ASan keeps freed memory in a quarantine (256 MB by default), which would read as growth.
-  StreamServer s({"CONNECTORS_MAX_SUBSCRIBERS=50",
+  // History in memory, one entry: what is measured is the SSE side.
+  StreamServer s({"CONNECTORS_MAX_SUBSCRIBERS=50", "CONNECTORS_HISTORY=off",
+                  "CONNECTORS_HISTORY_MAX_ENTRIES=1",
                   "ASAN_OPTIONS=quarantine_size_mb=1:detect_leaks=1:abort_on_error=1"});
   // ~500 KB events: far more than socket buffers hold.
   std::string blobs;
@@ -485,4 +488,259 @@ TEST_CASE("stream: the broadcast metric counts one observation per published ver
   }
   // Two versions reached three subscribers: two observations, not six.
   CHECK(settled() == before + 2);
+}
+
+namespace {
+
+// A server on `state_dir` serving `manifest`, heartbeats every second.
+std::unique_ptr<ServerProcess> history_server(const std::filesystem::path& manifest,
+                                              const std::filesystem::path& state_dir) {
+  auto p = std::make_unique<ServerProcess>(
+      std::vector<std::string>{"--port", "0", "--heartbeat-seconds", "1"},
+      std::vector<std::string>{"CONNECTORS_SIGNATURE_KEY=" + kSigningKey,
+                               "CONNECTORS_API_KEY=" + kApiKey,
+                               "CONNECTORS_MANIFEST_PATH=" + manifest.string(),
+                               "CONNECTORS_STATE_DIR=" + state_dir.string(),
+                               "CONNECTORS_POLL_INTERVAL_MS=50", "LOG_LEVEL=info"});
+  REQUIRE(p->port() > 0);
+  return p;
+}
+
+cc::Json health(int port) {
+  httplib::Client http("127.0.0.1", port);
+  auto r = http.Get("/health");
+  REQUIRE(r);
+  auto j = cc::parse_json(r->body);
+  REQUIRE_OK(j);
+  return *j;
+}
+
+// Waits until the server's snapshot version differs from `not_version`; returns it.
+std::uint64_t wait_version_change(int port, std::uint64_t not_version) {
+  std::uint64_t v = 0;
+  REQUIRE(cc::test::eventually_true([&] {
+    const cc::Json h = health(port);
+    const cc::Json* version = h.find("version");
+    v = version ? static_cast<std::uint64_t>(version->as_number()) : 0;
+    return v != 0 && v != not_version;
+  }));
+  return v;
+}
+
+// The first thing after the retry field of a delta-mode stream resumed from `last_id`.
+Event resume(int port, const std::string& last_id) {
+  SseClient c(port, "/v1/connectors/stream?mode=delta", {kAuth[0], "Last-Event-ID: " + last_id});
+  REQUIRE(c.head().rfind("HTTP/1.1 200", 0) == 0);
+  auto retry = c.next();
+  REQUIRE(retry);
+  REQUIRE(retry->event == "retry");
+  auto e = c.next(5s);
+  REQUIRE(e);
+  return *e;
+}
+
+cc::Json payload_of_status(const Event& e) {
+  REQUIRE(e.event == "status");
+  return *cc::parse_json(body_of(e))->find("payload");
+}
+
+// Applies a delta event to `base` and checks the signature of the result.
+cc::Json apply_checked(const cc::Json& base, const Event& e) {
+  REQUIRE(e.event == "delta");
+  auto delta = cc::parse_json(e.data);
+  REQUIRE_OK(delta);
+  auto rebuilt = cc::apply_delta(base, *delta);
+  REQUIRE_OK(rebuilt);
+  CHECK(cc::verify_hmac_sha256(cc::as_bytes(kSigningKey), *cc::canonical_json(*rebuilt),
+                               delta->find("signature")->as_string()));
+  return *rebuilt;
+}
+
+}  // namespace
+
+TEST_CASE("stream: a Last-Event-ID from before a restart resumes with the delta from it",
+          "[stream][history]") {
+  cc::test::TempDir dir;
+  const auto manifest = dir / "connectors.manifest.json";
+  const auto state = dir / "state";
+  cc::test::write_file(manifest, fixture());
+  cc::Json p1;
+  cc::Json p2;
+  {
+    auto server = history_server(manifest, state);
+    SseClient c(server->port(), "/v1/connectors/stream?mode=delta", kAuth);
+    REQUIRE(c.head().rfind("HTTP/1.1 200", 0) == 0);
+    auto first = c.next_event(10s);
+    REQUIRE(first);
+    CHECK(first->id == "1");
+    p1 = payload_of_status(*first);
+    replace_file(manifest, fixture_with_ttl(50));
+    auto second = c.next_event(10s);
+    REQUIRE(second);
+    CHECK(second->id == "2");
+    p2 = apply_checked(p1, *second);
+    REQUIRE(server->stop(SIGTERM, 5s) == 0);
+  }
+  auto server = history_server(manifest, state);
+  REQUIRE(wait_version_change(server->port(), 0) == 2);  // same manifest: resumed, not renumbered
+  // Current: nothing but heartbeats.
+  const Event current = resume(server->port(), "2");
+  CHECK(current.comment);
+  // Older and retained: exactly the delta from it.
+  const Event from1 = resume(server->port(), "1");
+  CHECK(from1.id == "2");
+  CHECK(*cc::canonical_json(apply_checked(p1, from1)) == *cc::canonical_json(p2));
+  // Unknown (never handed out, or beyond the current version): the full status event.
+  CHECK(payload_of_status(resume(server->port(), "77")) == p2);
+  CHECK(payload_of_status(resume(server->port(), "99999")) == p2);
+  // A change after the restart numbers after the first process's reservation.
+  replace_file(manifest, fixture_with_ttl(40));
+  const std::uint64_t v3 = wait_version_change(server->port(), 2);
+  CHECK(v3 > 1024);
+  const Event from1_again = resume(server->port(), "1");
+  CHECK(from1_again.id == std::to_string(v3));
+  CHECK(apply_checked(p1, from1_again).find("ttlSeconds")->as_number() == 40);
+  const Event from2 = resume(server->port(), "2");
+  CHECK(apply_checked(p2, from2).find("ttlSeconds")->as_number() == 40);
+  CHECK(health(server->port()).find("history")->find("store")->as_string() == "sqlite");
+}
+
+TEST_CASE("history: kill -9 while publishing never corrupts the store or reuses a version",
+          "[stream][history]") {
+  cc::test::TempDir dir;
+  const auto manifest = dir / "connectors.manifest.json";
+  const auto state = dir / "state";
+  cc::test::write_file(manifest, fixture());
+  std::uint64_t highest_seen = 0;
+  int ttl = 100;
+  std::mt19937 rng(9);
+  for (int round = 0; round < 3; ++round) {
+    auto server = history_server(manifest, state);
+    std::uint64_t v = wait_version_change(server->port(), 0);
+    CHECK(v >= highest_seen);  // equal only when the newest was resumed
+    // Rewrites as fast as the watcher takes them, then SIGKILL in the middle of the stream.
+    for (int i = 0; i < 8; ++i) {
+      replace_file(manifest, fixture_with_ttl(--ttl));
+      v = wait_version_change(server->port(), v);
+      CHECK(v > highest_seen);
+      highest_seen = std::max(highest_seen, v);
+    }
+    // The kill lands before, during or after that reload's recording.
+    replace_file(manifest, fixture_with_ttl(--ttl));
+    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 40));
+    ::kill(server->pid(), SIGKILL);
+    server->wait_exit(5s);
+  }
+  // Every recorded entry is whole and verifies; the versions only grow.
+  auto store = cc::SqliteHistoryStore::open((state / cc::kHistoryDatabaseName).string(), true);
+  REQUIRE_OK(store);
+  auto list = (*store)->list();
+  REQUIRE_OK(list);
+  CHECK(list->size() >= 20);
+  std::uint64_t previous = 0;
+  for (const auto& info : *list) {
+    CHECK(info.version > previous);
+    previous = info.version;
+    auto e = (*store)->load(info.version);
+    REQUIRE_OK(e);
+    CHECK(cc::verify_hmac_sha256(cc::as_bytes(kSigningKey), e->payload, e->signature));
+    CHECK(cc::parse_json(e->manifest).has_value());
+  }
+}
+
+TEST_CASE("history: a corrupt or unwritable store degrades to memory, never a refused start",
+          "[stream][history]") {
+  cc::test::TempDir dir;
+  const auto manifest = dir / "connectors.manifest.json";
+  cc::test::write_file(manifest, fixture());
+  SECTION("a corrupt database file") {
+    std::filesystem::create_directories(dir / "state");
+    cc::test::write_file(dir / "state" / cc::kHistoryDatabaseName, std::string(10000, '\x5a'));
+    auto server = history_server(manifest, dir / "state");
+    const std::uint64_t v = wait_version_change(server->port(), 0);
+    // Numbered from the wall clock (ms), so no id of an earlier run can name this snapshot.
+    CHECK(v > 1'600'000'000'000ULL);
+    const cc::Json h = health(server->port());
+    CHECK(h.find("status")->as_string() == "ok");
+    CHECK(h.find("history")->find("degraded")->as_bool());
+    CHECK(h.find("history")->find("store")->as_string() == "memory");
+    CHECK(h.find("history")->find("reason")->as_string().find("history.sqlite3") !=
+          std::string::npos);
+    CHECK(server->log().find("history store unavailable") != std::string::npos);
+    // The file is left for the operator to inspect.
+    CHECK(cc::test::read_file(dir / "state" / cc::kHistoryDatabaseName) ==
+          std::string(10000, '\x5a'));
+    // Deltas still work within this process.
+    replace_file(manifest, fixture_with_ttl(30));
+    wait_version_change(server->port(), v);
+    CHECK(resume(server->port(), std::to_string(v)).event == "delta");
+  }
+  SECTION("a database path that cannot be opened") {
+    std::filesystem::create_directories(dir / "state" / cc::kHistoryDatabaseName);
+    auto server = history_server(manifest, dir / "state");
+    wait_version_change(server->port(), 0);
+    CHECK(health(server->port()).find("history")->find("degraded")->as_bool());
+    CHECK(server->log().find("history store unavailable") != std::string::npos);
+  }
+  SECTION("a state directory that cannot be created") {
+    cc::test::write_file(dir / "not-a-dir", "x");
+    auto server = history_server(manifest, dir / "not-a-dir" / "state");
+    wait_version_change(server->port(), 0);
+    const cc::Json h = health(server->port());
+    CHECK(h.find("history")->find("degraded")->as_bool());
+    CHECK(server->log().find("cannot create the state directory") != std::string::npos);
+  }
+}
+
+TEST_CASE("history: the CLI lists, shows and diffs versions, and rollback republishes one",
+          "[stream][history]") {
+  cc::test::TempDir dir;
+  const auto manifest = dir / "connectors.manifest.json";
+  const auto state = dir / "state";
+  cc::test::write_file(manifest, fixture());
+  auto server = history_server(manifest, state);
+  REQUIRE(wait_version_change(server->port(), 0) == 1);
+  replace_file(manifest, fixture_with_ttl(50));
+  REQUIRE(wait_version_change(server->port(), 1) == 2);
+  REQUIRE(cc::test::eventually_true([&] {
+    auto list = cc::test::run_cli({"history", "list", "--state-dir", state.string()});
+    return list.exit_code == 0 && list.out.find("\n2\t") != std::string::npos;
+  }));
+  auto list = cc::test::run_cli({"history", "list", "--state-dir", state.string()});
+  CHECK(list.out.rfind("1\t", 0) == 0);
+  auto show = cc::test::run_cli({"history", "show", "1", "--state-dir", state.string()});
+  CHECK(show.exit_code == 0);
+  CHECK(show.out == fixture());
+  auto body =
+      cc::test::run_cli({"history", "show", "2", "--service-map", "--state-dir", state.string()});
+  CHECK(cc::verify_signed_body(body.out, cc::as_bytes(kSigningKey)));
+  auto diff = cc::test::run_cli({"history", "diff", "1", "2", "--state-dir", state.string()});
+  CHECK(diff.exit_code == 0);
+  CHECK(diff.out == "1 -> 2\nfield ttlSeconds: 50\n");
+  CHECK(cc::test::run_cli({"history", "show", "9", "--state-dir", state.string()}).exit_code == 1);
+  CHECK(cc::test::run_cli({"history", "show", "x", "--state-dir", state.string()}).exit_code == 2);
+  CHECK(cc::test::run_cli({"history", "list", "--state-dir", (dir / "none").string()}).exit_code ==
+        2);
+
+  // Rollback: version 1's manifest back in place, published as version 3 with 1's payload.
+  auto rb = cc::test::run_cli(
+      {"rollback", "1", "--manifest", manifest.string(), "--state-dir", state.string()});
+  CHECK(rb.exit_code == 0);
+  CHECK(cc::test::read_file(manifest) == fixture());
+  CHECK(wait_version_change(server->port(), 2) == 3);
+  httplib::Client http("127.0.0.1", server->port());
+  auto r = http.Get("/v1/connectors/service-map", {{"Authorization", "Bearer " + kApiKey}});
+  REQUIRE(r);
+  auto v1 = cc::parse_json(
+      cc::test::run_cli({"history", "show", "1", "--service-map", "--state-dir", state.string()})
+          .out);
+  // The same service map; only generatedAt, which the manifest leaves to the load time, is new.
+  cc::Json served = *cc::parse_json(r->body)->find("payload");
+  cc::Json recorded = *v1->find("payload");
+  served.set("generatedAt", "");
+  recorded.set("generatedAt", "");
+  CHECK(served == recorded);
+  // History is never rewritten: 1 and 2 are still there as they were.
+  CHECK(cc::test::run_cli({"history", "show", "2", "--state-dir", state.string()}).out ==
+        fixture_with_ttl(50));
 }

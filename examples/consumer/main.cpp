@@ -5,6 +5,9 @@
 #ifdef CONSUMER_WITH_CLIENT
 #include <cortex_connectors/service_map_client.h>
 #endif
+#ifdef CONSUMER_WITH_HISTORY_SQLITE
+#include <cortex_connectors/sqlite_history.h>
+#endif
 
 int main() {
   namespace cc = cortex_connectors;
@@ -21,6 +24,12 @@ int main() {
   cc::ServiceMapClientOptions options;  // links and checks options; no network needed
   if (cc::ServiceMapClient(options).start().error().code != cc::ErrorCode::kUsage) return 1;
   std::printf("consumer ok: client component linked\n");
+#endif
+#ifdef CONSUMER_WITH_HISTORY_SQLITE
+  // An in-memory database: links SQLite and creates the tables.
+  auto store = cc::SqliteHistoryStore::open(":memory:");
+  if (!store || (*store)->latest_version().value() != 0) return 1;
+  std::printf("consumer ok: history_sqlite component linked\n");
 #endif
   std::printf("consumer ok: cortex_connectors %s\n", std::string(cc::version_string()).c_str());
   return 0;

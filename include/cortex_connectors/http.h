@@ -60,7 +60,9 @@ CORTEX_CONNECTORS_API std::string generate_request_id();
 
 // The body of GET /health: status "ok" (a snapshot, no failure since), "degraded" (a snapshot,
 // but the last load failed) or "starting" (no snapshot yet), the snapshot version and connector
-// count, and the last error (message and findings or paths tried; never a secret).
+// count, and the last error (message and findings or paths tried; never a secret). With a
+// history (RegistryOptions::history), "history": {"store", "degraded", "reason" when degraded,
+// "latestVersion", "pending"}; a degraded history does not change "status".
 CORTEX_CONNECTORS_API std::string health_body(const Registry& registry,
                                               std::chrono::system_clock::time_point now);
 

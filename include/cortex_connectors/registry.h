@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "cortex_connectors/export.h"
+#include "cortex_connectors/history.h"
 #include "cortex_connectors/keys.h"
 #include "cortex_connectors/manifest.h"
 #include "cortex_connectors/metrics.h"
@@ -48,8 +49,15 @@ struct RegistryOptions {
   // passes its active key here; keys it only publishes (rotation) are not needed.
   std::vector<Ed25519Key> ed25519_keys;
   ManifestLimits limits;
-  // The version of the first snapshot (a history store can continue a previous run's count).
+  // The version of the first snapshot. With `history`, versions start after its
+  // next_version() at the earliest.
   std::uint64_t first_version = 1;
+  // Records every published snapshot (history.h), off the publish path; null: no history.
+  // When the first load yields exactly the newest recorded snapshot (same manifest bytes, same
+  // signed bytes; generatedAt taken from it when the manifest has none), that snapshot is
+  // published again under its recorded version, so a restart without a change changes no
+  // version. Any other snapshot gets a version after every recorded or reserved one.
+  std::shared_ptr<HistoryRecorder> history;
   // Source of the current time (loaded_at, generatedAt fallback); tests may pin it.
   std::function<std::chrono::system_clock::time_point()> clock;
   // Compression of the pre-built bodies. -1 chooses by size: every snapshot is published with
@@ -113,6 +121,9 @@ class CORTEX_CONNECTORS_API Registry {
   // or nullptr on timeout.
   std::shared_ptr<const Snapshot> wait_for_version(std::uint64_t version,
                                                    std::chrono::milliseconds timeout) const;
+
+  // RegistryOptions::history, or null.
+  HistoryRecorder* history() const noexcept;
 
   // The metrics this registry records into; the server and SSE hub add theirs.
   Metrics& metrics() noexcept;

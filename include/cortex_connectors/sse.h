@@ -59,6 +59,12 @@ CORTEX_CONNECTORS_API Result<Json> apply_delta(const Json& payload, const Json& 
 CORTEX_CONNECTORS_API Result<std::string> sse_delta_event(const Snapshot& previous,
                                                           const Snapshot& next);
 
+// As above, from a recorded payload (history.h: HistoryEntry::payload) of version
+// `from_version`: what a subscriber resuming from an older version is sent.
+CORTEX_CONNECTORS_API Result<std::string> sse_delta_event(std::string_view from_payload,
+                                                          std::uint64_t from_version,
+                                                          const Snapshot& next);
+
 // Parses a Last-Event-ID header: a version number (1-20 ASCII digits, no sign, no spaces,
 // within 64 bits). Anything else is nullopt: the client then gets a full status event.
 CORTEX_CONNECTORS_API std::optional<std::uint64_t> parse_last_event_id(

@@ -1,0 +1,265 @@
+#include "cortex_connectors/sqlite_history.h"
+
+#include <fmt/format.h>
+#include <sqlite3.h>
+
+namespace cortex_connectors {
+
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS snapshots (
+  version      INTEGER PRIMARY KEY,
+  content_hash TEXT    NOT NULL,
+  path         TEXT    NOT NULL,
+  loaded_at_us INTEGER NOT NULL,
+  manifest     BLOB    NOT NULL,
+  payload      BLOB    NOT NULL,
+  signature    TEXT    NOT NULL,
+  signatures   TEXT    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+  key   TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+);
+)sql";
+
+std::int64_t to_us(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+}
+
+std::chrono::system_clock::time_point from_us(std::int64_t us) {
+  return std::chrono::system_clock::time_point(
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(
+          std::chrono::microseconds(us)));
+}
+
+// A prepared statement, finalised on scope exit.
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) {
+    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  bool ok() const { return rc_ == SQLITE_OK; }
+  int rc() const { return rc_; }
+  sqlite3_stmt* get() const { return stmt_; }
+  void bind(int i, std::int64_t v) { note(sqlite3_bind_int64(stmt_, i, v)); }
+  void bind_text(int i, std::string_view v) {
+    note(sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC));
+  }
+  void bind_blob(int i, std::string_view v) {
+    note(sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC));
+  }
+  // SQLITE_ROW, SQLITE_DONE or an error code.
+  int step() {
+    if (rc_ != SQLITE_OK) return rc_;
+    return sqlite3_step(stmt_);
+  }
+  std::int64_t int64(int col) const { return sqlite3_column_int64(stmt_, col); }
+  std::string text(int col) const {
+    const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, col));
+    return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)))
+             : std::string();
+  }
+
+ private:
+  void note(int rc) {
+    if (rc_ == SQLITE_OK) rc_ = rc;
+  }
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_ = SQLITE_OK;
+};
+
+}  // namespace
+
+struct SqliteHistoryStore::Db {
+  sqlite3* handle = nullptr;
+  ~Db() { sqlite3_close_v2(handle); }
+};
+
+namespace {
+
+Error db_error(const std::string& path, sqlite3* db, int rc, std::string_view what) {
+  const char* msg = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  return Error{
+      ErrorCode::kIo,
+      fmt::format("[brAInwav] history store {}: {}: {} ({})", path, what, msg, sqlite3_errstr(rc)),
+      {},
+      {}};
+}
+
+int exec(sqlite3* db, const char* sql) { return sqlite3_exec(db, sql, nullptr, nullptr, nullptr); }
+
+}  // namespace
+
+SqliteHistoryStore::SqliteHistoryStore(std::string path, std::unique_ptr<Db> db)
+    : path_(std::move(path)), db_(std::move(db)) {}
+
+SqliteHistoryStore::~SqliteHistoryStore() = default;
+
+Result<std::unique_ptr<SqliteHistoryStore>> SqliteHistoryStore::open(const std::string& path,
+                                                                     bool read_only) {
+  auto db = std::make_unique<Db>();
+  const int flags =
+      (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+      SQLITE_OPEN_NOMUTEX;
+  int rc = sqlite3_open_v2(path.c_str(), &db->handle, flags, nullptr);
+  if (rc != SQLITE_OK) return db_error(path, db->handle, rc, "cannot open");
+  sqlite3_busy_timeout(db->handle, 5000);
+  sqlite3_extended_result_codes(db->handle, 1);
+  // The first statements read the header: a file that is not a database fails here.
+  std::int64_t schema = 0;
+  {
+    Statement version(db->handle, "PRAGMA user_version");
+    rc = version.step();
+    if (rc != SQLITE_ROW) return db_error(path, db->handle, rc, "not a readable history database");
+    schema = version.int64(0);
+  }
+  if (schema > kSchemaVersion) {
+    return Error{ErrorCode::kIo,
+                 fmt::format("[brAInwav] history store {}: schema {} is newer than this "
+                             "program's ({})",
+                             path, schema, kSchemaVersion),
+                 {},
+                 {}};
+  }
+  if (!read_only) {
+    // WAL: readers (the CLI) never block the writer; FULL: a commit is on disk when it returns.
+    {
+      Statement wal(db->handle, "PRAGMA journal_mode=WAL");
+      rc = wal.step();
+      if (rc != SQLITE_ROW) return db_error(path, db->handle, rc, "cannot enable WAL");
+    }
+    if ((rc = exec(db->handle, "PRAGMA synchronous=FULL")) != SQLITE_OK ||
+        (rc = exec(db->handle, kSchema)) != SQLITE_OK ||
+        (rc = exec(db->handle, fmt::format("PRAGMA user_version={}", kSchemaVersion).c_str())) !=
+            SQLITE_OK) {
+      return db_error(path, db->handle, rc, "cannot create the tables");
+    }
+  }
+  // Reading the tables proves the schema (and, for a damaged file, usually fails here).
+  Statement probe(db->handle, "SELECT count(*) FROM snapshots");
+  rc = probe.step();
+  if (rc != SQLITE_ROW) return db_error(path, db->handle, rc, "not a readable history database");
+  return std::unique_ptr<SqliteHistoryStore>(new SqliteHistoryStore(path, std::move(db)));
+}
+
+Status SqliteHistoryStore::record(const HistoryEntry& e) {
+  std::lock_guard lock(mutex_);
+  // One statement is one transaction: the row is there whole or not at all.
+  Statement s(db_->handle,
+              "INSERT OR IGNORE INTO snapshots (version, content_hash, path, loaded_at_us, "
+              "manifest, payload, signature, signatures) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+  s.bind(1, static_cast<std::int64_t>(e.version));
+  s.bind_text(2, e.content_hash);
+  s.bind_text(3, e.path);
+  s.bind(4, to_us(e.loaded_at));
+  s.bind_blob(5, e.manifest);
+  s.bind_blob(6, e.payload);
+  s.bind_text(7, e.signature);
+  s.bind_text(8, e.signatures);
+  const int rc = s.step();
+  if (rc != SQLITE_DONE) return db_error(path_, db_->handle, rc, "cannot record");
+  return {};
+}
+
+Result<std::uint64_t> SqliteHistoryStore::latest_version() {
+  std::lock_guard lock(mutex_);
+  Statement s(db_->handle, "SELECT coalesce(max(version), 0) FROM snapshots");
+  const int rc = s.step();
+  if (rc != SQLITE_ROW) return db_error(path_, db_->handle, rc, "cannot read");
+  return static_cast<std::uint64_t>(s.int64(0));
+}
+
+Result<HistoryEntry> SqliteHistoryStore::load(std::uint64_t version) {
+  std::lock_guard lock(mutex_);
+  Statement s(db_->handle,
+              "SELECT content_hash, path, loaded_at_us, manifest, payload, signature, signatures "
+              "FROM snapshots WHERE version = ?1");
+  s.bind(1, static_cast<std::int64_t>(version));
+  const int rc = s.step();
+  if (rc == SQLITE_DONE) {
+    return Error{ErrorCode::kNotFound,
+                 fmt::format("[brAInwav] version {} is not in the history", version),
+                 {},
+                 {}};
+  }
+  if (rc != SQLITE_ROW) return db_error(path_, db_->handle, rc, "cannot read");
+  HistoryEntry e;
+  e.version = version;
+  e.content_hash = s.text(0);
+  e.path = s.text(1);
+  e.loaded_at = from_us(s.int64(2));
+  e.manifest = s.text(3);
+  e.payload = s.text(4);
+  e.signature = s.text(5);
+  e.signatures = s.text(6);
+  return e;
+}
+
+Result<std::vector<HistoryInfo>> SqliteHistoryStore::list() {
+  std::lock_guard lock(mutex_);
+  Statement s(db_->handle,
+              "SELECT version, content_hash, path, loaded_at_us, length(manifest), "
+              "length(payload) FROM snapshots ORDER BY version");
+  std::vector<HistoryInfo> out;
+  int rc = 0;
+  while ((rc = s.step()) == SQLITE_ROW) {
+    HistoryInfo i;
+    i.version = static_cast<std::uint64_t>(s.int64(0));
+    i.content_hash = s.text(1);
+    i.path = s.text(2);
+    i.loaded_at = from_us(s.int64(3));
+    i.manifest_bytes = static_cast<std::size_t>(s.int64(4));
+    i.payload_bytes = static_cast<std::size_t>(s.int64(5));
+    out.push_back(std::move(i));
+  }
+  if (rc != SQLITE_DONE) return db_error(path_, db_->handle, rc, "cannot read");
+  return out;
+}
+
+Result<std::size_t> SqliteHistoryStore::prune(const RetentionPolicy& policy,
+                                              std::chrono::system_clock::time_point now) {
+  if (policy.max_entries == 0 && policy.max_age.count() <= 0) return std::size_t{0};
+  std::lock_guard lock(mutex_);
+  // The newest row always stays; below it, a row goes when it is beyond the count or too old.
+  Statement s(db_->handle,
+              "DELETE FROM snapshots WHERE version < (SELECT max(version) FROM snapshots) AND ("
+              "(?1 > 0 AND version <= (SELECT version FROM snapshots ORDER BY version DESC "
+              "LIMIT 1 OFFSET ?1)) OR (?2 > 0 AND loaded_at_us < ?3))");
+  s.bind(1, static_cast<std::int64_t>(policy.max_entries));
+  s.bind(2, static_cast<std::int64_t>(policy.max_age.count()));
+  s.bind(3, to_us(now - policy.max_age));
+  const int rc = s.step();
+  if (rc != SQLITE_DONE) return db_error(path_, db_->handle, rc, "cannot prune");
+  return static_cast<std::size_t>(sqlite3_changes(db_->handle));
+}
+
+Result<std::uint64_t> SqliteHistoryStore::reserved_version() {
+  std::lock_guard lock(mutex_);
+  Statement s(db_->handle,
+              "SELECT max(coalesce((SELECT value FROM meta WHERE key = 'reserved'), 0), "
+              "coalesce((SELECT max(version) FROM snapshots), 0))");
+  const int rc = s.step();
+  if (rc != SQLITE_ROW) return db_error(path_, db_->handle, rc, "cannot read");
+  return static_cast<std::uint64_t>(s.int64(0));
+}
+
+Status SqliteHistoryStore::reserve(std::uint64_t version) {
+  std::lock_guard lock(mutex_);
+  Statement s(db_->handle,
+              "INSERT INTO meta (key, value) VALUES ('reserved', ?1) "
+              "ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)");
+  s.bind(1, static_cast<std::int64_t>(version));
+  const int rc = s.step();
+  if (rc != SQLITE_DONE) return db_error(path_, db_->handle, rc, "cannot reserve versions");
+  return {};
+}
+
+}  // namespace cortex_connectors

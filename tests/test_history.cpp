@@ -1,0 +1,268 @@
+// history.h and sqlite_history.h: the stores, the recorder, and the registry numbering after a
+// store, with real database files.
+#include <atomic>
+#include <fstream>
+
+#include "cortex_connectors/history.h"
+#include "cortex_connectors/registry.h"
+#include "cortex_connectors/signing.h"
+#include "cortex_connectors/sqlite_history.h"
+#include "test_utils.h"
+
+namespace cc = cortex_connectors;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr std::string_view kKey = "history-test-key";
+
+cc::HistoryEntry entry(std::uint64_t version, std::chrono::system_clock::time_point at) {
+  cc::HistoryEntry e;
+  e.version = version;
+  e.content_hash = std::string(64, 'a');
+  e.path = "/m.json";
+  e.loaded_at = at;
+  e.manifest = "manifest " + std::to_string(version);
+  e.payload = R"({"v":)" + std::to_string(version) + "}";
+  e.signature = "sig" + std::to_string(version);
+  return e;
+}
+
+// A manifest whose payload differs for every `ttl`; generatedAt omitted when `generated_at` is
+// empty (the payload then carries the time of first load).
+std::string manifest(int ttl, std::string_view generated_at = "") {
+  std::string text = R"({"id": "01J7X5MB4K1ZW0000000000000", "manifestVersion": "1",)";
+  if (!generated_at.empty()) text += R"("generatedAt": ")" + std::string(generated_at) + "\",";
+  return text + R"("connectors": [{"id": "alpha", "name": "Alpha", "version": "1",
+      "endpoint": "https://a.invalid", "auth": {"type": "none"}, "scopes": ["s"],
+      "ttlSeconds": )" +
+         std::to_string(ttl) + "}]}";
+}
+
+std::shared_ptr<cc::HistoryStore> open_sqlite(const std::filesystem::path& path) {
+  auto s = cc::SqliteHistoryStore::open(path.string());
+  REQUIRE_OK(s);
+  return std::shared_ptr<cc::HistoryStore>(std::move(*s));
+}
+
+// Every store behaves alike.
+void check_store(cc::HistoryStore& store) {
+  const auto t0 = std::chrono::system_clock::time_point(std::chrono::seconds(1'700'000'000));
+  CHECK(store.latest_version().value() == 0);
+  CHECK(store.load(1).error().code == cc::ErrorCode::kNotFound);
+  for (std::uint64_t v = 1; v <= 5; ++v) REQUIRE_OK(store.record(entry(v, t0 + v * 1h)));
+  // Recorded once: a second record of a version changes nothing.
+  auto again = entry(3, t0);
+  again.manifest = "rewritten";
+  REQUIRE_OK(store.record(again));
+  auto three = store.load(3);
+  REQUIRE_OK(three);
+  CHECK(three->manifest == "manifest 3");
+  CHECK(three->payload == R"({"v":3})");
+  CHECK(three->signature == "sig3");
+  CHECK(three->path == "/m.json");
+  CHECK(three->loaded_at == t0 + 3h);
+  CHECK(store.latest_version().value() == 5);
+  auto list = store.list();
+  REQUIRE_OK(list);
+  REQUIRE(list->size() == 5);
+  CHECK(list->front().version == 1);
+  CHECK(list->back().manifest_bytes == std::string("manifest 5").size());
+
+  // By count: the newest three stay.
+  auto pruned = store.prune({3, 0s}, t0);
+  REQUIRE_OK(pruned);
+  CHECK(*pruned == 2);
+  CHECK(store.load(2).error().code == cc::ErrorCode::kNotFound);
+  REQUIRE_OK(store.load(3));
+  // By age: older than 90 minutes before t0 + 5h goes, except the newest even when too old.
+  CHECK(store.prune({0, 90min}, t0 + 5h).value() == 1);
+  CHECK(store.list().value().size() == 2);
+  CHECK(store.prune({0, 1s}, t0 + 100h).value() == 1);
+  CHECK(store.list().value().size() == 1);
+  CHECK(store.latest_version().value() == 5);
+}
+
+// A store whose writes fail, as a full or vanished disk makes them.
+class FailingStore final : public cc::HistoryStore {
+ public:
+  std::string name() const override { return "failing"; }
+  cc::Status record(const cc::HistoryEntry&) override {
+    return cc::Error{cc::ErrorCode::kIo, "[brAInwav] disk full", {}, {}};
+  }
+  cc::Result<std::uint64_t> latest_version() override { return std::uint64_t{7}; }
+  cc::Result<cc::HistoryEntry> load(std::uint64_t) override {
+    return cc::Error{cc::ErrorCode::kNotFound, "none", {}, {}};
+  }
+  cc::Result<std::vector<cc::HistoryInfo>> list() override {
+    return std::vector<cc::HistoryInfo>{};
+  }
+  cc::Result<std::size_t> prune(const cc::RetentionPolicy&,
+                                std::chrono::system_clock::time_point) override {
+    return std::size_t{0};
+  }
+};
+
+}  // namespace
+
+TEST_CASE("history: the memory and SQLite stores keep, list and prune alike", "[history]") {
+  SECTION("memory") {
+    cc::MemoryHistoryStore store;
+    check_store(store);
+  }
+  SECTION("sqlite") {
+    cc::test::TempDir dir;
+    check_store(*open_sqlite(dir / "h.sqlite3"));
+    // Reopened: the same content.
+    auto reopened = open_sqlite(dir / "h.sqlite3");
+    CHECK(reopened->latest_version().value() == 5);
+    CHECK(reopened->load(5).value().manifest == "manifest 5");
+  }
+}
+
+TEST_CASE("history: SQLite reservations survive reopening", "[history]") {
+  cc::test::TempDir dir;
+  {
+    auto store = open_sqlite(dir / "h.sqlite3");
+    CHECK(store->reserved_version().value() == 0);
+    REQUIRE_OK(store->reserve(40));
+    REQUIRE_OK(store->reserve(10));  // never lowers
+  }
+  auto store = open_sqlite(dir / "h.sqlite3");
+  CHECK(store->reserved_version().value() == 40);
+  REQUIRE_OK(store->record(entry(50, std::chrono::system_clock::now())));
+  CHECK(store->reserved_version().value() == 50);
+}
+
+TEST_CASE("history: SQLite refuses a file that is not a history database", "[history]") {
+  cc::test::TempDir dir;
+  cc::test::write_file(dir / "garbage", std::string(8192, 'x'));
+  auto garbage = cc::SqliteHistoryStore::open((dir / "garbage").string());
+  REQUIRE_FALSE(garbage);
+  CHECK(garbage.error().code == cc::ErrorCode::kIo);
+  CHECK(garbage.error().message.find((dir / "garbage").string()) != std::string::npos);
+  // A directory where the file should be.
+  std::filesystem::create_directory(dir / "dir");
+  CHECK_FALSE(cc::SqliteHistoryStore::open((dir / "dir").string()));
+  // Read-only open of a missing file does not create it.
+  CHECK_FALSE(cc::SqliteHistoryStore::open((dir / "missing").string(), true));
+  CHECK_FALSE(std::filesystem::exists(dir / "missing"));
+}
+
+TEST_CASE("history: the recorder numbers after every stored and reserved version", "[history]") {
+  cc::test::TempDir dir;
+  {
+    auto store = open_sqlite(dir / "h.sqlite3");
+    REQUIRE_OK(store->record(entry(3, std::chrono::system_clock::now())));
+    cc::HistoryRecorderOptions o;
+    o.reserve_block = 16;
+    cc::HistoryRecorder recorder(store, o);
+    CHECK(recorder.next_version() == 4);
+    REQUIRE(recorder.resumable());
+    CHECK(recorder.resumable()->version == 3);
+  }
+  // The first recorder reserved 4..19: a process killed after handing them out cannot have
+  // them reused.
+  auto store = open_sqlite(dir / "h.sqlite3");
+  CHECK(store->reserved_version().value() == 19);
+  cc::HistoryRecorder recorder(store);
+  CHECK(recorder.next_version() == 20);
+}
+
+TEST_CASE("history: the registry records every published snapshot off its thread", "[history]") {
+  cc::test::TempDir dir;
+  cc::test::write_file(dir / "m.json", manifest(10, "2025-01-01T00:00:00Z"));
+  auto recorder = std::make_shared<cc::HistoryRecorder>(open_sqlite(dir / "h.sqlite3"));
+  cc::RegistryOptions o;
+  o.manifest_path = (dir / "m.json").string();
+  o.signing_key = std::string(kKey);
+  o.history = recorder;
+  cc::Registry registry(o);
+  REQUIRE_OK(registry.refresh());
+  cc::test::write_file(dir / "m.json", manifest(20, "2025-01-01T00:00:00Z"));
+  REQUIRE_OK(registry.refresh());
+  recorder->flush();
+  const auto snap = registry.current();
+  CHECK(snap->version == 2);
+  auto e = recorder->load(2);
+  REQUIRE_OK(e);
+  CHECK(e->manifest == manifest(20, "2025-01-01T00:00:00Z"));
+  CHECK(e->payload == snap->canonical_payload());
+  CHECK(e->signature == snap->signature);
+  CHECK(e->content_hash == snap->content_hash);
+  CHECK(cc::verify_hmac_sha256(cc::as_bytes(kKey), e->payload, e->signature));
+  CHECK(recorder->list().value().size() == 2);
+  CHECK(recorder->status().recorded == 2);
+  CHECK(recorder->status().store == "sqlite");
+}
+
+TEST_CASE("history: a restarted registry resumes the newest snapshot or numbers after it",
+          "[history]") {
+  cc::test::TempDir dir;
+  // No generatedAt: the payload carries the first load's time, which the resume keeps.
+  cc::test::write_file(dir / "m.json", manifest(10));
+  auto make = [&](std::chrono::system_clock::time_point now) {
+    cc::RegistryOptions o;
+    o.manifest_path = (dir / "m.json").string();
+    o.signing_key = std::string(kKey);
+    o.history = std::make_shared<cc::HistoryRecorder>(open_sqlite(dir / "h.sqlite3"));
+    o.clock = [now] { return now; };
+    return std::make_unique<cc::Registry>(o);
+  };
+  const auto t0 = std::chrono::system_clock::time_point(std::chrono::seconds(1'700'000'000));
+  std::string first_body;
+  {
+    auto registry = make(t0);
+    REQUIRE_OK(registry->refresh());
+    first_body = registry->current()->body;
+    CHECK(registry->current()->version == 1);
+  }
+  {
+    // An hour later, same manifest: the same version and the very same bytes.
+    auto registry = make(t0 + 1h);
+    REQUIRE_OK(registry->refresh());
+    CHECK(registry->current()->version == 1);
+    CHECK(registry->current()->body == first_body);
+    // A change numbers after the first process's reservation, never 2.
+    cc::test::write_file(dir / "m.json", manifest(20));
+    REQUIRE_OK(registry->refresh());
+    CHECK(registry->current()->version == 1025);
+  }
+  {
+    // Another key signs differently: a new version, not the recorded one.
+    auto store = open_sqlite(dir / "h.sqlite3");
+    cc::RegistryOptions o;
+    o.manifest_path = (dir / "m.json").string();
+    o.signing_key = "another-key";
+    o.history = std::make_shared<cc::HistoryRecorder>(store);
+    cc::Registry registry(o);
+    REQUIRE_OK(registry.refresh());
+    CHECK(registry.current()->version > 1025);
+  }
+}
+
+TEST_CASE("history: a failing store degrades to memory and keeps recording", "[history]") {
+  std::atomic<int> degraded_calls{0};
+  cc::HistoryRecorderOptions o;
+  o.on_degraded = [&](const cc::Error& e) {
+    CHECK(e.message.find("disk full") != std::string::npos);
+    ++degraded_calls;
+  };
+  auto recorder = std::make_shared<cc::HistoryRecorder>(std::make_shared<FailingStore>(), o);
+  CHECK(recorder->next_version() == 8);
+  cc::RegistryOptions ro;
+  ro.signing_key = std::string(kKey);
+  ro.history = recorder;
+  cc::Registry registry(ro);
+  REQUIRE_OK(registry.refresh_from_text(manifest(10, "2025-01-01T00:00:00Z")));
+  REQUIRE_OK(registry.refresh_from_text(manifest(20, "2025-01-01T00:00:00Z")));
+  recorder->flush();
+  const auto status = recorder->status();
+  CHECK(status.degraded);
+  CHECK(status.store == "memory");
+  CHECK(status.reason.find("disk full") != std::string::npos);
+  CHECK(degraded_calls == 1);
+  // Both snapshots are in memory, the first written after the failure included.
+  CHECK(recorder->load(8).has_value());
+  CHECK(recorder->load(9).has_value());
+}
