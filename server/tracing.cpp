@@ -1,6 +1,8 @@
 #include "tracing.h"
 
 #include <algorithm>
+#include <iterator>
+#include <memory>
 
 #include <fmt/format.h>
 #include <httplib.h>
@@ -30,35 +32,46 @@ std::pair<std::string, std::string> split_endpoint(std::string_view endpoint) {
   return {std::move(base), std::move(path)};
 }
 
-// An OTLP AnyValue.
-Json any_value(const Json& v) {
-  Json out = Json::object();
+// Appends an OTLP AnyValue. Written directly (not through a Json tree): the exporter serialises
+// every span the server makes, so this is its main cost.
+void append_any_value(std::string& out, const Json& v) {
   switch (v.type()) {
     case Json::Type::kString:
-      out.set("stringValue", v.as_string());
+      out.append(R"({"stringValue":)");
+      append_canonical_string(out, v.as_string());
       break;
     case Json::Type::kBool:
-      out.set("boolValue", v.as_bool());
+      out.append(v.as_bool() ? R"({"boolValue":true)" : R"({"boolValue":false)");
       break;
     case Json::Type::kNumber:
       // int64 is a decimal string in OTLP/JSON.
-      out.set("intValue", fmt::format("{}", static_cast<std::int64_t>(v.as_number())));
+      fmt::format_to(std::back_inserter(out), R"({{"intValue":"{}")",
+                     static_cast<std::int64_t>(v.as_number()));
       break;
     case Json::Type::kArray: {
-      Json values = Json::array();
-      for (const auto& item : v.as_array()) values.push_back(any_value(item));
-      out.set("arrayValue", Json(Json::Object{{"values", std::move(values)}}));
+      out.append(R"({"arrayValue":{"values":[)");
+      bool first = true;
+      for (const auto& item : v.as_array()) {
+        if (!first) out.push_back(',');
+        first = false;
+        append_any_value(out, item);
+      }
+      out.append("]}");
       break;
     }
     default:
-      out.set("stringValue", "");
+      out.append(R"({"stringValue":"")");
       break;
   }
-  return out;
+  out.push_back('}');
 }
 
-Json key_value(std::string_view key, const Json& value) {
-  return Json(Json::Object{{"key", std::string(key)}, {"value", any_value(value)}});
+void append_key_value(std::string& out, std::string_view key, const Json& value) {
+  out.append(R"({"key":)");
+  append_canonical_string(out, key);
+  out.append(R"(,"value":)");
+  append_any_value(out, value);
+  out.push_back('}');
 }
 
 }  // namespace
@@ -83,50 +96,51 @@ Status check_otlp_endpoint(std::string_view endpoint) {
 }
 
 std::string otlp_json(std::span<const Span> spans, const OtlpExporterOptions& options) {
-  Json resource_attributes = Json::array();
-  resource_attributes.push_back(key_value("service.name", options.service_name));
-  resource_attributes.push_back(key_value("service.version", version_string()));
-  resource_attributes.push_back(key_value("brand", "brAInwav"));
-  resource_attributes.push_back(key_value("telemetry.sdk.name", "cortex_connectors"));
-  resource_attributes.push_back(key_value("telemetry.sdk.language", "cpp"));
-
-  Json out_spans = Json::array();
+  std::string out;
+  out.reserve(512 + spans.size() * 600);
+  out.append(R"({"resourceSpans":[{"resource":{"attributes":[)");
+  append_key_value(out, "service.name", options.service_name);
+  out.push_back(',');
+  append_key_value(out, "service.version", version_string());
+  out.push_back(',');
+  append_key_value(out, "brand", "brAInwav");
+  out.push_back(',');
+  append_key_value(out, "telemetry.sdk.name", "cortex_connectors");
+  out.push_back(',');
+  append_key_value(out, "telemetry.sdk.language", "cpp");
+  out.append(R"(]},"scopeSpans":[{"scope":{"name":"cortex_connectors","version":)");
+  append_canonical_string(out, version_string());
+  out.append(R"(},"spans":[)");
+  bool first = true;
   for (const Span& s : spans) {
-    Json span = Json::object();
-    span.set("traceId", s.trace_id);
-    span.set("spanId", s.span_id);
-    if (!s.parent_span_id.empty()) span.set("parentSpanId", s.parent_span_id);
-    span.set("name", s.name);
-    span.set("kind", static_cast<int>(s.kind));
-    span.set("startTimeUnixNano", fmt::format("{}", s.start_ns));
-    span.set("endTimeUnixNano", fmt::format("{}", std::max(s.end_ns, s.start_ns)));
-    Json attributes = Json::array();
-    attributes.push_back(key_value("brand", "brAInwav"));
-    for (const auto& [k, v] : s.attributes) attributes.push_back(key_value(k, v));
-    span.set("attributes", std::move(attributes));
-    Json status = Json::object();
-    status.set("code", s.error ? 2 : 1);  // STATUS_CODE_ERROR / STATUS_CODE_OK
-    if (s.error && !s.status_message.empty()) status.set("message", s.status_message);
-    span.set("status", std::move(status));
-    out_spans.push_back(std::move(span));
+    if (!first) out.push_back(',');
+    first = false;
+    // Ids are lowercase hex (generated or checked by parse_traceparent): no escaping needed.
+    out.append(R"({"traceId":")").append(s.trace_id).append(R"(","spanId":")").append(s.span_id);
+    out.push_back('"');
+    if (!s.parent_span_id.empty()) {
+      out.append(R"(,"parentSpanId":")").append(s.parent_span_id).push_back('"');
+    }
+    out.append(R"(,"name":)");
+    append_canonical_string(out, s.name);
+    fmt::format_to(std::back_inserter(out),
+                   R"(,"kind":{},"startTimeUnixNano":"{}","endTimeUnixNano":"{}","attributes":[)",
+                   static_cast<int>(s.kind), s.start_ns, std::max(s.end_ns, s.start_ns));
+    append_key_value(out, "brand", "brAInwav");
+    for (const auto& [k, v] : s.attributes) {
+      out.push_back(',');
+      append_key_value(out, k, v);
+    }
+    // STATUS_CODE_ERROR (2) or STATUS_CODE_OK (1).
+    out.append(s.error ? R"(],"status":{"code":2)" : R"(],"status":{"code":1)");
+    if (s.error && !s.status_message.empty()) {
+      out.append(R"(,"message":)");
+      append_canonical_string(out, s.status_message);
+    }
+    out.append("}}");
   }
-
-  Json scope = Json::object();
-  scope.set("name", "cortex_connectors");
-  scope.set("version", version_string());
-  Json scope_spans = Json::object();
-  scope_spans.set("scope", std::move(scope));
-  scope_spans.set("spans", std::move(out_spans));
-  Json resource = Json::object();
-  resource.set("attributes", std::move(resource_attributes));
-  Json resource_spans = Json::object();
-  resource_spans.set("resource", std::move(resource));
-  resource_spans.set("scopeSpans", Json(Json::Array{std::move(scope_spans)}));
-  Json request = Json::object();
-  request.set("resourceSpans", Json(Json::Array{std::move(resource_spans)}));
-  std::string body;
-  (void)append_canonical_json(body, request);
-  return body;
+  out.append("]}]}]}");
+  return out;
 }
 
 OtlpExporter::OtlpExporter(OtlpExporterOptions options) : options_(std::move(options)) {
@@ -211,17 +225,22 @@ void OtlpExporter::run() {
 
 void OtlpExporter::send(std::vector<Span>& batch, std::chrono::milliseconds timeout) {
   const std::string body = otlp_json(batch, options_);
-  httplib::Client client(base_);
+  // One keep-alive connection, reopened after a failure.
+  static thread_local std::unique_ptr<httplib::Client> client;
+  if (!client) {
+    client = std::make_unique<httplib::Client>(base_);
+    client->set_keep_alive(true);
+  }
   const auto seconds = static_cast<time_t>(timeout.count() / 1000);
   const auto micros = static_cast<time_t>((timeout.count() % 1000) * 1000);
-  client.set_connection_timeout(seconds, micros);
-  client.set_read_timeout(seconds, micros);
-  client.set_write_timeout(seconds, micros);
+  client->set_connection_timeout(seconds, micros);
+  client->set_read_timeout(seconds, micros);
+  client->set_write_timeout(seconds, micros);
   {
     std::lock_guard lock(client_mutex_);
-    client_ = &client;
+    client_ = client.get();
   }
-  const auto res = client.Post(path_, body, "application/json");
+  const auto res = client->Post(path_, body, "application/json");
   {
     std::lock_guard lock(client_mutex_);
     client_ = nullptr;
@@ -243,6 +262,7 @@ void OtlpExporter::send(std::vector<Span>& batch, std::chrono::milliseconds time
     log(LogLevel::kInfo, "span export recovered");
   }
   failing_ = !ok;
+  if (!ok) client.reset();
 }
 
 std::string OtlpExporter::metrics_text() const {
