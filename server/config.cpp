@@ -7,6 +7,7 @@
 
 #include "cortex_connectors/http.h"
 #include "cortex_connectors/validate.h"
+#include "tracing.h"
 
 namespace cortex_connectors::server {
 
@@ -60,7 +61,9 @@ const char* server_usage() {
          "             (required unless NO_AUTH=true), CONNECTORS_MANIFEST_PATH, CONNECTORS_HOST,\n"
          "             CONNECTORS_PORT, LOG_LEVEL, APPS_BUNDLE_DIR, ENABLE_PROMETHEUS,\n"
          "             OTEL_EXPORTER_OTLP_ENDPOINT, CONNECTORS_SIGNING_KEY_FILE,\n"
-         "             CONNECTORS_PREVIOUS_KEY_FILES, CONNECTORS_PREVIOUS_KEYS_NOT_AFTER\n";
+         "             CONNECTORS_PREVIOUS_KEY_FILES, CONNECTORS_PREVIOUS_KEYS_NOT_AFTER,\n"
+         "             OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_TIMEOUT, OTEL_BSP_SCHEDULE_DELAY,\n"
+         "             OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_MAX_EXPORT_BATCH_SIZE\n";
 }
 
 Result<ServerConfig> parse_server_config(std::span<char* const> args, const EnvLookup& env) {
@@ -113,7 +116,20 @@ Result<ServerConfig> parse_server_config(std::span<char* const> args, const EnvL
   if (auto v = env("LOG_LEVEL"); v && !v->empty()) c.log_level = *v;
   if (auto v = env("APPS_BUNDLE_DIR"); v && !v->empty()) c.apps_dir = *v;
   c.enable_prometheus = truthy(env("ENABLE_PROMETHEUS"));
-  if (auto v = env("OTEL_EXPORTER_OTLP_ENDPOINT"); v && !v->empty()) c.otel_endpoint = *v;
+  if (auto v = env("OTEL_EXPORTER_OTLP_ENDPOINT"); v && !v->empty()) {
+    if (auto ok = check_otlp_endpoint(*v); !ok) return ok.error();
+    c.otel_endpoint = *v;
+  }
+  if (auto v = env("OTEL_SERVICE_NAME"); v && !v->empty()) c.otel_service_name = *v;
+  for (const auto& [name, out] :
+       {std::pair<const char*, std::size_t*>{"OTEL_BSP_MAX_QUEUE_SIZE", &c.otel_max_queue},
+        {"OTEL_BSP_MAX_EXPORT_BATCH_SIZE", &c.otel_max_batch}}) {
+    if (auto v = env(name); v && !v->empty()) {
+      auto n = to_int(*v);
+      if (!n || *n < 1) return usage(fmt::format("{} must be a positive integer", name));
+      *out = static_cast<std::size_t>(*n);
+    }
+  }
 
   // Connection limits, mostly for tests and unusual deployments.
   auto env_ms = [&](const char* name, std::chrono::milliseconds& out) -> bool {
@@ -129,6 +145,12 @@ Result<ServerConfig> parse_server_config(std::span<char* const> args, const EnvL
   }
   if (!env_ms("CONNECTORS_KEEPALIVE_TIMEOUT_MS", c.keep_alive_timeout)) {
     return usage("CONNECTORS_KEEPALIVE_TIMEOUT_MS must be a positive integer");
+  }
+  if (!env_ms("OTEL_BSP_SCHEDULE_DELAY", c.otel_schedule_delay)) {
+    return usage("OTEL_BSP_SCHEDULE_DELAY must be a positive integer (milliseconds)");
+  }
+  if (!env_ms("OTEL_EXPORTER_OTLP_TIMEOUT", c.otel_timeout)) {
+    return usage("OTEL_EXPORTER_OTLP_TIMEOUT must be a positive integer (milliseconds)");
   }
   if (!env_ms("CONNECTORS_POLL_INTERVAL_MS", c.poll_interval)) {
     return usage("CONNECTORS_POLL_INTERVAL_MS must be a positive integer");

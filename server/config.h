@@ -33,7 +33,12 @@ struct ServerConfig {
   std::string log_level = "info";
   std::optional<std::string> apps_dir;  // APPS_BUNDLE_DIR / --apps-dir
   bool enable_prometheus = false;
-  std::optional<std::string> otel_endpoint;
+  std::optional<std::string> otel_endpoint;             // OTEL_EXPORTER_OTLP_ENDPOINT (tracing.h)
+  std::string otel_service_name = "cortex-connectors";  // OTEL_SERVICE_NAME
+  std::size_t otel_max_queue = 2048;                    // OTEL_BSP_MAX_QUEUE_SIZE
+  std::size_t otel_max_batch = 512;                     // OTEL_BSP_MAX_EXPORT_BATCH_SIZE
+  std::chrono::milliseconds otel_schedule_delay{5000};  // OTEL_BSP_SCHEDULE_DELAY
+  std::chrono::milliseconds otel_timeout{10000};        // OTEL_EXPORTER_OTLP_TIMEOUT
   int heartbeat_seconds = 15;
   bool dev = false;
   bool dev_generated_keys = false;  // --dev made the keys: print them once

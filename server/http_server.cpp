@@ -587,20 +587,21 @@ void HardenedServer::serve(std::unique_ptr<Connection> c) {
       return;
     }
     if (r == HeadResult::kClosed || r == HeadResult::kTimeout) break;
-    if (r == HeadResult::kMethod) {
-      refuse(c->fd, 405, "Method Not Allowed", "method not allowed", "Allow: GET, HEAD\r\n");
-      break;
-    }
-    if (r == HeadResult::kTooLarge || r == HeadResult::kTooManyHeaders) {
-      refuse(c->fd, 431, "Request Header Fields Too Large", "request header fields too large");
-      break;
-    }
-    if (r == HeadResult::kBody) {
-      refuse(c->fd, 400, "Bad Request", "request bodies are not accepted");
-      break;
-    }
-    if (r == HeadResult::kBad) {
-      refuse(c->fd, 400, "Bad Request", "malformed request");
+    if (r == HeadResult::kMethod || r == HeadResult::kTooLarge ||
+        r == HeadResult::kTooManyHeaders || r == HeadResult::kBody || r == HeadResult::kBad) {
+      int status = 400;
+      if (r == HeadResult::kMethod) {
+        status = 405;
+        refuse(c->fd, 405, "Method Not Allowed", "method not allowed", "Allow: GET, HEAD\r\n");
+      } else if (r == HeadResult::kTooLarge || r == HeadResult::kTooManyHeaders) {
+        status = 431;
+        refuse(c->fd, 431, "Request Header Fields Too Large", "request header fields too large");
+      } else if (r == HeadResult::kBody) {
+        refuse(c->fd, 400, "Bad Request", "request bodies are not accepted");
+      } else {
+        refuse(c->fd, 400, "Bad Request", "malformed request");
+      }
+      if (options_.on_refused) options_.on_refused(status);
       break;
     }
     if (takeover_) {

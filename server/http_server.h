@@ -43,6 +43,9 @@ struct HardeningOptions {
   std::size_t header_budget_bytes = 16384;
   std::size_t max_header_count = 100;
   std::size_t worker_threads = 8;
+  // Called with the status of every request answered by the connection loop itself (400, 405,
+  // 431) before httplib sees it: for the access log.
+  std::function<void(int status)> on_refused;
 };
 
 // A checked request head, split into views (valid during the takeover call).

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <ctime>
 #include <mutex>
+#include <utility>
 
 #include <fmt/chrono.h>
 #include <fmt/format.h>
@@ -16,6 +17,7 @@ namespace cortex_connectors::server {
 namespace {
 
 std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
+thread_local LogIds t_ids;
 
 const char* level_name(LogLevel level) {
   switch (level) {
@@ -42,6 +44,11 @@ std::string timestamp() {
 }
 
 }  // namespace
+
+LogIds set_log_ids(LogIds ids) {
+  std::swap(ids, t_ids);
+  return ids;
+}
 
 bool set_log_level(std::string_view level) {
   std::string lower;
@@ -81,8 +88,10 @@ void log_always(LogLevel level, std::string_view msg, const Json& fields) {
   if (fields.is_object()) {
     for (const auto& [k, v] : fields.as_object()) line.set(k, v);
   }
-  if (!line.find("request_id")) line.set("request_id", nullptr);
-  if (!line.find("trace_id")) line.set("trace_id", nullptr);
+  auto known = [](const std::string& id) { return id.empty() ? Json() : Json(id); };
+  if (!line.find("request_id")) line.set("request_id", known(t_ids.request_id));
+  if (!line.find("trace_id")) line.set("trace_id", known(t_ids.trace_id));
+  if (!line.find("span_id")) line.set("span_id", known(t_ids.span_id));
   std::string out;
   if (!append_canonical_json(out, line)) return;
   out.push_back('\n');

@@ -1,7 +1,9 @@
 // Structured logging of the server: one JSON object per line on standard error, with brand,
-// component, level, msg, ts and any extra fields. Secrets are never passed in.
+// component ("connectors"), level, msg, ts (RFC 3339, milliseconds, UTC), request_id, trace_id and
+// span_id (null when not known) and any extra fields. Secrets are never passed in.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 #include "cortex_connectors/json.h"
@@ -23,5 +25,28 @@ void log(LogLevel level, std::string_view msg, const Json& fields = {});
 // Writes one line whatever LOG_LEVEL says: for the few lines an operator always needs (the
 // bound port, shutdown).
 void log_always(LogLevel level, std::string_view msg, const Json& fields = {});
+
+// The ids of the request or trace a thread works for: every line it logs carries them, unless
+// the line's fields name them. Empty strings log as null.
+struct LogIds {
+  std::string request_id;
+  std::string trace_id;
+  std::string span_id;
+};
+
+// Sets this thread's ids; returns the previous ones.
+LogIds set_log_ids(LogIds ids);
+
+// Sets this thread's ids for the lifetime of the object, then restores the previous ones.
+class ScopedLogIds {
+ public:
+  explicit ScopedLogIds(LogIds ids) : previous_(set_log_ids(std::move(ids))) {}
+  ~ScopedLogIds() { set_log_ids(std::move(previous_)); }
+  ScopedLogIds(const ScopedLogIds&) = delete;
+  ScopedLogIds& operator=(const ScopedLogIds&) = delete;
+
+ private:
+  LogIds previous_;
+};
 
 }  // namespace cortex_connectors::server

@@ -4,11 +4,13 @@
 #include <memory>
 #include <string_view>
 
+#include <fmt/format.h>
 #include <sys/socket.h>
 
 #include "cortex_connectors/http.h"
 #include "cortex_connectors/sse.h"
 #include "log.h"
+#include "tracing.h"
 
 namespace cortex_connectors::server {
 
@@ -20,7 +22,34 @@ using SteadyClock = std::chrono::steady_clock;
 // the access log, so a thread-local carries what the handlers and the logger share.
 struct RequestContext {
   SteadyClock::time_point start;
+  std::chrono::system_clock::time_point start_wall;
   std::string id;
+  std::string trace_id;
+  std::string span_id;
+  std::string parent_span_id;  // the caller's span, from a valid traceparent
+
+  // Starts a request: its id (the client's when sane), its trace (the caller's when the
+  // traceparent is valid, else a new one; W3C Trace Context) and its span.
+  void begin(std::string_view sent_request_id, std::string_view traceparent) {
+    start = SteadyClock::now();
+    start_wall = std::chrono::system_clock::now();
+    id = is_sane_request_id(sent_request_id) ? std::string(sent_request_id) : generate_request_id();
+    if (auto tp = parse_traceparent(traceparent)) {
+      trace_id = std::move(tp->trace_id);
+      parent_span_id = std::move(tp->parent_id);
+    } else {
+      trace_id = generate_trace_id();
+      parent_span_id.clear();
+    }
+    span_id = generate_span_id();
+    set_log_ids({id, trace_id, span_id});
+  }
+
+  void end() {
+    id.clear();
+    trace_id.clear();
+    set_log_ids({});
+  }
 };
 thread_local RequestContext t_request;
 
@@ -76,18 +105,73 @@ std::string_view route_name(std::string_view path) {
   return "other";
 }
 
+// The path template of a route name, for span names and http.route.
+std::string_view route_template(std::string_view route) {
+  if (route == "health") return "/health";
+  if (route == "ready") return "/ready";
+  if (route == "service_map") return "/v1/connectors/service-map";
+  if (route == "stream") return "/v1/connectors/stream";
+  if (route == "keys") return "/v1/connectors/keys";
+  if (route == "metrics") return "/metrics";
+  if (route == "apps") return "/apps/chatgpt-dashboard/*";
+  return "";
+}
+
+// The access log line and the server span of one request.
+void finish_request(Registry& registry, const RequestContext& ctx, std::string_view method,
+                    std::string_view route, int status, std::size_t bytes, Json extra = {}) {
+  const auto elapsed = SteadyClock::now() - ctx.start;
+  registry.metrics().observe_http_request(
+      route, status, std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed));
+  if (spans_enabled()) {
+    const std::string_view path = route_template(route);
+    Span span;
+    span.trace_id = ctx.trace_id;
+    span.span_id = ctx.span_id;
+    span.parent_span_id = ctx.parent_span_id;
+    span.name = path.empty() ? std::string(method) : fmt::format("{} {}", method, path);
+    span.kind = SpanKind::kServer;
+    span.start_ns = unix_nanos(ctx.start_wall);
+    span.end_ns =
+        span.start_ns + static_cast<std::uint64_t>(
+                            std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count());
+    span.attributes = {{"http.request.method", std::string(method)},
+                       {"http.response.status_code", status},
+                       {"http.response.body.size", bytes},
+                       {"request_id", ctx.id}};
+    if (!path.empty()) span.attributes.emplace_back("http.route", std::string(path));
+    // Server spans: only 5xx is an error (a 4xx is the client's).
+    span.error = status >= 500;
+    record_span(std::move(span));
+  }
+  if (!log_enabled(LogLevel::kInfo)) return;
+  Json fields = extra.is_object() ? std::move(extra) : Json::object();
+  fields.set("method", method);
+  fields.set("route", route);
+  fields.set("status", status);
+  fields.set("bytes", bytes);
+  fields.set("duration_ms", std::chrono::duration<double, std::milli>(elapsed).count());
+  log(LogLevel::kInfo, "request", fields);
+}
+
 }  // namespace
+
+void log_refused_request(Registry& registry, int status) {
+  RequestContext ctx;
+  ctx.begin({}, {});
+  finish_request(registry, ctx, "", "refused", status, 0);
+  ctx.end();
+}
 
 void install_routes(HardenedServer& server, Registry& registry, const ServerConfig& config) {
   server.set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
-    t_request.start = SteadyClock::now();
-    const std::string sent = req.get_header_value("X-Request-Id");
-    t_request.id = is_sane_request_id(sent) ? sent : generate_request_id();
+    t_request.begin(req.get_header_value("X-Request-Id"), req.get_header_value("traceparent"));
     return httplib::Server::HandlerResponse::Unhandled;
   });
-  // Runs for every response httplib writes, routed or not.
+  // Runs for every response httplib writes, routed or not (a request httplib could not parse
+  // skipped the pre-routing handler).
   server.set_post_routing_handler([](const httplib::Request&, httplib::Response& res) {
-    if (t_request.id.empty()) t_request.id = generate_request_id();
+    if (t_request.id.empty()) t_request.begin({}, {});
     res.set_header("X-Request-Id", t_request.id);
   });
   server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
@@ -102,31 +186,17 @@ void install_routes(HardenedServer& server, Registry& registry, const ServerConf
         try {
           if (ep) std::rethrow_exception(ep);
         } catch (const std::exception& e) {
-          log(LogLevel::kError, "request failed",
-              Json(Json::Object{{"error", e.what()}, {"request_id", t_request.id}}));
+          log(LogLevel::kError, "request failed", Json(Json::Object{{"error", e.what()}}));
         } catch (...) {
-          log(LogLevel::kError, "request failed", Json(Json::Object{{"request_id", t_request.id}}));
+          log(LogLevel::kError, "request failed");
         }
         send_text(res, 500, detail_body("internal error"));
       });
   server.set_logger([&registry](const httplib::Request& req, const httplib::Response& res) {
-    const auto elapsed = SteadyClock::now() - t_request.start;
-    const std::string_view route = route_name(req.path);
-    registry.metrics().observe_http_request(
-        route, res.status, std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed));
-    if (!log_enabled(LogLevel::kInfo)) {
-      t_request.id.clear();
-      return;
-    }
-    Json fields = Json::object();
-    fields.set("request_id", t_request.id);
-    fields.set("method", req.method);
-    fields.set("route", route);
-    fields.set("status", res.status);
-    fields.set("bytes", res.content_length_ ? res.content_length_ : res.body.size());
-    fields.set("duration_ms", std::chrono::duration<double, std::milli>(elapsed).count());
-    log(LogLevel::kInfo, "request", fields);
-    t_request.id.clear();
+    if (t_request.id.empty()) t_request.begin({}, {});
+    finish_request(registry, t_request, req.method, route_name(req.path), res.status,
+                   res.content_length_ ? res.content_length_ : res.body.size());
+    t_request.end();
   });
 
   server.Get("/health", [&registry](const httplib::Request&, httplib::Response& res) {
@@ -179,7 +249,7 @@ void install_routes(HardenedServer& server, Registry& registry, const ServerConf
     }
     if (!config.api_keys.empty() && !authorize(req, res, config)) return;
     const auto snap = registry.current();
-    send_text(res, 200, registry.metrics().render_text(snap.get()),
+    send_text(res, 200, registry.metrics().render_text(snap.get()) + span_metrics_text(),
               "text/plain; version=0.0.4; charset=utf-8");
   });
 
@@ -230,8 +300,9 @@ std::string status_line(int status) {
   }
 }
 
-void answer(int fd, int status, std::string_view request_id, std::string_view extra_headers,
-            std::string_view body, bool head_only) {
+// Returns the body bytes written.
+std::size_t answer(int fd, int status, std::string_view request_id, std::string_view extra_headers,
+                   std::string_view body, bool head_only) {
   std::string out = status_line(status);
   out.append("Content-Type: application/json\r\nContent-Length: ")
       .append(std::to_string(body.size()))
@@ -242,6 +313,7 @@ void answer(int fd, int status, std::string_view request_id, std::string_view ex
       .append("\r\n");
   if (!head_only) out.append(body);
   send_all(fd, out);
+  return head_only ? 0 : body.size();
 }
 
 }  // namespace
@@ -250,34 +322,29 @@ void install_stream(HardenedServer& server, SseHub& hub, Registry& registry,
                     const ServerConfig& config) {
   server.set_takeover(
       "/v1/connectors/stream", [&hub, &registry, &config](int fd, const RequestHead& head) {
-        const auto start = SteadyClock::now();
-        const std::string_view sent_id = head.header("x-request-id");
-        const std::string request_id =
-            is_sane_request_id(sent_id) ? std::string(sent_id) : generate_request_id();
+        RequestContext ctx;
+        ctx.begin(head.header("x-request-id"), head.header("traceparent"));
+        const std::string& request_id = ctx.id;
         const bool head_only = head.method == "HEAD";
         int status = 200;
+        std::size_t bytes = 0;
+        // The span and the access line cover the handshake, not the stream's lifetime.
         auto finish = [&](Takeover outcome) {
-          registry.metrics().observe_http_request(
-              "stream", status,
-              std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now() - start));
-          Json fields = Json::object();
-          fields.set("request_id", request_id);
-          fields.set("method", head.method);
-          fields.set("route", "stream");
-          fields.set("status", status);
-          fields.set("subscribers", hub.subscribers());
-          log(LogLevel::kInfo, "request", fields);
+          finish_request(registry, ctx, head.method, "stream", status, bytes,
+                         Json(Json::Object{{"subscribers", hub.subscribers()}}));
+          ctx.end();
           return outcome;
         };
         if (!config.no_auth) {
           const auto auth = check_bearer(head.header("authorization"), config.api_keys);
           if (auth != AuthResult::kOk) {
             status = auth == AuthResult::kForbidden ? 403 : 401;
-            answer(fd, status, request_id, status == 401 ? "WWW-Authenticate: Bearer\r\n" : "",
-                   detail_body(status == 403                  ? "invalid API key"
-                               : auth == AuthResult::kMissing ? "missing bearer token"
-                                                              : "malformed Authorization header"),
-                   head_only);
+            bytes = answer(
+                fd, status, request_id, status == 401 ? "WWW-Authenticate: Bearer\r\n" : "",
+                detail_body(status == 403                  ? "invalid API key"
+                            : auth == AuthResult::kMissing ? "missing bearer token"
+                                                           : "malformed Authorization header"),
+                head_only);
             return finish(Takeover::kAnswered);
           }
         }
@@ -293,8 +360,8 @@ void install_stream(HardenedServer& server, SseHub& hub, Registry& registry,
         if (!hub.adopt(fd, std::move(preamble), delta,
                        parse_last_event_id(head.header("last-event-id")))) {
           status = 503;
-          answer(fd, 503, request_id, "Retry-After: 5\r\n",
-                 detail_body("too many stream subscribers"), false);
+          bytes = answer(fd, 503, request_id, "Retry-After: 5\r\n",
+                         detail_body("too many stream subscribers"), false);
           return finish(Takeover::kAnswered);
         }
         return finish(Takeover::kAdopted);

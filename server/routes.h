@@ -16,6 +16,10 @@ namespace cortex_connectors::server {
 // `registry` and `config` must outlive the server.
 void install_routes(HardenedServer& server, Registry& registry, const ServerConfig& config);
 
+// The access log line, metrics and span of a request the connection loop refused before
+// routing (HardeningOptions::on_refused: 400, 405, 431).
+void log_refused_request(Registry& registry, int status);
+
 // Serves GET /v1/connectors/keys: the keys document of `published` (keys.h), without auth
 // (public keys are not secret), strong ETag, 304 on If-None-Match; 404 when `published` is empty.
 void install_keys_route(HardenedServer& server, PublicKeySet published);

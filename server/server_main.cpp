@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "cortex_connectors/http.h"
 #include "cortex_connectors/registry.h"
 #include "cortex_connectors/sqlite_history.h"
 #include "cortex_connectors/version.h"
@@ -21,6 +22,7 @@
 #include "log.h"
 #include "routes.h"
 #include "sse_hub.h"
+#include "tracing.h"
 
 namespace cc = cortex_connectors;
 namespace srv = cortex_connectors::server;
@@ -135,6 +137,21 @@ int main(int argc, char** argv) {
   }
 
   auto history = open_history(config);
+  // Spans go out only with an endpoint; the exporter outlives the registry and the hub, which
+  // record into it from their threads.
+  std::unique_ptr<srv::OtlpExporter> exporter;
+  if (config.otel_endpoint) {
+    srv::OtlpExporterOptions otlp;
+    otlp.endpoint = *config.otel_endpoint;
+    otlp.service_name = config.otel_service_name;
+    otlp.max_queue = config.otel_max_queue;
+    otlp.max_batch = config.otel_max_batch;
+    otlp.schedule_delay = config.otel_schedule_delay;
+    otlp.timeout = config.otel_timeout;
+    exporter = std::make_unique<srv::OtlpExporter>(std::move(otlp));
+    exporter->start();
+    srv::set_span_exporter(exporter.get());
+  }
 
   cc::RegistryOptions options;
   options.history = history;
@@ -142,6 +159,11 @@ int main(int argc, char** argv) {
   options.signing_key = config.signing_key;
   options.ed25519_keys = signing_keys->active;
   options.on_refresh = [](const cc::RefreshReport& r) {
+    if (r.result == cc::ReloadResult::kUnchanged) return;
+    // Each load that changed something is a trace: its root span, one span per stage and, on
+    // success, the publication (see on_publish below).
+    auto trace = std::make_shared<srv::RefreshTrace>(r);
+    const srv::ScopedLogIds ids({{}, trace->trace_id, trace->root_span_id});
     auto ms = [](std::chrono::nanoseconds ns) {
       return std::chrono::duration<double, std::milli>(ns).count();
     };
@@ -155,11 +177,13 @@ int main(int argc, char** argv) {
                        {"build_ms", ms(r.timings.build)},
                        {"sign_ms", ms(r.timings.sign)},
                        {"compress_ms", ms(r.timings.compress)}}));
+      srv::RefreshTrace::set_pending(std::move(trace));  // finished by on_publish
     } else if (r.result == cc::ReloadResult::kFailure && r.error != nullptr) {
       cc::Json::Array issues;
       for (const auto& i : r.error->issues) issues.emplace_back(i.pointer + ": " + i.message);
       srv::log(srv::LogLevel::kError, r.error->message,
                fields({{"path", r.path}, {"version", r.version}, {"issues", issues}}));
+      trace->finish(std::chrono::system_clock::now());
     }
   };
   cc::Registry registry(options);
@@ -171,6 +195,7 @@ int main(int argc, char** argv) {
   hardening.header_budget_bytes = config.header_budget_bytes;
   hardening.max_header_count = config.max_header_count;
   hardening.worker_threads = config.worker_threads;
+  hardening.on_refused = [&registry](int status) { srv::log_refused_request(registry, status); };
   srv::HardenedServer server(hardening);
   srv::install_routes(server, registry, config);
   srv::install_keys_route(server, signing_keys->published);
@@ -198,8 +223,18 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "[brAInwav] cannot start the SSE hub: %s\n", std::strerror(errno));
     return kExitConfig;
   }
-  registry.subscribe(
-      [hub_owner](const std::shared_ptr<const cc::Snapshot>& s) { hub_owner->publish(s); });
+  registry.subscribe([hub_owner](const std::shared_ptr<const cc::Snapshot>& s) {
+    // Runs right after on_refresh on the same thread: the publication joins that load's trace.
+    auto trace = srv::RefreshTrace::take_pending();
+    if (!trace) {
+      hub_owner->publish(s);
+      return;
+    }
+    const auto start = std::chrono::system_clock::now();
+    const std::string publish_span = cc::generate_span_id();
+    hub_owner->publish(s, trace->trace_id, publish_span);
+    trace->publish_span(publish_span, start, std::chrono::system_clock::now());
+  });
   srv::install_stream(server, hub, registry, config);
 
   const int port = server.bind(config.host, config.port, config.listen_backlog);
@@ -257,6 +292,10 @@ int main(int argc, char** argv) {
     pthread_kill(signal_thread.native_handle(), SIGTERM);
     signal_thread.join();
   }
-  srv::log_always(srv::LogLevel::kInfo, "stopped");
+  if (exporter) exporter->stop();  // queued spans get a bounded last attempt
+  srv::log_always(srv::LogLevel::kInfo, "stopped",
+                  exporter ? fields({{"spans_exported", exporter->exported()},
+                                     {"spans_dropped", exporter->dropped()}})
+                           : cc::Json());
   return 0;
 }

@@ -10,9 +10,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cortex_connectors/http.h"
 #include "cortex_connectors/service_map.h"
 #include "cortex_connectors/sse.h"
 #include "log.h"
+#include "tracing.h"
 
 namespace cortex_connectors::server {
 
@@ -35,6 +37,9 @@ struct SseHub::Published {
   std::uint64_t delta_from = 0;
   std::shared_ptr<const Snapshot> snapshot;
   SteadyClock::time_point at;
+  std::chrono::system_clock::time_point at_wall;
+  std::string trace_id;  // of the broadcast span
+  std::string parent_span_id;
   // Broadcast accounting across loops (see SseHub::loop_settled).
   mutable std::atomic<std::size_t> loops_pending{0};
   mutable std::atomic<bool> had_subscribers{false};
@@ -367,7 +372,8 @@ void SseHub::stop() {
   for (auto& loop : loops_) loop->stop();
 }
 
-void SseHub::publish(std::shared_ptr<const Snapshot> snapshot) {
+void SseHub::publish(std::shared_ptr<const Snapshot> snapshot, std::string trace_id,
+                     std::string parent_span_id) {
   if (!snapshot || loops_.empty() || stopping_) return;
   std::lock_guard publish_lock(publish_mutex_);
   if (previous_snapshot_ && previous_snapshot_->version >= snapshot->version) return;
@@ -377,6 +383,11 @@ void SseHub::publish(std::shared_ptr<const Snapshot> snapshot) {
       sse_status_event(*snapshot, format_rfc3339(std::chrono::system_clock::now())));
   p->snapshot = snapshot;
   p->at = SteadyClock::now();
+  p->at_wall = std::chrono::system_clock::now();
+  if (spans_enabled()) {
+    p->trace_id = trace_id.empty() ? generate_trace_id() : std::move(trace_id);
+    p->parent_span_id = std::move(parent_span_id);
+  }
   p->loops_pending = loops_.size();
   // Delta from the previous snapshot we published; parsing both payloads happens once here.
   if (previous_snapshot_) {
@@ -422,7 +433,23 @@ void SseHub::loop_settled(const Published& p) {
   // A loop that never saw this version (a newer one came first) never settles it: a superseded
   // broadcast is not recorded, as with a single loop.
   if (p.loops_pending.fetch_sub(1) == 1 && p.had_subscribers) {
-    metrics_.observe_sse_broadcast(SteadyClock::now() - p.at);
+    const auto elapsed = SteadyClock::now() - p.at;
+    metrics_.observe_sse_broadcast(elapsed);
+    if (!p.trace_id.empty()) {
+      Span span;
+      span.trace_id = p.trace_id;
+      span.span_id = generate_span_id();
+      span.parent_span_id = p.parent_span_id;
+      span.name = "sse.broadcast";
+      span.start_ns = unix_nanos(p.at_wall);
+      span.end_ns = span.start_ns +
+                    static_cast<std::uint64_t>(
+                        std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count());
+      span.attributes = {{"snapshot.version", p.version},
+                         {"sse.subscribers", count_.load()},
+                         {"sse.loops", loops_.size()}};
+      record_span(std::move(span));
+    }
   }
 }
 

@@ -56,8 +56,11 @@ class SseHub {
   // Ends every stream (the sockets are shut down and closed) and joins the loops.
   void stop();
 
-  // Builds the status and delta events of `snapshot` and sends them to every subscriber.
-  void publish(std::shared_ptr<const Snapshot> snapshot);
+  // Builds the status and delta events of `snapshot` and sends them to every subscriber. When
+  // spans are exported (tracing.h), the broadcast becomes an "sse.broadcast" span, a child of
+  // span `parent_span_id` in trace `trace_id` (a new trace when empty).
+  void publish(std::shared_ptr<const Snapshot> snapshot, std::string trace_id = {},
+               std::string parent_span_id = {});
 
   // Takes ownership of connected socket `fd`: writes `preamble` (the response head), a retry
   // field, then the current status event unless `last_event_id` names the current version, and

@@ -73,47 +73,53 @@ struct Registry::Impl {
   }
 
   Result<std::shared_ptr<const Snapshot>> fail(Error error, StageTimings timings,
-                                               std::string_view path_for_report) {
+                                               std::string_view path_for_report,
+                                               std::chrono::system_clock::time_point started) {
     {
       std::lock_guard lock(state_mutex);
       const std::uint64_t consecutive = failure ? failure->consecutive + 1 : 1;
       failure = LoadFailure{error, options.clock(), consecutive};
     }
     metrics.record_reload(ReloadResult::kFailure);
-    report(ReloadResult::kFailure, timings, path_for_report, &error);
+    report(ReloadResult::kFailure, timings, path_for_report, started, &error);
     return error;
   }
 
   void report(ReloadResult result, const StageTimings& timings, std::string_view path_for_report,
-              const Error* error) {
+              std::chrono::system_clock::time_point started, const Error* error,
+              const Snapshot* published = nullptr) {
     if (!options.on_refresh) return;
     const auto snap = current.load();
     RefreshReport r;
     r.result = result;
     r.version = snap ? snap->version : 0;
     r.path = std::string(path_for_report);
+    r.started_at = started;
     r.timings = timings;
     r.error = error;
+    r.snapshot = published;
     options.on_refresh(r);
   }
 
   Result<std::shared_ptr<const Snapshot>> unchanged(const StageTimings& timings,
-                                                    std::string_view source) {
+                                                    std::string_view source,
+                                                    std::chrono::system_clock::time_point started) {
     metrics.record_reload(ReloadResult::kUnchanged);
     if (last_error) {
-      report(ReloadResult::kUnchanged, timings, source, &*last_error);
+      report(ReloadResult::kUnchanged, timings, source, started, &*last_error);
       return *last_error;
     }
-    report(ReloadResult::kUnchanged, timings, source, nullptr);
+    report(ReloadResult::kUnchanged, timings, source, started, nullptr);
     return current.load();
   }
 
   // REQUIRES: refresh_mutex held.
   Result<std::shared_ptr<const Snapshot>> rebuild(std::string content, std::string_view source,
-                                                  StageTimings timings, Clock::time_point t) {
+                                                  StageTimings timings, Clock::time_point t,
+                                                  std::chrono::system_clock::time_point started) {
     std::string hash = internal::sha256_hex(content);
     timings.read += since(t);
-    if (hash == last_hash) return unchanged(timings, source);
+    if (hash == last_hash) return unchanged(timings, source, started);
     last_hash = hash;
     last_error.reset();
 
@@ -129,10 +135,10 @@ struct Registry::Impl {
     parse_options.reject_unsafe_integers = true;
     auto doc = parse_json(content, parse_options);
     timings.parse = since(t);
-    if (!doc) return fail(with_source(std::move(doc).error()), timings, source);
+    if (!doc) return fail(with_source(std::move(doc).error()), timings, source, started);
     auto manifest = manifest_from_json(std::move(*doc));
     timings.validate = since(t);
-    if (!manifest) return fail(with_source(std::move(manifest).error()), timings, source);
+    if (!manifest) return fail(with_source(std::move(manifest).error()), timings, source, started);
 
     const auto loaded_at = options.clock();
     const auto previous = current.load();
@@ -160,7 +166,8 @@ struct Registry::Impl {
     timings.build = since(t);
     auto signed_map =
         sign_service_map(std::move(payload), as_bytes(options.signing_key), options.ed25519_keys);
-    if (!signed_map) return fail(with_source(std::move(signed_map).error()), timings, source);
+    if (!signed_map)
+      return fail(with_source(std::move(signed_map).error()), timings, source, started);
     if (previous && signed_map->body == previous->body) {
       // Good content again (e.g. a fix after a bad edit) that serves the same bytes: nothing
       // to publish, but the failure is over.
@@ -169,7 +176,7 @@ struct Registry::Impl {
         std::lock_guard lock(state_mutex);
         failure.reset();
       }
-      return unchanged(timings, source);
+      return unchanged(timings, source, started);
     }
     if (keep_previous_time && generated_at != now_text) {
       // New content: generatedAt is now.
@@ -177,7 +184,8 @@ struct Registry::Impl {
       signed_map->payload.set("generatedAt", generated_at);
       signed_map = sign_service_map(std::move(signed_map->payload), as_bytes(options.signing_key),
                                     options.ed25519_keys);
-      if (!signed_map) return fail(with_source(std::move(signed_map).error()), timings, source);
+      if (!signed_map)
+        return fail(with_source(std::move(signed_map).error()), timings, source, started);
     }
     timings.sign = since(t);
 
@@ -231,7 +239,7 @@ struct Registry::Impl {
     std::shared_ptr<const Snapshot> published(std::move(snap));
     // Queued before any listener sees the version: the SSE hub may look it up at once.
     if (options.history && !resumed) options.history->submit(published, std::move(content));
-    publish(published);
+    publish(published, started);
     if (refine) {
       auto better = std::make_shared<Snapshot>(*published);
       better->body_gzip = internal::gzip_compress(better->body, 9);
@@ -244,7 +252,8 @@ struct Registry::Impl {
     return current.load();
   }
 
-  void publish(std::shared_ptr<const Snapshot> snap) {
+  void publish(std::shared_ptr<const Snapshot> snap,
+               std::chrono::system_clock::time_point started) {
     {
       std::lock_guard lock(state_mutex);
       current.store(snap);
@@ -254,7 +263,7 @@ struct Registry::Impl {
     metrics.set_snapshot_version(snap->version);
     metrics.record_reload(ReloadResult::kSuccess);
     metrics.record_timings(snap->timings);
-    report(ReloadResult::kSuccess, snap->timings, snap->path, nullptr);
+    report(ReloadResult::kSuccess, snap->timings, snap->path, started, nullptr, snap.get());
     std::vector<Listener> to_call;
     {
       std::lock_guard lock(listeners_mutex);
@@ -278,6 +287,7 @@ bool Registry::has_snapshot() const noexcept { return impl_->current.load() != n
 
 Result<std::shared_ptr<const Snapshot>> Registry::refresh() {
   std::lock_guard lock(impl_->refresh_mutex);
+  const auto started = std::chrono::system_clock::now();
   auto t = Clock::now();
   StageTimings timings;
   const std::string path = impl_->path();
@@ -287,15 +297,16 @@ Result<std::shared_ptr<const Snapshot>> Registry::refresh() {
     // A missing or unreadable file is a failure every time: no hash to compare.
     impl_->last_hash.clear();
     impl_->last_error = file.error();
-    return impl_->fail(std::move(file).error(), timings, path);
+    return impl_->fail(std::move(file).error(), timings, path, started);
   }
-  return impl_->rebuild(std::move(file->content), path, timings, t);
+  return impl_->rebuild(std::move(file->content), path, timings, t, started);
 }
 
 Result<std::shared_ptr<const Snapshot>> Registry::refresh_from_text(std::string_view text,
                                                                     std::string_view source) {
   std::lock_guard lock(impl_->refresh_mutex);
-  return impl_->rebuild(std::string(text), source, StageTimings{}, Clock::now());
+  return impl_->rebuild(std::string(text), source, StageTimings{}, Clock::now(),
+                        std::chrono::system_clock::now());
 }
 
 void Registry::refresh_async() {

@@ -69,6 +69,56 @@ TEST_CASE("branded bodies and request ids", "[http]") {
   CHECK(cc::generate_request_id() != id);
 }
 
+TEST_CASE("traceparent follows the W3C rules", "[http][tracing]") {
+  const std::string trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+  const std::string parent = "00f067aa0ba902b7";
+  auto tp = cc::parse_traceparent("00-" + trace + "-" + parent + "-01");
+  REQUIRE(tp);
+  CHECK(tp->trace_id == trace);
+  CHECK(tp->parent_id == parent);
+  CHECK(tp->flags == 1);
+  CHECK(cc::format_traceparent(trace, parent, 1) == "00-" + trace + "-" + parent + "-01");
+  // Unknown flag bits are kept as sent.
+  CHECK(cc::parse_traceparent("00-" + trace + "-" + parent + "-ff")->flags == 0xff);
+  // A later version is read by its first fields and may carry more after a dash.
+  CHECK(cc::parse_traceparent("01-" + trace + "-" + parent + "-00"));
+  CHECK(cc::parse_traceparent("cc-" + trace + "-" + parent + "-01-what-the-future-holds"));
+  CHECK_FALSE(cc::parse_traceparent("cc-" + trace + "-" + parent + "-01x"));
+  // Invalid: the header is ignored and a new trace starts.
+  for (const std::string& bad : {
+           std::string(),
+           "ff-" + trace + "-" + parent + "-01",                     // version ff
+           "00-" + trace + "-" + parent + "-01-extra",               // 00 has no extras
+           "00-" + trace + "-" + parent + "-1",                      // short flags
+           "00-4BF92F3577B34DA6A3CE929D0E0E4736-" + parent + "-01",  // upper case
+           "00-" + trace + "-00F067AA0BA902B7-01",                   // upper case
+           "00-" + std::string(32, '0') + "-" + parent + "-01",      // zero trace-id
+           "00-" + trace + "-" + std::string(16, '0') + "-01",       // zero parent-id
+           "00_" + trace + "-" + parent + "-01",                     // separator
+           "0-" + trace + "-" + parent + "-01",                      // short version
+           "00-" + trace.substr(1) + "g-" + parent + "-01",          // not hex
+           "00-" + trace + "-" + parent + "-0g",                     // not hex
+           "00-" + trace + "-" + parent + "-01 ",                    // trailing byte
+       }) {
+    INFO(bad);
+    CHECK_FALSE(cc::parse_traceparent(bad));
+  }
+}
+
+TEST_CASE("trace and span ids are fresh lowercase hex", "[http][tracing]") {
+  const auto trace = cc::generate_trace_id();
+  const auto span = cc::generate_span_id();
+  REQUIRE(trace.size() == 32);
+  REQUIRE(span.size() == 16);
+  // What this process generates, another one accepts.
+  const auto tp = cc::parse_traceparent(cc::format_traceparent(trace, span));
+  REQUIRE(tp);
+  CHECK(tp->trace_id == trace);
+  CHECK(tp->parent_id == span);
+  CHECK(cc::generate_trace_id() != trace);
+  CHECK(cc::generate_span_id() != span);
+}
+
 TEST_CASE("health tells starting, ok and degraded", "[http]") {
   cc::RegistryOptions o;
   o.manifest_path = "/nonexistent/dir/m.json";

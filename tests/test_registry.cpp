@@ -202,6 +202,36 @@ TEST_CASE("first_version continues a count and listeners can leave", "[registry]
   CHECK(reports[2].version == 43);
 }
 
+TEST_CASE("refresh reports carry what a tracer needs", "[registry][tracing]") {
+  cc::test::TempDir dir;
+  cc::RegistryOptions o = options_for(dir / "m.json");
+  std::vector<std::string> order;
+  std::uint64_t reported_version = 0;
+  std::chrono::system_clock::time_point started;
+  bool failure_had_snapshot = true;
+  o.on_refresh = [&](const cc::RefreshReport& r) {
+    order.push_back("report");
+    if (r.result == cc::ReloadResult::kSuccess) {
+      REQUIRE(r.snapshot != nullptr);
+      reported_version = r.snapshot->version;
+      started = r.started_at;
+    } else if (r.result == cc::ReloadResult::kFailure) {
+      failure_had_snapshot = r.snapshot != nullptr;
+    }
+  };
+  cc::Registry registry(o);
+  registry.subscribe([&](const auto&) { order.push_back("listener"); });
+  const auto before = std::chrono::system_clock::now();
+  REQUIRE_OK(registry.refresh_from_text(manifest(60)));
+  const auto after = std::chrono::system_clock::now();
+  CHECK(order == std::vector<std::string>{"report", "listener"});
+  CHECK(reported_version == registry.current()->version);
+  CHECK(started >= before);
+  CHECK(started <= after);
+  CHECK_FALSE(registry.refresh_from_text("{").has_value());
+  CHECK_FALSE(failure_had_snapshot);
+}
+
 TEST_CASE("stale connector series leave the metrics with the connector", "[registry]") {
   cc::Registry registry(options_for("unused"));
   REQUIRE_OK(registry.refresh_from_text(manifest(60, "2025-10-10T00:00:00Z", "beta")));

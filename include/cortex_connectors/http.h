@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -57,6 +58,30 @@ CORTEX_CONNECTORS_API bool is_sane_request_id(std::string_view id) noexcept;
 // random bits drawn once per thread, then a 64-bit per-thread counter (one getrandom() per
 // thread rather than per request). Not a secret: do not use it as one.
 CORTEX_CONNECTORS_API std::string generate_request_id();
+
+// W3C Trace Context (https://www.w3.org/TR/trace-context/): the `traceparent` request header.
+struct TraceParent {
+  std::string trace_id;    // 32 lowercase hex characters, not all zero
+  std::string parent_id;   // 16 lowercase hex characters, not all zero: the caller's span
+  std::uint8_t flags = 0;  // trace-flags; bit 0 is "sampled"
+};
+
+// Parses a traceparent header value by the W3C rules: version 00 is exactly
+// "00-<trace-id>-<parent-id>-<flags>" (55 characters, lowercase hex); a higher version is read
+// by its first four fields and may only continue with "-..."; version ff, upper-case hex, an
+// all-zero trace-id or parent-id, or any other shape is invalid. Returns nullopt when invalid:
+// the caller then ignores the header and starts a new trace.
+CORTEX_CONNECTORS_API std::optional<TraceParent> parse_traceparent(std::string_view value);
+
+// A traceparent header value (version 00) for `trace_id` and `span_id`.
+CORTEX_CONNECTORS_API std::string format_traceparent(std::string_view trace_id,
+                                                     std::string_view span_id,
+                                                     std::uint8_t flags = 1);
+
+// A fresh trace id (32 lowercase hex characters, never all zero) and span id (16): random bits
+// from a per-thread generator seeded once from the operating system. Not secrets.
+CORTEX_CONNECTORS_API std::string generate_trace_id();
+CORTEX_CONNECTORS_API std::string generate_span_id();
 
 // The body of GET /health: status "ok" (a snapshot, no failure since), "degraded" (a snapshot,
 // but the last load failed) or "starting" (no snapshot yet), the snapshot version and connector

@@ -36,8 +36,12 @@ struct RefreshReport {
   ReloadResult result = ReloadResult::kUnchanged;
   std::uint64_t version = 0;  // the current version after the refresh (0: none yet)
   std::string path;
+  // When the refresh began (its first stage, read, starts here); the stages of `timings` follow
+  // each other without gaps, so a tracer can turn them into spans.
+  std::chrono::system_clock::time_point started_at;
   StageTimings timings;
-  const Error* error = nullptr;  // set when result == kFailure
+  const Error* error = nullptr;        // set when result == kFailure
+  const Snapshot* snapshot = nullptr;  // the snapshot published, when result == kSuccess
 };
 
 struct RegistryOptions {
@@ -67,7 +71,8 @@ struct RegistryOptions {
   // decompressed bytes and without calling listeners again.
   int gzip_level = -1;
   int brotli_quality = -1;
-  // Called after every refresh with its stage timings, on the refreshing thread.
+  // Called after every refresh with its stage timings, on the refreshing thread. On success it
+  // runs after the new snapshot is current and before the listeners (subscribe()) are called.
   std::function<void(const RefreshReport&)> on_refresh;
 };
 
