@@ -7,7 +7,6 @@
 
 #include "cortex_connectors/http.h"
 #include "cortex_connectors/validate.h"
-#include "tracing.h"
 
 namespace cortex_connectors::server {
 
@@ -280,6 +279,29 @@ Result<SigningKeys> load_signing_keys(const ServerConfig& config) {
     if (!duplicate) out.published.push_back(std::move(published));
   }
   return out;
+}
+
+std::pair<std::string, std::string> split_otlp_endpoint(std::string_view endpoint) {
+  const auto scheme_end = endpoint.find("://");
+  const auto slash = endpoint.find('/', scheme_end + 3);
+  std::string base(endpoint.substr(0, slash));
+  std::string path(slash == std::string_view::npos ? std::string_view{} : endpoint.substr(slash));
+  while (!path.empty() && path.back() == '/') path.pop_back();
+  return {std::move(base), std::move(path)};
+}
+
+Status check_otlp_endpoint(std::string_view endpoint) {
+  if (!endpoint.starts_with("http://") && !endpoint.starts_with("https://")) {
+    return usage("OTEL_EXPORTER_OTLP_ENDPOINT must start with http:// or https://");
+  }
+  const auto [base, path] = split_otlp_endpoint(endpoint);
+  if (base.size() <= base.find("://") + 3) {
+    return usage("OTEL_EXPORTER_OTLP_ENDPOINT needs a host");
+  }
+  if (endpoint.find_first_of("?# \t\r\n") != std::string_view::npos) {
+    return usage("OTEL_EXPORTER_OTLP_ENDPOINT must not carry a query, fragment or spaces");
+  }
+  return {};
 }
 
 }  // namespace cortex_connectors::server

@@ -8,6 +8,8 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "cortex_connectors/keys.h"
@@ -87,5 +89,12 @@ Result<SigningKeys> load_signing_keys(const ServerConfig& config);
 
 // The usage text of the server.
 const char* server_usage();
+
+// Checks an endpoint: http:// or https://, a host, no query or fragment. Error (kUsage) names
+// what is wrong, not the value (it may carry credentials).
+Status check_otlp_endpoint(std::string_view endpoint);
+
+// Splits a checked endpoint into scheme://host[:port] and its path without trailing slashes.
+std::pair<std::string, std::string> split_otlp_endpoint(std::string_view endpoint);
 
 }  // namespace cortex_connectors::server

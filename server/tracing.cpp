@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <httplib.h>
 
+#include "config.h"
 #include "cortex_connectors/canonical_json.h"
 #include "cortex_connectors/http.h"
 #include "cortex_connectors/version.h"
@@ -17,20 +18,6 @@ namespace cortex_connectors::server {
 namespace {
 
 std::atomic<OtlpExporter*> g_exporter{nullptr};
-
-Error usage(std::string message) {
-  return Error{ErrorCode::kUsage, "[brAInwav] " + std::move(message), {}, {}};
-}
-
-// Splits "scheme://authority/path" into "scheme://authority" and "/path" (no trailing '/').
-std::pair<std::string, std::string> split_endpoint(std::string_view endpoint) {
-  const auto scheme_end = endpoint.find("://");
-  const auto slash = endpoint.find('/', scheme_end + 3);
-  std::string base(endpoint.substr(0, slash));
-  std::string path(slash == std::string_view::npos ? std::string_view{} : endpoint.substr(slash));
-  while (!path.empty() && path.back() == '/') path.pop_back();
-  return {std::move(base), std::move(path)};
-}
 
 // Appends an OTLP AnyValue. Written directly (not through a Json tree): the exporter serialises
 // every span the server makes, so this is its main cost.
@@ -79,20 +66,6 @@ void append_key_value(std::string& out, std::string_view key, const Json& value)
 std::uint64_t unix_nanos(std::chrono::system_clock::time_point t) {
   return static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count());
-}
-
-Status check_otlp_endpoint(std::string_view endpoint) {
-  if (!endpoint.starts_with("http://") && !endpoint.starts_with("https://")) {
-    return usage("OTEL_EXPORTER_OTLP_ENDPOINT must start with http:// or https://");
-  }
-  const auto [base, path] = split_endpoint(endpoint);
-  if (base.size() <= base.find("://") + 3) {
-    return usage("OTEL_EXPORTER_OTLP_ENDPOINT needs a host");
-  }
-  if (endpoint.find_first_of("?# \t\r\n") != std::string_view::npos) {
-    return usage("OTEL_EXPORTER_OTLP_ENDPOINT must not carry a query, fragment or spaces");
-  }
-  return {};
 }
 
 std::string otlp_json(std::span<const Span> spans, const OtlpExporterOptions& options) {
@@ -146,7 +119,7 @@ std::string otlp_json(std::span<const Span> spans, const OtlpExporterOptions& op
 OtlpExporter::OtlpExporter(OtlpExporterOptions options) : options_(std::move(options)) {
   options_.max_queue = std::max<std::size_t>(options_.max_queue, 1);
   options_.max_batch = std::clamp<std::size_t>(options_.max_batch, 1, options_.max_queue);
-  auto [base, path] = split_endpoint(options_.endpoint);
+  auto [base, path] = split_otlp_endpoint(options_.endpoint);
   base_ = std::move(base);
   path_ = std::move(path) + "/v1/traces";
 }

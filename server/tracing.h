@@ -62,10 +62,6 @@ struct OtlpExporterOptions {
   std::chrono::milliseconds shutdown_budget{500};
 };
 
-// Checks an endpoint: http:// or https://, a host, no query or fragment. Error (kUsage) names
-// what is wrong, not the value (it may carry credentials).
-Status check_otlp_endpoint(std::string_view endpoint);
-
 // An OTLP/HTTP JSON ExportTraceServiceRequest holding `spans`: one resourceSpans (service.name,
 // service.version, brand, telemetry.sdk.*), one scopeSpans (scope "cortex_connectors"), ids in
 // hex, times as decimal strings.
