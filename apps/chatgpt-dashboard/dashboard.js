@@ -160,6 +160,8 @@ function row(connector, changed) {
   const id = document.createElement('th');
   id.scope = 'row';
   id.append(text('code', connector.id));
+  // Told in words, not only by the row's background.
+  if (changed) id.append(' ', text('span', 'updated', 'badge'));
   tr.append(id);
   tr.append(text('td', connector.displayName || connector.id));
 
