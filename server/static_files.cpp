@@ -111,7 +111,7 @@ std::shared_ptr<const StaticBundle> StaticBundle::load(const fs::path& root_in,
 }
 
 const StaticAsset* StaticBundle::find(std::string_view name) const {
-  const auto it = assets_.find(std::string(name));
+  const auto it = assets_.find(name);
   return it == assets_.end() ? nullptr : &it->second;
 }
 

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -43,7 +44,14 @@ class StaticBundle {
   std::size_t total_bytes() const { return total_bytes_; }
 
  private:
-  std::unordered_map<std::string, StaticAsset> assets_;
+  // Looked up by string_view without building a std::string per request.
+  struct NameHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>{}(s);
+    }
+  };
+  std::unordered_map<std::string, StaticAsset, NameHash, std::equal_to<>> assets_;
   std::size_t total_bytes_ = 0;
 };
 

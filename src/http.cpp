@@ -260,9 +260,9 @@ std::string_view extension(std::string_view name) noexcept {
 
 }  // namespace
 
-std::optional<std::string> static_relative_path(std::string_view decoded) noexcept {
+std::optional<std::string_view> static_relative_path(std::string_view decoded) noexcept {
   constexpr std::size_t kMaxPath = 1024;
-  if (decoded.empty()) return std::string("index.html");
+  if (decoded.empty()) return std::string_view("index.html");
   if (decoded.size() > kMaxPath || decoded.front() == '/') return std::nullopt;
   for (const char c : decoded) {
     const auto u = static_cast<unsigned char>(c);
@@ -278,7 +278,7 @@ std::optional<std::string> static_relative_path(std::string_view decoded) noexce
     rest.remove_prefix(slash + 1);
     if (rest.empty()) return std::nullopt;
   }
-  return std::string(decoded);
+  return decoded;
 }
 
 std::string_view static_content_type(std::string_view name) noexcept {

@@ -82,8 +82,8 @@ CORTEX_CONNECTORS_API std::string unavailable_body(const Registry& registry);
 // must be 404 without looking at the disk: "" names "index.html"; refused are a leading "/"
 // (absolute), empty, "." and ".." segments, dot-files (".env", ".git/..."), backslashes, NUL and
 // other control bytes, and paths over 1024 bytes. A returned name is safe to join to the root;
-// symlinks are the loader's concern.
-CORTEX_CONNECTORS_API std::optional<std::string> static_relative_path(
+// symlinks are the loader's concern. The result views `decoded` (or a static "index.html").
+CORTEX_CONNECTORS_API std::optional<std::string_view> static_relative_path(
     std::string_view decoded) noexcept;
 
 // The Content-Type for a file name by its extension (case-insensitive): text types carry
