@@ -32,7 +32,8 @@ std::string slurp(const std::filesystem::path& p) {
 
 }  // namespace
 
-ServerProcess::ServerProcess(std::vector<std::string> args, std::vector<std::string> env) {
+ServerProcess::ServerProcess(std::vector<std::string> args, std::vector<std::string> env,
+                             std::string binary) {
   std::string tmpl = (std::filesystem::temp_directory_path() / "cortex-server-XXXXXX").string();
   REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
   dir_ = tmpl;
@@ -45,7 +46,8 @@ ServerProcess::ServerProcess(std::vector<std::string> args, std::vector<std::str
                                    0600);
   posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                    0600);
-  std::vector<std::string> argv{CORTEX_CONNECTORS_SERVER};
+  std::vector<std::string> argv{binary.empty() ? std::string(CORTEX_CONNECTORS_SERVER)
+                                               : std::move(binary)};
   argv.insert(argv.end(), args.begin(), args.end());
   std::vector<char*> c_args;
   for (auto& a : argv) c_args.push_back(a.data());

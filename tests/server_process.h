@@ -15,7 +15,9 @@ class ServerProcess {
  public:
   // Starts the server with `args` and `env` ("NAME=value", added to a minimal environment).
   // Waits until it logs the port (or exits). port() is 0 when it never listened.
-  ServerProcess(std::vector<std::string> args, std::vector<std::string> env);
+  // `binary` is another copy of the server (empty: the one built with the tests).
+  ServerProcess(std::vector<std::string> args, std::vector<std::string> env,
+                std::string binary = {});
   ~ServerProcess();
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;

@@ -353,3 +353,25 @@ TEST_CASE("dashboard: the built bundle is found by default and its names are con
   }
   CHECK(files == 3);
 }
+
+TEST_CASE("dashboard: an installed layout finds its bundle next to the binary",
+          "[server][dashboard]") {
+  // <prefix>/bin/cortex-connectors-server and <prefix>/share/cortex_connectors/apps/...
+  cc::test::TempDir prefix;
+  fs::create_directories(prefix / "bin");
+  const fs::path server = prefix / "bin/cortex-connectors-server";
+  fs::copy_file(CORTEX_CONNECTORS_SERVER, server);
+  const fs::path apps = prefix / "share/cortex_connectors/apps/chatgpt-dashboard";
+  fs::create_directories(apps);
+  cc::test::write_file(apps / "index.html", "<p>installed copy</p>");
+  ServerProcess p({"--port", "0"},
+                  {"CONNECTORS_SIGNATURE_KEY=k", "NO_AUTH=true",
+                   "CONNECTORS_MANIFEST_PATH=/nonexistent/manifest.json"},
+                  server.string());
+  REQUIRE(p.port() > 0);
+  httplib::Client client("127.0.0.1", p.port());
+  auto r = client.Get("/apps/chatgpt-dashboard/");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(r->body == "<p>installed copy</p>");
+}
