@@ -62,10 +62,12 @@ function setConnection(name, detail) {
 function announce(message) {
   // A polite live region: changes are read out without moving focus.
   const el = $('announcer');
+  // Cleared first so a repeated message is announced again; a timer, not
+  // requestAnimationFrame, which does not run in a background tab.
   el.textContent = '';
-  requestAnimationFrame(() => {
+  setTimeout(() => {
     el.textContent = message;
-  });
+  }, 50);
 }
 
 // ---- event-stream parsing ----
