@@ -104,6 +104,7 @@ TEST_CASE("dashboard: index and plain files are no-cache with a strong ETag and 
     CHECK(r->get_header_value("Cache-Control") == "no-cache");
     CHECK(r->get_header_value("Vary") == "Accept-Encoding");
     CHECK(r->get_header_value("X-Content-Type-Options") == "nosniff");
+    CHECK(r->get_header_value("Content-Security-Policy").starts_with("default-src 'self';"));
     CHECK_FALSE(r->has_header("Content-Encoding"));
     const std::string etag = r->get_header_value("ETag");
     CHECK(etag == cc::prepare_static_asset("index.html", b.files["index.html"]).etag);
