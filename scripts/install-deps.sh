@@ -10,6 +10,7 @@ packages=(
   libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev libsqlite3-dev
   libbenchmark-dev clang-format
   prometheus  # promtool checks the metrics text in the tests
+  chromium chromium-driver python3-selenium  # the dashboard's browser test (tests/e2e/)
 )
 [ $# -gt 0 ] && packages=("$@")
 

@@ -252,10 +252,61 @@ void install_routes(HardenedServer& server, Registry& registry, const ServerConf
     send_text(res, 200, registry.metrics().render_text(snap.get()) + span_metrics_text(),
               "text/plain; version=0.0.4; charset=utf-8");
   });
+}
 
-  server.Get("/apps/chatgpt-dashboard(/.*)?", [](const httplib::Request&, httplib::Response& res) {
-    res.set_header("Retry-After", "60");
-    send_text(res, 503, detail_body("dashboard bundle is not installed"));
+void install_dashboard_route(HardenedServer& server, std::shared_ptr<const StaticBundle> bundle) {
+  static constexpr std::string_view kMount = "/apps/chatgpt-dashboard";
+  server.Get("/apps/chatgpt-dashboard", [](const httplib::Request&, httplib::Response& res) {
+    // Relative asset URLs in index.html resolve against the directory, so send the slash.
+    res.set_header("Location", std::string(kMount) + "/");
+    send_text(res, 308, detail_body("the dashboard is at /apps/chatgpt-dashboard/"));
+  });
+  server.Get("/apps/chatgpt-dashboard/(.*)", [bundle = std::move(bundle)](
+                                                 const httplib::Request& req,
+                                                 httplib::Response& res) {
+    if (!bundle) {
+      res.set_header("Retry-After", "60");
+      send_text(res, 503,
+                detail_body("dashboard bundle is not installed: build the project (cmake --build) "
+                            "or install it, or point APPS_BUNDLE_DIR / --apps-dir at a directory "
+                            "holding index.html; see docs/dashboard.md"));
+      return;
+    }
+    // req.path is percent-decoded: "%2e%2e" arrives as "..", "%00" as a NUL byte.
+    const auto name = static_relative_path(std::string_view(req.path).substr(kMount.size() + 1));
+    const StaticAsset* asset = name ? bundle->find(*name) : nullptr;
+    if (asset == nullptr) {
+      send_text(res, 404, detail_body("not found"));
+      return;
+    }
+    res.set_header("Cache-Control", std::string(asset->cache_control));
+    res.set_header("Vary", "Accept-Encoding");
+    res.set_header("X-Content-Type-Options", "nosniff");
+    // The page loads only its own files and talks only to this origin: an injected script
+    // could not send the API key elsewhere.
+    res.set_header("Content-Security-Policy",
+                   "default-src 'self'; object-src 'none'; base-uri 'none'");
+    const auto encoding = choose_encoding(req.get_header_value("Accept-Encoding"),
+                                          !asset->gzip.empty(), !asset->brotli.empty());
+    std::string_view bytes = asset->identity;
+    const std::string* etag = &asset->etag;
+    if (encoding == ContentEncoding::kBrotli) {
+      bytes = asset->brotli;
+      etag = &asset->etag_brotli;
+    } else if (encoding == ContentEncoding::kGzip) {
+      bytes = asset->gzip;
+      etag = &asset->etag_gzip;
+    }
+    res.set_header("ETag", *etag);
+    if (if_none_match(req.get_header_value("If-None-Match"), *etag)) {
+      res.status = 304;
+      return;
+    }
+    if (encoding != ContentEncoding::kIdentity) {
+      res.set_header("Content-Encoding", std::string(to_string(encoding)));
+    }
+    res.status = 200;
+    send_bytes(res, bundle, bytes, asset->content_type.data());
   });
 }
 

@@ -9,6 +9,7 @@
 #include "cortex_connectors/registry.h"
 #include "http_server.h"
 #include "sse_hub.h"
+#include "static_files.h"
 
 namespace cortex_connectors::server {
 
@@ -23,6 +24,13 @@ void log_refused_request(Registry& registry, int status);
 // Serves GET /v1/connectors/keys: the keys document of `published` (keys.h), without auth
 // (public keys are not secret), strong ETag, 304 on If-None-Match; 404 when `published` is empty.
 void install_keys_route(HardenedServer& server, PublicKeySet published);
+
+// Serves GET /apps/chatgpt-dashboard/... from `bundle` without auth (the page holds no data;
+// it asks the operator for the API key and sends it only to the data routes): the rules of
+// http.h's static section, 404 for any path they refuse or the bundle lacks, a redirect from the
+// path without its trailing slash, and 503 branded JSON saying how to fix it while `bundle` is
+// null.
+void install_dashboard_route(HardenedServer& server, std::shared_ptr<const StaticBundle> bundle);
 
 // Serves GET /v1/connectors/stream: authenticates, writes the event-stream head and hands the
 // socket to `hub` (503 when it is full).

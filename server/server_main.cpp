@@ -22,6 +22,7 @@
 #include "log.h"
 #include "routes.h"
 #include "sse_hub.h"
+#include "static_files.h"
 #include "tracing.h"
 
 namespace cc = cortex_connectors;
@@ -199,6 +200,27 @@ int main(int argc, char** argv) {
   srv::HardenedServer server(hardening);
   srv::install_routes(server, registry, config);
   srv::install_keys_route(server, signing_keys->published);
+
+  // The dashboard: loaded (and compressed) once here; a missing bundle is served as 503.
+  const std::filesystem::path apps_dir =
+      config.apps_dir ? std::filesystem::path(*config.apps_dir) : srv::default_apps_dir();
+  std::string apps_problem;
+  std::vector<std::string> apps_skipped;
+  auto bundle = srv::StaticBundle::load(apps_dir, apps_problem, &apps_skipped);
+  if (bundle) {
+    srv::log(srv::LogLevel::kInfo, "dashboard bundle loaded",
+             fields({{"dir", apps_dir.string()},
+                     {"files", bundle->file_count()},
+                     {"bytes", bundle->total_bytes()}}));
+  } else {
+    srv::log(srv::LogLevel::kWarning, "dashboard unavailable (503)",
+             fields({{"dir", apps_dir.string()}, {"reason", apps_problem}}));
+  }
+  for (const auto& name : apps_skipped) {
+    srv::log(srv::LogLevel::kWarning, "dashboard file skipped: symlink leaves the bundle",
+             fields({{"file", name}}));
+  }
+  srv::install_dashboard_route(server, std::move(bundle));
 
   // Every SSE subscriber holds a descriptor: raise the soft limit to the hard one.
   rlimit nofile{};

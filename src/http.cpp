@@ -9,6 +9,7 @@
 #include "cortex_connectors/canonical_json.h"
 #include "cortex_connectors/json.h"
 #include "cortex_connectors/service_map.h"
+#include "internal/compress.h"
 #include "internal/sodium.h"
 
 namespace cortex_connectors {
@@ -63,6 +64,11 @@ std::string_view to_string(ContentEncoding encoding) noexcept {
 }
 
 ContentEncoding choose_encoding(std::string_view header) noexcept {
+  return choose_encoding(header, true, true);
+}
+
+ContentEncoding choose_encoding(std::string_view header, bool have_gzip,
+                                bool have_brotli) noexcept {
   // q in thousandths; -1 = not mentioned.
   int q_br = -1;
   int q_gzip = -1;
@@ -96,6 +102,8 @@ ContentEncoding choose_encoding(std::string_view header) noexcept {
   if (q_gzip < 0) q_gzip = q_star >= 0 ? q_star : 0;
   // identity is acceptable unless refused explicitly (or by "*;q=0" without an identity item).
   if (q_identity < 0) q_identity = q_star == 0 ? 0 : 1;
+  if (!have_brotli) q_br = 0;
+  if (!have_gzip) q_gzip = 0;
   if (q_br > 0 && q_br >= q_gzip && q_br >= q_identity) return ContentEncoding::kBrotli;
   if (q_gzip > 0 && q_gzip >= q_identity) return ContentEncoding::kGzip;
   return ContentEncoding::kIdentity;
@@ -337,6 +345,113 @@ std::string unavailable_body(const Registry& registry) {
                              : "[brAInwav] connectors manifest is loading");
   if (failure) body.set("error", error_json(failure->error));
   return *canonical_json(body);
+}
+
+namespace {
+
+// The extension of the last segment of `name` (after its last '.'), or "".
+std::string_view extension(std::string_view name) noexcept {
+  const auto slash = name.rfind('/');
+  const std::string_view base = slash == std::string_view::npos ? name : name.substr(slash + 1);
+  const auto dot = base.rfind('.');
+  return dot == std::string_view::npos ? std::string_view{} : base.substr(dot + 1);
+}
+
+}  // namespace
+
+std::optional<std::string_view> static_relative_path(std::string_view decoded) noexcept {
+  constexpr std::size_t kMaxPath = 1024;
+  if (decoded.empty()) return std::string_view("index.html");
+  if (decoded.size() > kMaxPath || decoded.front() == '/') return std::nullopt;
+  for (const char c : decoded) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f || c == '\\') return std::nullopt;
+  }
+  std::string_view rest = decoded;
+  while (!rest.empty()) {
+    const auto slash = rest.find('/');
+    const std::string_view segment = rest.substr(0, slash);
+    // Empty segments ("a//b", a trailing "/"), ".", ".." and dot-files.
+    if (segment.empty() || segment.front() == '.') return std::nullopt;
+    if (slash == std::string_view::npos) break;
+    rest.remove_prefix(slash + 1);
+    if (rest.empty()) return std::nullopt;
+  }
+  return decoded;
+}
+
+std::string_view static_content_type(std::string_view name) noexcept {
+  struct Type {
+    std::string_view ext;
+    std::string_view type;
+  };
+  static constexpr Type kTypes[] = {
+      {"html", "text/html; charset=utf-8"},
+      {"htm", "text/html; charset=utf-8"},
+      {"js", "text/javascript; charset=utf-8"},
+      {"mjs", "text/javascript; charset=utf-8"},
+      {"css", "text/css; charset=utf-8"},
+      {"json", "application/json"},
+      {"map", "application/json"},
+      {"webmanifest", "application/manifest+json"},
+      {"txt", "text/plain; charset=utf-8"},
+      {"svg", "image/svg+xml"},
+      {"png", "image/png"},
+      {"jpg", "image/jpeg"},
+      {"jpeg", "image/jpeg"},
+      {"gif", "image/gif"},
+      {"webp", "image/webp"},
+      {"avif", "image/avif"},
+      {"ico", "image/vnd.microsoft.icon"},
+      {"woff", "font/woff"},
+      {"woff2", "font/woff2"},
+      {"wasm", "application/wasm"},
+  };
+  const std::string_view ext = extension(name);
+  for (const auto& t : kTypes) {
+    if (iequals(ext, t.ext)) return t.type;
+  }
+  return "application/octet-stream";
+}
+
+bool is_fingerprinted(std::string_view name) noexcept {
+  const auto slash = name.rfind('/');
+  std::string_view base = slash == std::string_view::npos ? name : name.substr(slash + 1);
+  const auto last_dot = base.rfind('.');
+  if (last_dot == std::string_view::npos || last_dot + 1 == base.size()) return false;
+  base = base.substr(0, last_dot);
+  const auto hash_dot = base.rfind('.');
+  if (hash_dot == std::string_view::npos || hash_dot == 0) return false;
+  const std::string_view hash = base.substr(hash_dot + 1);
+  if (hash.size() < 8 || hash.size() > 64) return false;
+  for (const char c : hash) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+std::string_view static_cache_control(std::string_view name) noexcept {
+  return is_fingerprinted(name) ? "public, max-age=31536000, immutable" : "no-cache";
+}
+
+StaticAsset prepare_static_asset(std::string_view name, std::string bytes) {
+  constexpr std::size_t kBrotliMaxQualityBytes = std::size_t{1} << 20;
+  StaticAsset a;
+  a.identity = std::move(bytes);
+  a.content_type = static_content_type(name);
+  a.cache_control = static_cache_control(name);
+  const std::string digest = internal::sha256_hex(a.identity);
+  a.etag = "\"" + digest.substr(0, 32) + "\"";
+  a.etag_gzip = "\"" + digest.substr(0, 32) + "-gz\"";
+  a.etag_brotli = "\"" + digest.substr(0, 32) + "-br\"";
+  if (!a.identity.empty()) {
+    std::string gz = internal::gzip_compress(a.identity, 9);
+    if (gz.size() < a.identity.size()) a.gzip = std::move(gz);
+    std::string br =
+        internal::brotli_compress(a.identity, a.identity.size() > kBrotliMaxQualityBytes ? 5 : 11);
+    if (br.size() < a.identity.size()) a.brotli = std::move(br);
+  }
+  return a;
 }
 
 }  // namespace cortex_connectors

@@ -7,9 +7,13 @@
 #include <sstream>
 #include <thread>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,7 +32,8 @@ std::string slurp(const std::filesystem::path& p) {
 
 }  // namespace
 
-ServerProcess::ServerProcess(std::vector<std::string> args, std::vector<std::string> env) {
+ServerProcess::ServerProcess(std::vector<std::string> args, std::vector<std::string> env,
+                             std::string binary) {
   std::string tmpl = (std::filesystem::temp_directory_path() / "cortex-server-XXXXXX").string();
   REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
   dir_ = tmpl;
@@ -41,7 +46,8 @@ ServerProcess::ServerProcess(std::vector<std::string> args, std::vector<std::str
                                    0600);
   posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                    0600);
-  std::vector<std::string> argv{CORTEX_CONNECTORS_SERVER};
+  std::vector<std::string> argv{binary.empty() ? std::string(CORTEX_CONNECTORS_SERVER)
+                                               : std::move(binary)};
   argv.insert(argv.end(), args.begin(), args.end());
   std::vector<char*> c_args;
   for (auto& a : argv) c_args.push_back(a.data());
@@ -125,6 +131,45 @@ int ServerProcess::stop(int sig, std::chrono::milliseconds timeout,
     pid_ = -1;
   }
   return code;
+}
+
+int connect_to(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);  // NOLINT
+  return fd;
+}
+
+std::string raw_exchange(int port, const std::string& request, std::chrono::milliseconds timeout,
+                         std::chrono::milliseconds per_byte_delay) {
+  const int fd = connect_to(port);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  if (per_byte_delay.count() == 0) {
+    ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  } else {
+    for (char c : request) {
+      if (::send(fd, &c, 1, MSG_NOSIGNAL) != 1) break;
+      if (std::chrono::steady_clock::now() > deadline) break;
+      std::this_thread::sleep_for(per_byte_delay);
+    }
+  }
+  std::string got;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+    char buf[65536];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return got;
 }
 
 }  // namespace cortex_connectors::test

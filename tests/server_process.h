@@ -15,7 +15,9 @@ class ServerProcess {
  public:
   // Starts the server with `args` and `env` ("NAME=value", added to a minimal environment).
   // Waits until it logs the port (or exits). port() is 0 when it never listened.
-  ServerProcess(std::vector<std::string> args, std::vector<std::string> env);
+  // `binary` is another copy of the server (empty: the one built with the tests).
+  ServerProcess(std::vector<std::string> args, std::vector<std::string> env,
+                std::string binary = {});
   ~ServerProcess();
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;
@@ -37,5 +39,14 @@ class ServerProcess {
   int port_ = 0;
   int exit_code_ = -1;
 };
+
+// A TCP connection to the server on 127.0.0.1 (fails the test when it cannot connect).
+int connect_to(int port);
+
+// A raw TCP exchange: sends `request` (optionally byte by byte with a delay) and returns what
+// the server sent before closing or before `timeout`. For requests a client library would
+// rewrite (unencoded "..", NUL bytes, odd methods).
+std::string raw_exchange(int port, const std::string& request, std::chrono::milliseconds timeout,
+                         std::chrono::milliseconds per_byte_delay = std::chrono::milliseconds(0));
 
 }  // namespace cortex_connectors::test

@@ -1,5 +1,6 @@
 #include "cortex_connectors/http.h"
 #include "cortex_connectors/json.h"
+#include "internal/compress.h"
 #include "test_utils.h"
 
 namespace cc = cortex_connectors;
@@ -155,4 +156,100 @@ TEST_CASE("health tells starting, ok and degraded", "[http]") {
   CHECK(body->find("status")->as_string() == "degraded");
   CHECK(body->find("lastError")->find("code")->as_string() == "parse");
   CHECK(degraded.find("health-key") == std::string::npos);
+}
+
+TEST_CASE("encoding choice is limited to the variants a file has", "[http][static]") {
+  CHECK(cc::choose_encoding("gzip, deflate, br", true, false) == Enc::kGzip);
+  CHECK(cc::choose_encoding("gzip, deflate, br", false, true) == Enc::kBrotli);
+  CHECK(cc::choose_encoding("gzip, deflate, br", false, false) == Enc::kIdentity);
+  CHECK(cc::choose_encoding("br;q=0.9, gzip;q=0.5", true, true) == Enc::kBrotli);
+  CHECK(cc::choose_encoding("br;q=0.9, gzip;q=0.5", true, false) == Enc::kGzip);
+  // identity preferred over the only variant there is.
+  CHECK(cc::choose_encoding("identity, gzip;q=0.5", true, false) == Enc::kIdentity);
+  CHECK(cc::choose_encoding("br", true, false) == Enc::kIdentity);
+}
+
+TEST_CASE("static paths: only names inside the bundle pass", "[http][static]") {
+  CHECK(cc::static_relative_path("") == "index.html");
+  CHECK(cc::static_relative_path("index.html") == "index.html");
+  CHECK(cc::static_relative_path("dashboard.0123abcd.js") == "dashboard.0123abcd.js");
+  CHECK(cc::static_relative_path("img/logo.svg") == "img/logo.svg");
+  CHECK(cc::static_relative_path("a..b.txt") == "a..b.txt");  // dots inside a name are fine
+  for (const std::string_view bad :
+       {"..", "../etc/passwd", "a/../../x", "a/..", "./index.html", "a/./b", "/etc/passwd",
+        "//etc/passwd", "a//b", "a/", "img/", ".env", ".git/config", "a/.hidden", "..\\x", "a\\b",
+        "\x01", "a\nb", "\x7f"}) {
+    INFO(bad);
+    CHECK_FALSE(cc::static_relative_path(bad).has_value());
+  }
+  CHECK_FALSE(cc::static_relative_path(std::string_view("a\0b", 3)).has_value());
+  CHECK_FALSE(cc::static_relative_path(std::string(1025, 'a')).has_value());
+  CHECK(cc::static_relative_path(std::string(1024, 'a')).has_value());
+}
+
+TEST_CASE("static content types, fingerprints and cache control", "[http][static]") {
+  CHECK(cc::static_content_type("index.html") == "text/html; charset=utf-8");
+  CHECK(cc::static_content_type("x.0123abcd.js") == "text/javascript; charset=utf-8");
+  CHECK(cc::static_content_type("a/b.CSS") == "text/css; charset=utf-8");
+  CHECK(cc::static_content_type("data.json") == "application/json");
+  CHECK(cc::static_content_type("logo.svg") == "image/svg+xml");
+  CHECK(cc::static_content_type("logo.png") == "image/png");
+  CHECK(cc::static_content_type("font.woff2") == "font/woff2");
+  CHECK(cc::static_content_type("README") == "application/octet-stream");
+  CHECK(cc::static_content_type("x.exe") == "application/octet-stream");
+  CHECK(cc::static_content_type("dir.js/file") == "application/octet-stream");
+
+  CHECK(cc::is_fingerprinted("dashboard.3f2a9c1b0d4e5f67.js"));
+  CHECK(cc::is_fingerprinted("sub/app.0123abcd.css"));
+  CHECK_FALSE(cc::is_fingerprinted("dashboard.js"));
+  CHECK_FALSE(cc::is_fingerprinted("index.html"));
+  CHECK_FALSE(cc::is_fingerprinted("app.0123abc.js"));   // 7 hex: too short
+  CHECK_FALSE(cc::is_fingerprinted("app.0123ABCD.js"));  // upper case is not ours
+  CHECK_FALSE(cc::is_fingerprinted("app.0123abcg.js"));  // not hex
+  CHECK_FALSE(cc::is_fingerprinted(".0123abcd.js"));     // no stem
+  CHECK_FALSE(cc::is_fingerprinted("app.0123abcd."));    // no extension
+  CHECK_FALSE(cc::is_fingerprinted("0123abcd.js"));      // the hash is not the stem
+  CHECK_FALSE(cc::is_fingerprinted("a.0123abcd.js/index.html"));
+
+  CHECK(cc::static_cache_control("app.0123abcd.js") == "public, max-age=31536000, immutable");
+  CHECK(cc::static_cache_control("index.html") == "no-cache");
+}
+
+TEST_CASE("a static asset is prepared once: variants only when smaller, one ETag each",
+          "[http][static]") {
+  std::string text;
+  for (int i = 0; i < 200; ++i) text += "const connectors = [];\n";
+  const auto a = cc::prepare_static_asset("app.0123abcd.js", text);
+  CHECK(a.identity == text);
+  REQUIRE_FALSE(a.gzip.empty());
+  REQUIRE_FALSE(a.brotli.empty());
+  CHECK(a.gzip.size() < text.size());
+  CHECK(a.brotli.size() < text.size());
+  std::string inflated;
+  REQUIRE(cc::internal::gzip_decompress(a.gzip, inflated));
+  CHECK(inflated == text);
+  CHECK(a.content_type == "text/javascript; charset=utf-8");
+  CHECK(a.cache_control == "public, max-age=31536000, immutable");
+  REQUIRE(a.etag.size() == 34);
+  CHECK(a.etag.front() == '"');
+  CHECK(a.etag_gzip == a.etag.substr(0, 33) + "-gz\"");
+  CHECK(a.etag_brotli == a.etag.substr(0, 33) + "-br\"");
+  // Same bytes, same ETag; other bytes, another.
+  CHECK(cc::prepare_static_asset("other.html", text).etag == a.etag);
+  CHECK(cc::prepare_static_asset("app.0123abcd.js", text + " ").etag != a.etag);
+
+  // Incompressible bytes (and empty files) get no variants.
+  std::string noise;
+  std::uint32_t x = 12345;
+  for (int i = 0; i < 4096; ++i) {
+    x = x * 1664525u + 1013904223u;
+    noise.push_back(static_cast<char>(x >> 24));
+  }
+  const auto png = cc::prepare_static_asset("logo.png", noise);
+  CHECK(png.gzip.empty());
+  CHECK(png.brotli.empty());
+  CHECK(png.cache_control == "no-cache");
+  const auto empty = cc::prepare_static_asset("empty.txt", "");
+  CHECK(empty.gzip.empty());
+  CHECK(empty.brotli.empty());
 }

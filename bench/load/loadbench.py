@@ -14,6 +14,9 @@ Measures, for the targets of the server issue:
   10 000      exec -> first /health 200, -> first /ready 200, -> first service-map 200.
   RSS         VmRSS idle after ready (3 connectors), and 10 000 connectors after ready and after
               a short load, next to the service-map body size.
+  static      wrk on a content-hashed dashboard asset vs GET /v1/connectors/service-map (3
+              connectors) on the same server, rounds alternating, identity and br (the server's
+              built-in bundle: it must sit next to the binary, see docs/dashboard.md).
 """
 from __future__ import annotations
 
@@ -273,10 +276,12 @@ def parse_wrk(out: str) -> dict:
 
 
 def run_wrk(url: str, conns: int, duration: int, threads: int, auth: bool,
-            cpu_pids: list[int], delay_ms: int = 0) -> dict:
+            cpu_pids: list[int], delay_ms: int = 0, headers: list[str] | None = None) -> dict:
     cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", "--latency"]
     if auth:
         cmd += ["-H", f"Authorization: Bearer {API_KEY}"]
+    for h in headers or []:
+        cmd += ["-H", h]
     env = None
     if delay_ms:
         cmd += ["-s", str(HERE / "paced.lua")]
@@ -426,6 +431,65 @@ def throughput(args, results: dict, manifests: dict[int, Path], bodies: dict[int
         results.setdefault("sigterm_exit_s", {})[f"after_load_{n}"] = stop(p)
 
 
+def static_asset(args, results: dict, manifest3: Path, map_body: bytes) -> None:
+    """A hashed static asset against the service map, same server, same wrk settings.
+
+    The asset holds the service map's own bytes (a bundle written here, served through
+    APPS_BUNDLE_DIR), so both routes send identical bodies and identical br variants and the
+    comparison is of the routes alone; the real dashboard.js of the built bundle is measured too.
+    """
+    import hashlib
+    bundle = TMP / "bundle"
+    bundle.mkdir(exist_ok=True)
+    same = f"map.{hashlib.sha256(map_body).hexdigest()[:16]}.json"
+    (bundle / same).write_bytes(map_body)
+    (bundle / "index.html").write_bytes(b"<!doctype html><title>bench</title>")
+    port = free_port()
+    p = start_server(args.server, manifest3, port,
+                     {**args.server_env, "APPS_BUNDLE_DIR": str(bundle)},
+                     TMP / "logs" / "server-static.log")
+    if wait_status(port, "/ready", 200, time.perf_counter() + 30, auth=False, proc=p) is None:
+        raise RuntimeError(f"server (static) not ready: {TMP}/logs/server-static.log")
+    asset = f"/apps/chatgpt-dashboard/{same}"
+    st, asset_body = http_get(port, asset, auth=False)
+    st_map, got_map = http_get(port, MAP_PATH)
+    assert st == 200 and st_map == 200 and asset_body == got_map == map_body
+    # The built bundle's script, served by a second server with the default bundle.
+    port2 = free_port()
+    p2 = start_server(args.server, manifest3, port2, args.server_env,
+                      TMP / "logs" / "server-static-default.log")
+    wait_status(port2, "/ready", 200, time.perf_counter() + 30, auth=False, proc=p2)
+    st, index = http_get(port2, "/apps/chatgpt-dashboard/", auth=False)
+    m = re.search(rb'src="(dashboard\.[0-9a-f]{16}\.js)"', index) if st == 200 else None
+    script = "/apps/chatgpt-dashboard/" + m.group(1).decode() if m else ""
+    script_bytes = len(http_get(port2, script, auth=False)[1]) if script else 0
+    results["static_sizes"] = {"asset": asset, "bytes": len(map_body), "script": script,
+                               "script_bytes": script_bytes}
+    rows = results.setdefault("static", [])
+    base, base2 = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port2}"
+    c = args.conns[0]
+    for encoding in ("identity", "br"):
+        headers = [f"Accept-Encoding: {encoding}"]
+        run_wrk(base + asset, 16, 1, args.threads, False, [], headers=headers)  # warm-up
+        run_wrk(base + MAP_PATH, 16, 1, args.threads, True, [], headers=headers)
+        for rnd in range(args.rounds):
+            order = [("asset", base + asset, False, p), ("service-map", base + MAP_PATH, True, p)]
+            if script:
+                order.append(("dashboard.js", base2 + script, False, p2))
+            if rnd % 2 == 1:
+                order.reverse()
+            for who, url, auth, proc in order:
+                waited = wait_idle(args.wait_idle)
+                log(f"  wrk {who:12} {encoding:8} -c{c} round {rnd + 1}/{args.rounds}")
+                r = run_wrk(url, c, args.duration, args.threads, auth, [proc.pid],
+                            headers=headers)
+                r.update({"target": who, "encoding": encoding, "conns": c, "round": rnd + 1,
+                          "waited_s": waited})
+                rows.append(r)
+    stop(p)
+    stop(p2)
+
+
 def cold_start(args, results: dict, manifest3: Path) -> None:
     times, exits = [], []
     for i in range(args.cold_runs):
@@ -534,6 +598,39 @@ def report(args, results: dict, bodies: dict[int, bytes]) -> str:
     w(f"tools:   {m['wrk']}; {m['nginx']} (sendfile {args.nginx_sendfile}); {m['hyperfine']}")
     w("")
     targets: list[tuple[str, str, str, bool]] = []
+
+    if "static" in results:
+        sz = results["static_sizes"]
+        w(f"## Static asset vs service map: wrk -t{args.threads} -d{args.duration}s, same server, "
+          f"{args.rounds} round(s), alternating order")
+        w("")
+        w(f"asset {sz['asset']}: the service map's own {sz['bytes']} bytes as a hashed file; "
+          f"dashboard.js = {sz['script'] or 'not found'} ({sz['script_bytes']} bytes identity), "
+          "on a second server with the built bundle")
+        w("")
+        w("| encoding | conns | target | round | req/s | p50 ms | p99 ms | CPU µs/req | other CPU s |")
+        w("|---|---:|---|---:|---:|---:|---:|---:|---:|")
+        for r in results["static"]:
+            cpu = r["target_cpu_s"] / r["requests"] * 1e6 if r["requests"] else 0.0
+            w(f"| {r['encoding']} | {r['conns']} | {r['target']} | {r['round']} | {r['rps']:.0f} "
+              f"| {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {cpu:.1f} | {r['other_cpu_s']:.1f} |")
+        w("")
+        def med_of(enc: str, target: str, key) -> float | None:
+            xs = [key(r) for r in results["static"]
+                  if r["encoding"] == enc and r["target"] == target and r["requests"]]
+            return statistics.median(xs) if xs else None
+
+        def cpu_us(r: dict) -> float:
+            return r["target_cpu_s"] / r["requests"] * 1e6
+
+        for enc in ("identity", "br"):
+            a, b = med_of(enc, "asset", lambda r: r["rps"]), med_of(enc, "service-map",
+                                                                   lambda r: r["rps"])
+            ca, cb = med_of(enc, "asset", cpu_us), med_of(enc, "service-map", cpu_us)
+            if a and b and ca and cb:
+                w(f"{enc}: hashed asset / service map, medians over rounds: req/s {a / b:.2f}, "
+                  f"server CPU per request {ca / cb:.2f}")
+        w("")
 
     if "throughput" in results:
         rows = results["throughput"]
@@ -750,7 +847,7 @@ def main() -> int:
     ap.add_argument("--cold-runs", type=int, default=30)
     ap.add_argument("--ready-runs", type=int, default=10)
     ap.add_argument("--only", default="throughput,cold,big",
-                    help="comma list of throughput, cold, big")
+                    help="comma list of throughput, cold, big, static")
     ap.add_argument("--server-env", default="", help="extra server env, 'K=V K=V'")
     ap.add_argument("--wait-idle", type=float, default=0.0,
                     help="before each wrk run, wait up to this many s for an idle machine")
@@ -808,6 +905,10 @@ def main() -> int:
             log("throughput (wrk) ...")
             throughput(args, results, manifests, bodies, nginx_port, nginx)
             stop(nginx, signal.SIGQUIT)
+        if "static" in only:
+            wait_idle(args.wait_idle)
+            log("static asset vs service map ...")
+            static_asset(args, results, manifests[3], bodies[3])
         if "cold" in only:
             wait_idle(args.wait_idle)
             log("cold start ...")

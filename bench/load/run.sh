@@ -15,7 +15,7 @@
 #   BENCH_SIZES=3,1000    connector counts for the wrk runs
 #   BENCH_COLD_RUNS=30    cold-start runs (median reported; hyperfine does as many)
 #   BENCH_READY_RUNS=10   runs with 10 000 connectors (/health, /ready, service map)
-#   BENCH_ONLY=throughput,cold,big   parts to run
+#   BENCH_ONLY=throughput,cold,big   parts to run (also: static, the dashboard asset vs the map)
 #   BENCH_SERVER_ENV="CONNECTORS_WORKER_THREADS=8"   extra server environment, space-separated
 #   BENCH_WAIT_IDLE=0     before each wrk run, wait up to this many seconds for an idle machine
 #                         (all waits together at most 60 s)

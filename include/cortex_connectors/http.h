@@ -30,6 +30,12 @@ CORTEX_CONNECTORS_API std::string_view to_string(ContentEncoding encoding) noexc
 // 406, as most servers do).
 CORTEX_CONNECTORS_API ContentEncoding choose_encoding(std::string_view accept_encoding) noexcept;
 
+// The same choice restricted to the variants a resource has (identity always exists): the
+// acceptable variant with the highest q-value, ties broken as above. A static file whose gzip or
+// brotli form would not be smaller has none.
+CORTEX_CONNECTORS_API ContentEncoding choose_encoding(std::string_view accept_encoding,
+                                                      bool have_gzip, bool have_brotli) noexcept;
+
 // True when an If-None-Match header value matches `etag` (a quoted strong ETag): "*", or any
 // entity-tag of the comma-separated list, compared weakly (W/"x" matches "x") as RFC 9110
 // section 13.1.2 requires for If-None-Match. Malformed lists never match.
@@ -94,5 +100,49 @@ CORTEX_CONNECTORS_API std::string health_body(const Registry& registry,
 // The body of a 503 from the service map before any snapshot exists: the cached load error
 // (attempted paths and messages), or a note that the first load is still running.
 CORTEX_CONNECTORS_API std::string unavailable_body(const Registry& registry);
+
+// ---- Static files (the dashboard bundle, docs/dashboard.md) ----
+
+// Maps the percent-decoded part of a request path below a static mount point (after
+// "/apps/chatgpt-dashboard/") to the bundle-relative file it names, or nullopt when the request
+// must be 404 without looking at the disk: "" names "index.html"; refused are a leading "/"
+// (absolute), empty, "." and ".." segments, dot-files (".env", ".git/..."), backslashes, NUL and
+// other control bytes, and paths over 1024 bytes. A returned name is safe to join to the root;
+// symlinks are the loader's concern. The result views `decoded` (or a static "index.html").
+CORTEX_CONNECTORS_API std::optional<std::string_view> static_relative_path(
+    std::string_view decoded) noexcept;
+
+// The Content-Type for a file name by its extension (case-insensitive): text types carry
+// "charset=utf-8", JavaScript is "text/javascript" (RFC 9239); unknown extensions are
+// "application/octet-stream".
+CORTEX_CONNECTORS_API std::string_view static_content_type(std::string_view name) noexcept;
+
+// True for a content-hashed file name: a final segment "<stem>.<8-64 lowercase hex>.<ext>",
+// e.g. "dashboard.3f2a9c1b0d4e5f67.js". Such a file never changes under its name.
+CORTEX_CONNECTORS_API bool is_fingerprinted(std::string_view name) noexcept;
+
+// "public, max-age=31536000, immutable" for fingerprinted names, else "no-cache" (revalidate
+// with the ETag every time).
+CORTEX_CONNECTORS_API std::string_view static_cache_control(std::string_view name) noexcept;
+
+// A static file prepared once for serving: its bytes, gzip (level 9) and brotli (quality 11,
+// 5 above 1 MiB) variants, each kept only when smaller than the identity bytes, a strong ETag
+// over the identity bytes, Content-Type and Cache-Control. Nothing is compressed per request.
+struct StaticAsset {
+  std::string identity;
+  std::string gzip;    // empty: no gzip variant
+  std::string brotli;  // empty: no brotli variant
+  // Strong ETags, one per representation (RFC 9110 8.8.3: a strong validator changes with
+  // the content coding): "\"<32 hex of SHA-256 of identity>\"", and the same with "-gz" / "-br"
+  // before the closing quote for the compressed variants.
+  std::string etag;
+  std::string etag_gzip;
+  std::string etag_brotli;
+  std::string_view content_type;
+  std::string_view cache_control;
+};
+
+// Builds the StaticAsset of file `name` (bundle-relative) holding `bytes`.
+CORTEX_CONNECTORS_API StaticAsset prepare_static_asset(std::string_view name, std::string bytes);
 
 }  // namespace cortex_connectors
