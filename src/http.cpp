@@ -10,6 +10,7 @@
 #include "cortex_connectors/json.h"
 #include "cortex_connectors/service_map.h"
 #include "internal/compress.h"
+#include "internal/digest.h"
 #include "internal/sodium.h"
 
 namespace cortex_connectors {
