@@ -9,6 +9,7 @@ packages=(
   libsimdjson-dev libsodium-dev libfmt-dev prometheus-cpp-dev catch2
   libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev
   libbenchmark-dev clang-format
+  clang libclang-rt-14-dev  # libFuzzer: scripts/fuzz.sh
   prometheus  # promtool checks the metrics text in the tests
 )
 [ $# -gt 0 ] && packages=("$@")
