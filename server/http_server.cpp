@@ -177,10 +177,14 @@ enum class HeadResult {
   kTooManyHeaders,
   kMethod,
   kBody,
+  kDuplicateAuthorization,
   kBad
 };
 
-// Checks the method, counts headers, refuses bodies and drops Range / If-Range.
+// Checks the method and the header lines, counts them, refuses bodies and drops Range /
+// If-Range. Two
+// Authorization lines are refused: httplib and RequestHead::header() would read the first, a
+// proxy in front might read the last, and a request both accept differently must not pass.
 HeadResult sanitize(std::string& head, const HardeningOptions& options) {
   const std::string_view h = head;
   const auto first_sp = h.find(' ');
@@ -191,6 +195,7 @@ HeadResult sanitize(std::string& head, const HardeningOptions& options) {
   out.reserve(head.size());
   std::size_t pos = 0;
   std::size_t count = 0;
+  std::size_t authorizations = 0;
   bool first = true;
   while (pos < h.size()) {
     const auto eol = h.find("\r\n", pos);
@@ -199,8 +204,18 @@ HeadResult sanitize(std::string& head, const HardeningOptions& options) {
     if (line.empty()) break;
     if (!first) {
       if (++count > options.max_header_count) return HeadResult::kTooManyHeaders;
+      // RFC 9112 section 5: no whitespace before the colon, no obsolete line folding (a line
+      // starting with whitespace). Parsers disagree on both, so both are refused.
+      const auto colon = line.find(':');
+      if (colon == std::string_view::npos || colon == 0 ||
+          line.substr(0, colon).find_first_of(" \t") != std::string_view::npos) {
+        return HeadResult::kBad;
+      }
       if (iequals_prefix(line, "range:") || iequals_prefix(line, "if-range:")) continue;
       if (iequals_prefix(line, "transfer-encoding:")) return HeadResult::kBody;
+      if (iequals_prefix(line, "authorization:") && ++authorizations > 1) {
+        return HeadResult::kDuplicateAuthorization;
+      }
       if (iequals_prefix(line, "content-length:")) {
         std::string_view v = line.substr(15);
         while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
@@ -597,6 +612,10 @@ void HardenedServer::serve(std::unique_ptr<Connection> c) {
     }
     if (r == HeadResult::kBody) {
       refuse(c->fd, 400, "Bad Request", "request bodies are not accepted");
+      break;
+    }
+    if (r == HeadResult::kDuplicateAuthorization) {
+      refuse(c->fd, 400, "Bad Request", "more than one Authorization header");
       break;
     }
     if (r == HeadResult::kBad) {
