@@ -168,24 +168,9 @@ class ConnectionStream final : public httplib::Stream {
   mutable Address local_;
 };
 
-enum class HeadResult {
-  kOk,
-  kNeedMore,  // nothing more to read now: park the connection
-  kClosed,
-  kTimeout,
-  kTooLarge,
-  kTooManyHeaders,
-  kMethod,
-  kBody,
-  kDuplicateAuthorization,
-  kBad
-};
+}  // namespace
 
-// Checks the method and the header lines, counts them, refuses bodies and drops Range /
-// If-Range. Two
-// Authorization lines are refused: httplib and RequestHead::header() would read the first, a
-// proxy in front might read the last, and a request both accept differently must not pass.
-HeadResult sanitize(std::string& head, const HardeningOptions& options) {
+HeadResult check_head(std::string& head, const HardeningOptions& options) {
   const std::string_view h = head;
   const auto first_sp = h.find(' ');
   if (first_sp == std::string_view::npos) return HeadResult::kBad;
@@ -231,6 +216,8 @@ HeadResult sanitize(std::string& head, const HardeningOptions& options) {
   return HeadResult::kOk;
 }
 
+namespace {
+
 // Answers a refused request directly and closes: httplib never sees it.
 void refuse(int fd, int status, std::string_view reason, std::string_view detail,
             std::string_view extra_headers = {}) {
@@ -242,7 +229,8 @@ void refuse(int fd, int status, std::string_view reason, std::string_view detail
   send_all(fd, response);
 }
 
-// Splits a checked head (see HeadReader::sanitize) into its parts.
+}  // namespace
+
 RequestHead parse_head(std::string_view head) {
   RequestHead h;
   auto eol = head.find("\r\n");
@@ -271,8 +259,6 @@ RequestHead parse_head(std::string_view head) {
   }
   return h;
 }
-
-}  // namespace
 
 void send_all(int fd, std::string_view data) {
   while (!data.empty()) {
@@ -569,7 +555,7 @@ HeadResult read_head(C& c, std::string& head, const HardeningOptions& options) {
       if (end + 4 > options.header_budget_bytes) return HeadResult::kTooLarge;
       head.assign(c.pending, 0, end + 4);
       c.pending.erase(0, end + 4);
-      return sanitize(head, options);
+      return check_head(head, options);
     }
     if (c.pending.size() > options.header_budget_bytes) return HeadResult::kTooLarge;
     const auto now = SteadyClock::now();
