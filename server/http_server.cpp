@@ -168,20 +168,9 @@ class ConnectionStream final : public httplib::Stream {
   mutable Address local_;
 };
 
-enum class HeadResult {
-  kOk,
-  kNeedMore,  // nothing more to read now: park the connection
-  kClosed,
-  kTimeout,
-  kTooLarge,
-  kTooManyHeaders,
-  kMethod,
-  kBody,
-  kBad
-};
+}  // namespace
 
-// Checks the method, counts headers, refuses bodies and drops Range / If-Range.
-HeadResult sanitize(std::string& head, const HardeningOptions& options) {
+HeadResult check_head(std::string& head, const HardeningOptions& options) {
   const std::string_view h = head;
   const auto first_sp = h.find(' ');
   if (first_sp == std::string_view::npos) return HeadResult::kBad;
@@ -191,6 +180,7 @@ HeadResult sanitize(std::string& head, const HardeningOptions& options) {
   out.reserve(head.size());
   std::size_t pos = 0;
   std::size_t count = 0;
+  std::size_t authorizations = 0;
   bool first = true;
   while (pos < h.size()) {
     const auto eol = h.find("\r\n", pos);
@@ -199,8 +189,18 @@ HeadResult sanitize(std::string& head, const HardeningOptions& options) {
     if (line.empty()) break;
     if (!first) {
       if (++count > options.max_header_count) return HeadResult::kTooManyHeaders;
+      // RFC 9112 section 5: no whitespace before the colon, no obsolete line folding (a line
+      // starting with whitespace). Parsers disagree on both, so both are refused.
+      const auto colon = line.find(':');
+      if (colon == std::string_view::npos || colon == 0 ||
+          line.substr(0, colon).find_first_of(" \t") != std::string_view::npos) {
+        return HeadResult::kBad;
+      }
       if (iequals_prefix(line, "range:") || iequals_prefix(line, "if-range:")) continue;
       if (iequals_prefix(line, "transfer-encoding:")) return HeadResult::kBody;
+      if (iequals_prefix(line, "authorization:") && ++authorizations > 1) {
+        return HeadResult::kDuplicateAuthorization;
+      }
       if (iequals_prefix(line, "content-length:")) {
         std::string_view v = line.substr(15);
         while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
@@ -216,6 +216,8 @@ HeadResult sanitize(std::string& head, const HardeningOptions& options) {
   return HeadResult::kOk;
 }
 
+namespace {
+
 // Answers a refused request directly and closes: httplib never sees it.
 void refuse(int fd, int status, std::string_view reason, std::string_view detail,
             std::string_view extra_headers = {}) {
@@ -227,7 +229,8 @@ void refuse(int fd, int status, std::string_view reason, std::string_view detail
   send_all(fd, response);
 }
 
-// Splits a checked head (see HeadReader::sanitize) into its parts.
+}  // namespace
+
 RequestHead parse_head(std::string_view head) {
   RequestHead h;
   auto eol = head.find("\r\n");
@@ -256,8 +259,6 @@ RequestHead parse_head(std::string_view head) {
   }
   return h;
 }
-
-}  // namespace
 
 void send_all(int fd, std::string_view data) {
   while (!data.empty()) {
@@ -554,7 +555,7 @@ HeadResult read_head(C& c, std::string& head, const HardeningOptions& options) {
       if (end + 4 > options.header_budget_bytes) return HeadResult::kTooLarge;
       head.assign(c.pending, 0, end + 4);
       c.pending.erase(0, end + 4);
-      return sanitize(head, options);
+      return check_head(head, options);
     }
     if (c.pending.size() > options.header_budget_bytes) return HeadResult::kTooLarge;
     const auto now = SteadyClock::now();
@@ -588,7 +589,8 @@ void HardenedServer::serve(std::unique_ptr<Connection> c) {
     }
     if (r == HeadResult::kClosed || r == HeadResult::kTimeout) break;
     if (r == HeadResult::kMethod || r == HeadResult::kTooLarge ||
-        r == HeadResult::kTooManyHeaders || r == HeadResult::kBody || r == HeadResult::kBad) {
+        r == HeadResult::kTooManyHeaders || r == HeadResult::kBody ||
+        r == HeadResult::kDuplicateAuthorization || r == HeadResult::kBad) {
       int status = 400;
       if (r == HeadResult::kMethod) {
         status = 405;
@@ -598,6 +600,8 @@ void HardenedServer::serve(std::unique_ptr<Connection> c) {
         refuse(c->fd, 431, "Request Header Fields Too Large", "request header fields too large");
       } else if (r == HeadResult::kBody) {
         refuse(c->fd, 400, "Bad Request", "request bodies are not accepted");
+      } else if (r == HeadResult::kDuplicateAuthorization) {
+        refuse(c->fd, 400, "Bad Request", "more than one Authorization header");
       } else {
         refuse(c->fd, 400, "Bad Request", "malformed request");
       }

@@ -61,6 +61,31 @@ struct RequestHead {
   std::string_view query_param(std::string_view name) const;
 };
 
+// The outcome of check_head().
+enum class HeadResult : std::uint8_t {
+  kOk,
+  kNeedMore,  // nothing more to read now: park the connection
+  kClosed,
+  kTimeout,
+  kTooLarge,
+  kTooManyHeaders,
+  kMethod,
+  kBody,
+  kDuplicateAuthorization,
+  kBad
+};
+
+// Checks a complete request head (request line, header lines, ending with an empty line; what
+// the connection loop extracts up to the first CRLF CRLF) in place: the method, the header
+// lines and their number, bodies; drops Range / If-Range. kOk leaves the head to be parsed.
+// Two Authorization lines are refused: httplib and RequestHead::header() would read the first,
+// a proxy in front might read the last, and a request both accept differently must not pass.
+// REQUIRES: `head` ends with "\r\n\r\n".
+HeadResult check_head(std::string& head, const HardeningOptions& options);
+
+// Splits a head that check_head() accepted into its parts (views into `head`).
+RequestHead parse_head(std::string_view head);
+
 // What a takeover hook did with a connection.
 enum class Takeover {
   kAdopted,   // the socket now belongs to someone else: do not close it

@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <optional>
+#include <string>
 #include <unordered_set>
 
 #include <fmt/format.h>
@@ -425,6 +427,48 @@ Error locate_error(std::string_view text, const simdjson::padded_string& padded,
   return e;
 }
 
+// simdjson refuses integer literals outside 64 bits (NUMBER_ERROR), yet they are JSON, and
+// canonical JSON writes every double below 1e21 in integer form: 1e20 is served as
+// 100000000000000000000. Returns `text` with ".0" after each integer literal of 19 digits or more
+// (a float literal of the same value, which simdjson reads as a double), or nullopt when there
+// is none. Strings are skipped; the result only matters if it then parses.
+std::optional<std::string> widen_long_integers(std::string_view text) {
+  auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  std::string out;
+  std::size_t copied = 0;
+  std::size_t i = 0;
+  const std::size_t n = text.size();
+  while (i < n) {
+    const char c = text[i];
+    if (c == '"') {
+      for (++i; i < n && text[i] != '"'; ++i) {
+        if (text[i] == '\\') ++i;
+      }
+      ++i;
+      continue;
+    }
+    if (c != '-' && !digit(c)) {
+      ++i;
+      continue;
+    }
+    if (c == '-') ++i;
+    const std::size_t first = i;
+    while (i < n && digit(text[i])) ++i;
+    const bool integer = i >= n || (text[i] != '.' && text[i] != 'e' && text[i] != 'E');
+    if (integer && i - first >= 19 && text[first] != '0') {
+      out.append(text.substr(copied, i - copied)).append(".0");
+      copied = i;
+    }
+    while (i < n && (digit(text[i]) || text[i] == '.' || text[i] == 'e' || text[i] == 'E' ||
+                     text[i] == '+' || text[i] == '-')) {
+      ++i;
+    }
+  }
+  if (copied == 0) return std::nullopt;
+  out.append(text.substr(copied));
+  return out;
+}
+
 }  // namespace
 
 namespace internal {
@@ -448,6 +492,15 @@ Status visit_dom(std::string_view text, const JsonParseOptions& options, DomVisi
   // realloc_if_needed: the parser copies `text` into its own padded buffer, kept with it.
   const auto e = parser.parse(text.data(), text.size(), true).get(root);
   if (!e && visit(root)) return {};
+  // Integers beyond 64 bits: read as doubles (rounded, as JCS does), unless they are refused.
+  if (e == simdjson::NUMBER_ERROR && !options.reject_unsafe_integers) {
+    if (const auto widened = widen_long_integers(text)) {
+      simdjson::dom::element again;
+      if (!parser.parse(widened->data(), widened->size(), true).get(again) && visit(again)) {
+        return {};
+      }
+    }
+  }
   const simdjson::padded_string padded(text);
   return locate_error(text, padded, options, e);
 }

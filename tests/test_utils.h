@@ -59,6 +59,14 @@ bool eventually_true(F condition, std::chrono::milliseconds timeout = std::chron
   return true;
 }
 
+// A TCP connection to 127.0.0.1:`port` (fails the test when refused).
+int connect_to(int port);
+
+// A raw TCP exchange: sends `request` (optionally byte by byte with a delay) and returns what
+// the server sent before closing or before `timeout`.
+std::string raw_exchange(int port, const std::string& request, std::chrono::milliseconds timeout,
+                         std::chrono::milliseconds per_byte_delay = std::chrono::milliseconds(0));
+
 // Runs the cortex-connectors tool built with the tests.
 RunResult run_cli(const std::vector<std::string>& args, std::string_view input = {},
                   const std::vector<std::string>& env = {});

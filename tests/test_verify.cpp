@@ -302,3 +302,17 @@ TEST_CASE("ServiceMapCache with apply_delta rebuilds a verifiable payload", "[ve
   CHECK(*r == cc::CacheUpdate::kReplaced);
   CHECK(cache.current()->body() == signed_to->body);
 }
+
+TEST_CASE("verify_service_map: payload numbers of 1e19 and more verify", "[verify]") {
+  // The canonical body writes 1e20 as 100000000000000000000, an integer literal beyond 64 bits;
+  // the verifier (and SSE deltas, which re-parse payloads) must read what the server serves.
+  cc::Json metadata = cc::Json::object();
+  metadata.set("big", 1e20);
+  metadata.set("negative", -3e19);
+  const std::string body = sign(with(base_payload(), "metadata", metadata));
+  CHECK(body.find("100000000000000000000") != std::string::npos);
+  auto verified = cc::verify_service_map(body, cc::as_bytes(kKey));
+  REQUIRE_OK(verified);
+  CHECK(verified->payload.find("metadata")->find("big")->as_number() == 1e20);
+  CHECK(verified->body() == body);
+}

@@ -1,0 +1,65 @@
+// parse_manifest + build_service_map + sign_service_map + verify_service_map on arbitrary bytes.
+//
+// Beyond "never crashes": parse_manifest() succeeds exactly when validate_manifest() finds
+// nothing in the same document, an invalid manifest always names at least one finding (at most
+// kMaxIssues), and every valid manifest builds a payload that signs and verifies, whose
+// connectors are sorted by id and counted.
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include "cortex_connectors/json.h"
+#include "cortex_connectors/manifest.h"
+#include "cortex_connectors/service_map.h"
+#include "cortex_connectors/signing.h"
+#include "cortex_connectors/validate.h"
+#include "cortex_connectors/verify.h"
+
+namespace cc = cortex_connectors;
+
+namespace {
+
+// A property that does not hold is a finding: report it and abort like a crash.
+void check_at(bool condition, const char* what, int line) {
+  if (condition) return;
+  std::fprintf(stderr, "%s:%d: property failed: %s\n", __FILE__, line, what);
+  std::abort();
+}
+#define check(condition) check_at(static_cast<bool>(condition), #condition, __LINE__)
+
+const std::string kKey = "fuzz-signing-key";
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string_view text(reinterpret_cast<const char*>(data), size);  // NOLINT
+  cc::ManifestLimits limits;
+  limits.max_string_bytes = 4096;
+  auto manifest = cc::parse_manifest(text, limits);
+  if (!manifest) {
+    const cc::Error& e = manifest.error();
+    check(e.code == cc::ErrorCode::kParse || e.code == cc::ErrorCode::kInvalid);
+    if (e.code == cc::ErrorCode::kInvalid) {
+      check(!e.issues.empty() && e.issues.size() <= cc::kMaxIssues);
+    }
+    return 0;
+  }
+  auto document = cc::parse_json(text);
+  check(document && cc::validate_manifest(*document).empty());
+
+  cc::Json payload = cc::build_service_map(*manifest, "2025-01-01T00:00:00Z");
+  const auto& connectors = payload.find("connectors")->as_array();
+  check(connectors.size() == manifest->connectors.size());
+  check(payload.find("count")->as_number() == static_cast<double>(connectors.size()));
+  for (std::size_t i = 1; i < connectors.size(); ++i) {
+    check(connectors[i - 1].find("id")->as_string() < connectors[i].find("id")->as_string());
+  }
+  auto signed_map = cc::sign_service_map(payload, cc::as_bytes(kKey));
+  check(static_cast<bool>(signed_map));
+  auto verified = cc::verify_service_map(signed_map->body, cc::as_bytes(kKey));
+  check(verified && verified->canonical_payload == signed_map->canonical_payload);
+  return 0;
+}
