@@ -133,43 +133,4 @@ int ServerProcess::stop(int sig, std::chrono::milliseconds timeout,
   return code;
 }
 
-int connect_to(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);  // NOLINT
-  return fd;
-}
-
-std::string raw_exchange(int port, const std::string& request, std::chrono::milliseconds timeout,
-                         std::chrono::milliseconds per_byte_delay) {
-  const int fd = connect_to(port);
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  if (per_byte_delay.count() == 0) {
-    ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
-  } else {
-    for (char c : request) {
-      if (::send(fd, &c, 1, MSG_NOSIGNAL) != 1) break;
-      if (std::chrono::steady_clock::now() > deadline) break;
-      std::this_thread::sleep_for(per_byte_delay);
-    }
-  }
-  std::string got;
-  for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) break;
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
-    char buf[65536];
-    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    got.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  return got;
-}
-
 }  // namespace cortex_connectors::test

@@ -40,13 +40,4 @@ class ServerProcess {
   int exit_code_ = -1;
 };
 
-// A TCP connection to the server on 127.0.0.1 (fails the test when it cannot connect).
-int connect_to(int port);
-
-// A raw TCP exchange: sends `request` (optionally byte by byte with a delay) and returns what
-// the server sent before closing or before `timeout`. For requests a client library would
-// rewrite (unencoded "..", NUL bytes, odd methods).
-std::string raw_exchange(int port, const std::string& request, std::chrono::milliseconds timeout,
-                         std::chrono::milliseconds per_byte_delay = std::chrono::milliseconds(0));
-
 }  // namespace cortex_connectors::test

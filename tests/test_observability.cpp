@@ -73,26 +73,9 @@ struct Server {
   }
 };
 
-// Sends a raw request and returns what the server answered before closing.
+// Sends a raw request and returns what the server answered before closing (or within 5 s).
 std::string raw_exchange(int port, const std::string& request) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);  // NOLINT
-  ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
-  std::string got;
-  for (;;) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 5000) <= 0) break;
-    char buf[4096];
-    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    got.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  return got;
+  return cc::test::raw_exchange(port, request, std::chrono::seconds(5));
 }
 
 // An SSE subscriber that stays connected (its response head read) until destroyed.
