@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "cortex_connectors/http.h"
+#include "cortex_connectors/signing.h"
 #include "cortex_connectors/validate.h"
 
 namespace cortex_connectors::server {
@@ -239,11 +240,12 @@ Result<ServerConfig> parse_server_config(std::span<char* const> args, const EnvL
       return usage("--dev binds loopback only; drop --host or use 127.0.0.1");
     }
     if (c.signing_key.empty()) {
-      c.signing_key = generate_request_id() + generate_request_id();
+      // Never generate_request_id(): its ids share a per-thread prefix and count up.
+      c.signing_key = generate_secret_hex(32);
       c.dev_generated_keys = true;
     }
     if (c.api_keys.empty() && !c.no_auth) {
-      c.api_keys.push_back(generate_request_id());
+      c.api_keys.push_back(generate_secret_hex(16));
       c.dev_generated_keys = true;
     }
   }

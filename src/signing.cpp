@@ -1,6 +1,7 @@
 #include "cortex_connectors/signing.h"
 
 #include <array>
+#include <vector>
 
 #include "cortex_connectors/canonical_json.h"
 #include "internal/digest.h"
@@ -38,6 +39,17 @@ Result<std::vector<std::byte>> base64url_decode(std::string_view text) {
     return Error{ErrorCode::kParse, "[brAInwav] invalid base64url text", {}, {}};
   }
   out.resize(len);
+  return out;
+}
+
+std::string generate_secret_hex(std::size_t bytes) {
+  internal::ensure_sodium();
+  std::vector<unsigned char> raw(bytes);
+  randombytes_buf(raw.data(), raw.size());
+  std::string out(2 * bytes + 1, '\0');
+  sodium_bin2hex(out.data(), out.size(), raw.data(), raw.size());
+  sodium_memzero(raw.data(), raw.size());
+  out.pop_back();  // the terminating NUL
   return out;
 }
 

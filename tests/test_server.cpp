@@ -520,6 +520,13 @@ TEST_CASE("dev mode generates keys, prints them once and serves the bundled exam
   REQUIRE(std::regex_search(
       out, k, std::regex("signing key \\(CONNECTORS_SIGNATURE_KEY\\): ([0-9a-f]{64})")));
   const std::string signing_key = k[1];
+  // Independent secrets: the API key (handed to every client) tells nothing about the signing
+  // key, so no 8-hex-digit run of one appears in the other.
+  for (std::size_t i = 0; i + 8 <= api_key.size(); ++i) {
+    INFO(i);
+    CHECK(signing_key.find(api_key.substr(i, 8)) == std::string::npos);
+  }
+  CHECK(signing_key.find(signing_key.substr(0, 16), 16) == std::string::npos);
   httplib::Client c("127.0.0.1", p.port());
   REQUIRE(cc::test::eventually_true([&] { return c.Get("/ready")->status == 200; }));
   auto r = c.Get("/v1/connectors/service-map", bearer(api_key));

@@ -20,6 +20,17 @@ TEST_CASE("base64url encodes without padding and decodes strictly", "[signing]")
   CHECK_FALSE(cc::base64url_decode("Zm9v!"));  // junk
 }
 
+TEST_CASE("generated secrets are lowercase hex of the asked size and unrelated", "[signing]") {
+  const std::string a = cc::generate_secret_hex(32);
+  const std::string b = cc::generate_secret_hex(32);
+  CHECK(a.size() == 64);
+  CHECK(cc::generate_secret_hex(16).size() == 32);
+  CHECK(a.find_first_not_of("0123456789abcdef") == std::string::npos);
+  // Unrelated: not even their first 8 bytes agree (a counter-based generator shares a prefix).
+  CHECK(a.substr(0, 16) != b.substr(0, 16));
+  CHECK(a.substr(48) != b.substr(48));
+}
+
 TEST_CASE("HMAC-SHA256 matches RFC 4231 test case 2", "[signing]") {
   // Key "Jefe", data "what do ya want for nothing?" ->
   // 5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843

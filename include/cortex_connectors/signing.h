@@ -29,6 +29,10 @@ CORTEX_CONNECTORS_API std::string base64url_encode(std::span<const std::byte> da
 // Decodes unpadded base64url; fails (kParse) on any other character, padding or a bad length.
 CORTEX_CONNECTORS_API Result<std::vector<std::byte>> base64url_decode(std::string_view text);
 
+// `bytes` bytes from the operating system's CSPRNG (libsodium randombytes), as lowercase hex:
+// for generated secrets (keys). Unlike generate_request_id(), no two results are related.
+CORTEX_CONNECTORS_API std::string generate_secret_hex(std::size_t bytes);
+
 // Returns base64url_nopad(HMAC-SHA256(key, message)): 43 characters.
 CORTEX_CONNECTORS_API std::string sign_hmac_sha256(std::span<const std::byte> key,
                                                    std::string_view message);
