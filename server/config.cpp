@@ -63,7 +63,8 @@ const char* server_usage() {
          "             OTEL_EXPORTER_OTLP_ENDPOINT, CONNECTORS_SIGNING_KEY_FILE,\n"
          "             CONNECTORS_PREVIOUS_KEY_FILES, CONNECTORS_PREVIOUS_KEYS_NOT_AFTER,\n"
          "             OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_TIMEOUT, OTEL_BSP_SCHEDULE_DELAY,\n"
-         "             OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_MAX_EXPORT_BATCH_SIZE\n";
+         "             OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_MAX_EXPORT_BATCH_SIZE,\n"
+         "             OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG\n";
 }
 
 Result<ServerConfig> parse_server_config(std::span<char* const> args, const EnvLookup& env) {
@@ -121,6 +122,8 @@ Result<ServerConfig> parse_server_config(std::span<char* const> args, const EnvL
     c.otel_endpoint = *v;
   }
   if (auto v = env("OTEL_SERVICE_NAME"); v && !v->empty()) c.otel_service_name = *v;
+  if (auto v = env("OTEL_TRACES_SAMPLER")) c.otel_sampler = *v;
+  if (auto v = env("OTEL_TRACES_SAMPLER_ARG")) c.otel_sampler_arg = *v;
   for (const auto& [name, out] :
        {std::pair<const char*, std::size_t*>{"OTEL_BSP_MAX_QUEUE_SIZE", &c.otel_max_queue},
         {"OTEL_BSP_MAX_EXPORT_BATCH_SIZE", &c.otel_max_batch}}) {

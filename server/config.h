@@ -41,6 +41,8 @@ struct ServerConfig {
   std::size_t otel_max_batch = 512;                     // OTEL_BSP_MAX_EXPORT_BATCH_SIZE
   std::chrono::milliseconds otel_schedule_delay{5000};  // OTEL_BSP_SCHEDULE_DELAY
   std::chrono::milliseconds otel_timeout{10000};        // OTEL_EXPORTER_OTLP_TIMEOUT
+  std::string otel_sampler;      // OTEL_TRACES_SAMPLER (read by tracing.h's parse_sampler)
+  std::string otel_sampler_arg;  // OTEL_TRACES_SAMPLER_ARG
   int heartbeat_seconds = 15;
   bool dev = false;
   bool dev_generated_keys = false;  // --dev made the keys: print them once

@@ -1,10 +1,11 @@
 #include "routes.h"
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string_view>
 
-#include <fmt/format.h>
 #include <sys/socket.h>
 
 #include "cortex_connectors/http.h"
@@ -27,6 +28,7 @@ struct RequestContext {
   std::string trace_id;
   std::string span_id;
   std::string parent_span_id;  // the caller's span, from a valid traceparent
+  bool sampled = false;        // the sampler's decision: the request's span is exported
 
   // Starts a request: its id (the client's when sane), its trace (the caller's when the
   // traceparent is valid, else a new one; W3C Trace Context) and its span.
@@ -34,13 +36,16 @@ struct RequestContext {
     start = SteadyClock::now();
     start_wall = std::chrono::system_clock::now();
     id = is_sane_request_id(sent_request_id) ? std::string(sent_request_id) : generate_request_id();
+    std::optional<bool> parent_sampled;
     if (auto tp = parse_traceparent(traceparent)) {
       trace_id = std::move(tp->trace_id);
       parent_span_id = std::move(tp->parent_id);
+      parent_sampled = (tp->flags & 1) != 0;
     } else {
       trace_id = generate_trace_id();
       parent_span_id.clear();
     }
+    sampled = sample_trace(trace_id, parent_sampled);
     span_id = generate_span_id();
     set_log_ids({id, trace_id, span_id});
   }
@@ -123,26 +128,31 @@ void finish_request(Registry& registry, const RequestContext& ctx, std::string_v
   const auto elapsed = SteadyClock::now() - ctx.start;
   registry.metrics().observe_http_request(
       route, status, std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed));
-  if (spans_enabled()) {
-    const std::string_view path = route_template(route);
-    Span span;
-    span.trace_id = ctx.trace_id;
-    span.span_id = ctx.span_id;
-    span.parent_span_id = ctx.parent_span_id;
-    span.name = path.empty() ? std::string(method) : fmt::format("{} {}", method, path);
-    span.kind = SpanKind::kServer;
+  if (ctx.sampled) {
+    // A fixed-size record: no allocation on the request path (tracing.h).
+    HttpSpan span;
+    std::copy_n(ctx.trace_id.data(), std::min(ctx.trace_id.size(), span.trace_id.size()),
+                span.trace_id.begin());
+    std::copy_n(ctx.span_id.data(), std::min(ctx.span_id.size(), span.span_id.size()),
+                span.span_id.begin());
+    span.has_parent = ctx.parent_span_id.size() == span.parent_span_id.size();
+    if (span.has_parent) {
+      std::copy_n(ctx.parent_span_id.data(), span.parent_span_id.size(),
+                  span.parent_span_id.begin());
+    }
+    span.method_len = static_cast<std::uint8_t>(std::min(method.size(), span.method.size()));
+    std::copy_n(method.data(), span.method_len, span.method.begin());
+    span.request_id_len =
+        static_cast<std::uint8_t>(std::min(ctx.id.size(), span.request_id.size()));
+    std::copy_n(ctx.id.data(), span.request_id_len, span.request_id.begin());
+    span.route = route_template(route);
+    span.status = status;
+    span.bytes = bytes;
     span.start_ns = unix_nanos(ctx.start_wall);
     span.end_ns =
         span.start_ns + static_cast<std::uint64_t>(
                             std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count());
-    span.attributes = {{"http.request.method", std::string(method)},
-                       {"http.response.status_code", status},
-                       {"http.response.body.size", bytes},
-                       {"request_id", ctx.id}};
-    if (!path.empty()) span.attributes.emplace_back("http.route", std::string(path));
-    // Server spans: only 5xx is an error (a 4xx is the client's).
-    span.error = status >= 500;
-    record_span(std::move(span));
+    record_span(span);
   }
   if (!log_enabled(LogLevel::kInfo)) return;
   Json fields = extra.is_object() ? std::move(extra) : Json::object();

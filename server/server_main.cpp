@@ -149,6 +149,18 @@ int main(int argc, char** argv) {
     otlp.max_batch = config.otel_max_batch;
     otlp.schedule_delay = config.otel_schedule_delay;
     otlp.timeout = config.otel_timeout;
+    // As the OpenTelemetry SDKs do, an unknown sampler or a bad argument is a warning, and the
+    // default (parentbased_always_on) applies.
+    auto sampler = srv::parse_sampler(config.otel_sampler, config.otel_sampler_arg);
+    if (!sampler) {
+      srv::log_always(
+          srv::LogLevel::kWarning,
+          "OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG not understood; using "
+          "parentbased_always_on",
+          fields({{"sampler", config.otel_sampler}, {"sampler_arg", config.otel_sampler_arg}}));
+      sampler = srv::Sampler{};
+    }
+    srv::set_sampler(*sampler);
     exporter = std::make_unique<srv::OtlpExporter>(std::move(otlp));
     exporter->start();
     srv::set_span_exporter(exporter.get());
@@ -248,8 +260,9 @@ int main(int argc, char** argv) {
   registry.subscribe([hub_owner](const std::shared_ptr<const cc::Snapshot>& s) {
     // Runs right after on_refresh on the same thread: the publication joins that load's trace.
     auto trace = srv::RefreshTrace::take_pending();
-    if (!trace) {
-      hub_owner->publish(s);
+    if (!trace || !trace->sampled) {
+      hub_owner->publish(s, {}, {}, trace != nullptr);
+      if (trace) trace->finish(std::chrono::system_clock::now());
       return;
     }
     const auto start = std::chrono::system_clock::now();

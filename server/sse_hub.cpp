@@ -373,7 +373,7 @@ void SseHub::stop() {
 }
 
 void SseHub::publish(std::shared_ptr<const Snapshot> snapshot, std::string trace_id,
-                     std::string parent_span_id) {
+                     std::string parent_span_id, bool unsampled) {
   if (!snapshot || loops_.empty() || stopping_) return;
   std::lock_guard publish_lock(publish_mutex_);
   if (previous_snapshot_ && previous_snapshot_->version >= snapshot->version) return;
@@ -384,8 +384,12 @@ void SseHub::publish(std::shared_ptr<const Snapshot> snapshot, std::string trace
   p->snapshot = snapshot;
   p->at = SteadyClock::now();
   p->at_wall = std::chrono::system_clock::now();
-  if (spans_enabled()) {
-    p->trace_id = trace_id.empty() ? generate_trace_id() : std::move(trace_id);
+  if (!unsampled && spans_enabled()) {
+    if (trace_id.empty()) {
+      trace_id = generate_trace_id();
+      if (!sample_trace(trace_id, std::nullopt)) trace_id.clear();
+    }
+    p->trace_id = std::move(trace_id);
     p->parent_span_id = std::move(parent_span_id);
   }
   p->loops_pending = loops_.size();

@@ -58,9 +58,10 @@ class SseHub {
 
   // Builds the status and delta events of `snapshot` and sends them to every subscriber. When
   // spans are exported (tracing.h), the broadcast becomes an "sse.broadcast" span, a child of
-  // span `parent_span_id` in trace `trace_id` (a new trace when empty).
+  // span `parent_span_id` in trace `trace_id` (a new trace when empty, if the sampler samples
+  // it). `unsampled`: the caller's trace is not sampled, no span.
   void publish(std::shared_ptr<const Snapshot> snapshot, std::string trace_id = {},
-               std::string parent_span_id = {});
+               std::string parent_span_id = {}, bool unsampled = false);
 
   // Takes ownership of connected socket `fd`: writes `preamble` (the response head), a retry
   // field, then the current status event unless `last_event_id` names the current version, and

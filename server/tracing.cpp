@@ -1,6 +1,8 @@
 #include "tracing.h"
 
 #include <algorithm>
+#include <cctype>
+#include <cstdlib>
 #include <iterator>
 #include <memory>
 
@@ -18,6 +20,7 @@ namespace cortex_connectors::server {
 namespace {
 
 std::atomic<OtlpExporter*> g_exporter{nullptr};
+Sampler g_sampler;  // set before serving (set_sampler), read-only afterwards
 
 // Appends an OTLP AnyValue. Written directly (not through a Json tree): the exporter serialises
 // every span the server makes, so this is its main cost.
@@ -68,9 +71,9 @@ std::uint64_t unix_nanos(std::chrono::system_clock::time_point t) {
       std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count());
 }
 
-std::string otlp_json(std::span<const Span> spans, const OtlpExporterOptions& options) {
-  std::string out;
-  out.reserve(512 + spans.size() * 600);
+namespace {
+
+void append_otlp_head(std::string& out, const OtlpExporterOptions& options) {
   out.append(R"({"resourceSpans":[{"resource":{"attributes":[)");
   append_key_value(out, "service.name", options.service_name);
   out.push_back(',');
@@ -84,36 +87,171 @@ std::string otlp_json(std::span<const Span> spans, const OtlpExporterOptions& op
   out.append(R"(]},"scopeSpans":[{"scope":{"name":"cortex_connectors","version":)");
   append_canonical_string(out, version_string());
   out.append(R"(},"spans":[)");
+}
+
+void append_otlp_tail(std::string& out) { out.append("]}]}]}"); }
+
+void append_decimal(std::string& out, std::uint64_t n) {
+  char buf[20];
+  char* p = buf + sizeof buf;
+  do {
+    *--p = static_cast<char>('0' + n % 10);
+    n /= 10;
+  } while (n != 0);
+  out.append(p, static_cast<std::size_t>(buf + sizeof buf - p));
+}
+
+// Ids are lowercase hex (generated or checked by parse_traceparent): no escaping needed.
+void append_span_head(std::string& out, std::string_view trace_id, std::string_view span_id,
+                      std::string_view parent_span_id) {
+  out.append(R"({"traceId":")").append(trace_id).append(R"(","spanId":")").append(span_id);
+  out.push_back('"');
+  if (!parent_span_id.empty()) {
+    out.append(R"(,"parentSpanId":")").append(parent_span_id).push_back('"');
+  }
+}
+
+void append_span_times(std::string& out, SpanKind kind, std::uint64_t start_ns,
+                       std::uint64_t end_ns) {
+  out.append(R"(,"kind":)");
+  out.push_back(static_cast<char>('0' + static_cast<int>(kind)));
+  out.append(R"(,"startTimeUnixNano":")");
+  append_decimal(out, start_ns);
+  out.append(R"(","endTimeUnixNano":")");
+  append_decimal(out, std::max(end_ns, start_ns));
+  out.append(R"(","attributes":[{"key":"brand","value":{"stringValue":"brAInwav"}})");
+}
+
+void append_span(std::string& out, const Span& s) {
+  append_span_head(out, s.trace_id, s.span_id, s.parent_span_id);
+  out.append(R"(,"name":)");
+  append_canonical_string(out, s.name);
+  append_span_times(out, s.kind, s.start_ns, s.end_ns);
+  for (const auto& [k, v] : s.attributes) {
+    out.push_back(',');
+    append_key_value(out, k, v);
+  }
+  // STATUS_CODE_ERROR (2) or STATUS_CODE_OK (1).
+  out.append(s.error ? R"(],"status":{"code":2)" : R"(],"status":{"code":1)");
+  if (s.error && !s.status_message.empty()) {
+    out.append(R"(,"message":)");
+    append_canonical_string(out, s.status_message);
+  }
+  out.append("}}");
+}
+
+void append_int_attribute(std::string& out, std::string_view key, std::uint64_t value) {
+  out.append(R"(,{"key":")").append(key).append(R"(","value":{"intValue":")");
+  append_decimal(out, value);
+  out.append(R"("}})");
+}
+
+void append_span(std::string& out, const HttpSpan& s) {
+  const std::string_view method(s.method.data(), s.method_len);
+  append_span_head(out, {s.trace_id.data(), s.trace_id.size()},
+                   {s.span_id.data(), s.span_id.size()},
+                   s.has_parent ? std::string_view(s.parent_span_id.data(), 16) : "");
+  // The method is whatever the client sent: escaped; the route is a literal of ours (no
+  // character to escape), appended inside the same JSON string.
+  out.append(R"(,"name":)");
+  append_canonical_string(out, method);
+  if (!s.route.empty()) {
+    out.pop_back();  // the closing quote
+    out.append(" ").append(s.route).push_back('"');
+  }
+  append_span_times(out, SpanKind::kServer, s.start_ns, s.end_ns);
+  out.append(R"(,{"key":"http.request.method","value":{"stringValue":)");
+  append_canonical_string(out, method);
+  out.append("}}");
+  append_int_attribute(out, "http.response.status_code", static_cast<std::uint64_t>(s.status));
+  append_int_attribute(out, "http.response.body.size", s.bytes);
+  out.append(R"(,{"key":"request_id","value":{"stringValue":)");
+  append_canonical_string(out, std::string_view(s.request_id.data(), s.request_id_len));
+  out.append("}}");
+  if (!s.route.empty()) {
+    out.append(R"(,{"key":"http.route","value":{"stringValue":)");
+    append_canonical_string(out, s.route);
+    out.append("}}");
+  }
+  // Server spans: only 5xx is an error (a 4xx is the client's).
+  out.append(s.status >= 500 ? R"(],"status":{"code":2}})" : R"(],"status":{"code":1}})");
+}
+
+}  // namespace
+
+std::string otlp_json(std::span<const Span> spans, const OtlpExporterOptions& options) {
+  std::string out;
+  out.reserve(512 + spans.size() * 600);
+  append_otlp_head(out, options);
   bool first = true;
   for (const Span& s : spans) {
     if (!first) out.push_back(',');
     first = false;
-    // Ids are lowercase hex (generated or checked by parse_traceparent): no escaping needed.
-    out.append(R"({"traceId":")").append(s.trace_id).append(R"(","spanId":")").append(s.span_id);
-    out.push_back('"');
-    if (!s.parent_span_id.empty()) {
-      out.append(R"(,"parentSpanId":")").append(s.parent_span_id).push_back('"');
-    }
-    out.append(R"(,"name":)");
-    append_canonical_string(out, s.name);
-    fmt::format_to(std::back_inserter(out),
-                   R"(,"kind":{},"startTimeUnixNano":"{}","endTimeUnixNano":"{}","attributes":[)",
-                   static_cast<int>(s.kind), s.start_ns, std::max(s.end_ns, s.start_ns));
-    append_key_value(out, "brand", "brAInwav");
-    for (const auto& [k, v] : s.attributes) {
-      out.push_back(',');
-      append_key_value(out, k, v);
-    }
-    // STATUS_CODE_ERROR (2) or STATUS_CODE_OK (1).
-    out.append(s.error ? R"(],"status":{"code":2)" : R"(],"status":{"code":1)");
-    if (s.error && !s.status_message.empty()) {
-      out.append(R"(,"message":)");
-      append_canonical_string(out, s.status_message);
-    }
-    out.append("}}");
+    append_span(out, s);
   }
-  out.append("]}]}]}");
+  append_otlp_tail(out);
   return out;
+}
+
+std::optional<Sampler> parse_sampler(std::string_view name, std::string_view arg) {
+  std::string lower(name);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  Sampler out;
+  if (lower.empty() || lower == "parentbased_always_on") {
+    out.kind = SamplerKind::kParentBasedAlwaysOn;
+  } else if (lower == "always_on") {
+    out.kind = SamplerKind::kAlwaysOn;
+  } else if (lower == "always_off") {
+    out.kind = SamplerKind::kAlwaysOff;
+  } else if (lower == "traceidratio") {
+    out.kind = SamplerKind::kTraceIdRatio;
+  } else if (lower == "parentbased_always_off") {
+    out.kind = SamplerKind::kParentBasedAlwaysOff;
+  } else if (lower == "parentbased_traceidratio") {
+    out.kind = SamplerKind::kParentBasedTraceIdRatio;
+  } else {
+    return std::nullopt;
+  }
+  const bool ratio =
+      out.kind == SamplerKind::kTraceIdRatio || out.kind == SamplerKind::kParentBasedTraceIdRatio;
+  if (ratio && !arg.empty()) {
+    const std::string text(arg);
+    char* end = nullptr;
+    const double v = std::strtod(text.c_str(), &end);
+    if (end != text.c_str() + text.size() || !(v >= 0.0 && v <= 1.0)) return std::nullopt;
+    out.ratio = v;
+  }
+  return out;
+}
+
+bool should_sample(const Sampler& sampler, std::string_view trace_id,
+                   std::optional<bool> parent_sampled) noexcept {
+  auto ratio = [&] {
+    if (sampler.ratio >= 1.0) return true;
+    if (sampler.ratio <= 0.0 || trace_id.size() != 32) return false;
+    // The last 8 bytes of the id, shifted to 63 bits, against ratio * 2^63.
+    std::uint64_t word = 0;
+    for (char c : trace_id.substr(16)) {
+      word = word << 4 | static_cast<std::uint64_t>(c <= '9' ? c - '0' : c - 'a' + 10);
+    }
+    const auto bound = static_cast<std::uint64_t>(sampler.ratio * 9223372036854775808.0);
+    return (word >> 1) < bound;
+  };
+  switch (sampler.kind) {
+    case SamplerKind::kAlwaysOn:
+      return true;
+    case SamplerKind::kAlwaysOff:
+      return false;
+    case SamplerKind::kTraceIdRatio:
+      return ratio();
+    case SamplerKind::kParentBasedAlwaysOn:
+      return parent_sampled.value_or(true);
+    case SamplerKind::kParentBasedAlwaysOff:
+      return parent_sampled.value_or(false);
+    case SamplerKind::kParentBasedTraceIdRatio:
+      return parent_sampled ? *parent_sampled : ratio();
+  }
+  return false;
 }
 
 OtlpExporter::OtlpExporter(OtlpExporterOptions options) : options_(std::move(options)) {
@@ -122,6 +260,8 @@ OtlpExporter::OtlpExporter(OtlpExporterOptions options) : options_(std::move(opt
   auto [base, path] = split_otlp_endpoint(options_.endpoint);
   base_ = std::move(base);
   path_ = std::move(path) + "/v1/traces";
+  http_queue_.reserve(options_.max_queue);
+  taken_http_.reserve(options_.max_queue);
 }
 
 OtlpExporter::~OtlpExporter() { stop(); }
@@ -138,6 +278,7 @@ void OtlpExporter::stop() {
     if (stopping_) return;
     stopping_ = true;
   }
+  cut_ = true;
   cv_.notify_all();
   {
     std::lock_guard lock(client_mutex_);
@@ -145,59 +286,108 @@ void OtlpExporter::stop() {
   }
   if (thread_.joinable()) thread_.join();
   std::lock_guard lock(mutex_);
-  dropped_failed_ += queue_.size();
+  dropped_failed_ += queue_.size() + http_queue_.size();
   queue_.clear();
+  http_queue_.clear();
 }
 
 void OtlpExporter::record(Span span) {
   {
     std::lock_guard lock(mutex_);
-    if (stopping_ || queue_.size() >= options_.max_queue) {
+    const std::size_t queued = queue_.size() + http_queue_.size();
+    if (stopping_ || queued >= options_.max_queue) {
       ++dropped_full_;
       return;
     }
     queue_.push_back(std::move(span));
-    if (queue_.size() < options_.max_batch) return;
+    if (queued + 1 < options_.max_batch) return;
   }
   cv_.notify_one();
+}
+
+void OtlpExporter::record(const HttpSpan& span) {
+  {
+    std::lock_guard lock(mutex_);
+    const std::size_t queued = queue_.size() + http_queue_.size();
+    if (stopping_ || queued >= options_.max_queue) {
+      ++dropped_full_;
+      return;
+    }
+    http_queue_.push_back(span);  // within the reserved capacity: no allocation
+    if (queued + 1 < options_.max_batch) return;
+  }
+  cv_.notify_one();
+}
+
+void OtlpExporter::take() {
+  taken_.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+  queue_.clear();
+  taken_http_.clear();
+  taken_http_.swap(http_queue_);  // both keep max_queue capacity
 }
 
 void OtlpExporter::run() {
   std::unique_lock lock(mutex_);
   for (;;) {
-    cv_.wait_for(lock, options_.schedule_delay,
-                 [this] { return stopping_ || queue_.size() >= options_.max_batch; });
+    cv_.wait_for(lock, options_.schedule_delay, [this] {
+      return stopping_ || queue_.size() + http_queue_.size() >= options_.max_batch;
+    });
     if (stopping_) break;
-    while (!queue_.empty() && !stopping_) {
-      const std::size_t n = std::min(queue_.size(), options_.max_batch);
-      std::vector<Span> batch(std::make_move_iterator(queue_.begin()),
-                              std::make_move_iterator(queue_.begin() + static_cast<long>(n)));
-      queue_.erase(queue_.begin(), queue_.begin() + static_cast<long>(n));
-      lock.unlock();
-      send(batch, options_.timeout);
-      lock.lock();
-      // A full batch may be waiting already; a partial one waits for the next round.
-      if (queue_.size() < options_.max_batch) break;
-    }
-  }
-  // Stopping: what is queued gets one bounded attempt.
-  const auto deadline = std::chrono::steady_clock::now() + options_.shutdown_budget;
-  while (!queue_.empty()) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) break;
-    const std::size_t n = std::min(queue_.size(), options_.max_batch);
-    std::vector<Span> batch(std::make_move_iterator(queue_.begin()),
-                            std::make_move_iterator(queue_.begin() + static_cast<long>(n)));
-    queue_.erase(queue_.begin(), queue_.begin() + static_cast<long>(n));
+    if (queue_.empty() && http_queue_.empty()) continue;
+    // Everything queued leaves in one round, in requests of at most max_batch spans; the queue
+    // fills again meanwhile without waiting for the network.
+    take();
     lock.unlock();
-    send(batch, std::min(left, options_.timeout));
+    send_taken(std::chrono::steady_clock::time_point::max());
     lock.lock();
   }
+  // Stopping: what is left of a round and what is queued get one bounded attempt.
+  lock.unlock();
+  const auto deadline = std::chrono::steady_clock::now() + options_.shutdown_budget;
+  send_taken(deadline);
+  lock.lock();
+  take();
+  lock.unlock();
+  send_taken(deadline);
 }
 
-void OtlpExporter::send(std::vector<Span>& batch, std::chrono::milliseconds timeout) {
-  const std::string body = otlp_json(batch, options_);
+void OtlpExporter::send_taken(std::chrono::steady_clock::time_point deadline) {
+  const std::size_t total = taken_.size() + taken_http_.size();
+  std::size_t done = std::exchange(taken_done_, 0);
+  while (done < total) {
+    // stop() cut the request in flight short: the rest is left for the bounded attempt.
+    if (cut_.load() && deadline == std::chrono::steady_clock::time_point::max()) {
+      taken_done_ = done;
+      return;
+    }
+    std::chrono::milliseconds timeout = options_.timeout;
+    if (deadline != std::chrono::steady_clock::time_point::max()) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) break;
+      timeout = std::min(left, timeout);
+    }
+    const std::size_t n = std::min(total - done, options_.max_batch);
+    body_.clear();
+    append_otlp_head(body_, options_);
+    for (std::size_t i = done; i < done + n; ++i) {
+      if (i != done) body_.push_back(',');
+      if (i < taken_.size()) {
+        append_span(body_, taken_[i]);
+      } else {
+        append_span(body_, taken_http_[i - taken_.size()]);
+      }
+    }
+    append_otlp_tail(body_);
+    send(n, timeout);
+    done += n;
+  }
+  dropped_failed_ += total - done;
+  taken_.clear();
+  taken_http_.clear();
+}
+
+void OtlpExporter::send(std::size_t count, std::chrono::milliseconds timeout) {
   // One keep-alive connection, reopened after a failure.
   static thread_local std::unique_ptr<httplib::Client> client;
   if (!client) {
@@ -213,16 +403,16 @@ void OtlpExporter::send(std::vector<Span>& batch, std::chrono::milliseconds time
     std::lock_guard lock(client_mutex_);
     client_ = client.get();
   }
-  const auto res = client->Post(path_, body, "application/json");
+  const auto res = client->Post(path_, body_.data(), body_.size(), "application/json");
   {
     std::lock_guard lock(client_mutex_);
     client_ = nullptr;
   }
   const bool ok = res && res->status >= 200 && res->status < 300;
   if (ok) {
-    exported_ += batch.size();
+    exported_ += count;
   } else {
-    dropped_failed_ += batch.size();
+    dropped_failed_ += count;
   }
   // One line when export starts failing and one when it recovers; the endpoint is not logged
   // (it may carry credentials), the reason is.
@@ -230,7 +420,7 @@ void OtlpExporter::send(std::vector<Span>& batch, std::chrono::milliseconds time
     const std::string reason =
         res ? fmt::format("collector answered {}", res->status) : httplib::to_string(res.error());
     log(LogLevel::kWarning, "span export failing; spans are dropped",
-        Json(Json::Object{{"reason", reason}, {"spans", batch.size()}}));
+        Json(Json::Object{{"reason", reason}, {"spans", count}}));
   } else if (ok && failing_) {
     log(LogLevel::kInfo, "span export recovered");
   }
@@ -263,8 +453,9 @@ constexpr std::size_t kMaxConnectorIds = 100;
 RefreshTrace::RefreshTrace(const RefreshReport& report)
     : trace_id(generate_trace_id()),
       root_span_id(generate_span_id()),
+      sampled(sample_trace(trace_id, std::nullopt)),
       start_ns_(unix_nanos(report.started_at)) {
-  if (!spans_enabled()) return;
+  if (!sampled) return;
   error_ = report.result == ReloadResult::kFailure;
   if (error_ && report.error != nullptr) error_message_ = report.error->message;
   attributes_ = {{"manifest.path", report.path}, {"reload.result", error_ ? "failure" : "success"}};
@@ -321,7 +512,7 @@ Span RefreshTrace::child(std::string name, std::uint64_t start_ns, std::uint64_t
 void RefreshTrace::publish_span(const std::string& span_id,
                                 std::chrono::system_clock::time_point start,
                                 std::chrono::system_clock::time_point end) {
-  if (spans_enabled()) {
+  if (sampled) {
     Span span = child("snapshot.publish", unix_nanos(start), unix_nanos(end));
     span.span_id = span_id;
     span.attributes = snapshot_attributes_;
@@ -331,7 +522,7 @@ void RefreshTrace::publish_span(const std::string& span_id,
 }
 
 void RefreshTrace::finish(std::chrono::system_clock::time_point end) {
-  if (!spans_enabled()) return;
+  if (!sampled) return;
   Span span;
   span.trace_id = trace_id;
   span.span_id = root_span_id;
@@ -356,8 +547,18 @@ void set_span_exporter(OtlpExporter* exporter) { g_exporter = exporter; }
 
 bool spans_enabled() noexcept { return g_exporter.load(std::memory_order_relaxed) != nullptr; }
 
+void set_sampler(const Sampler& sampler) { g_sampler = sampler; }
+
+bool sample_trace(std::string_view trace_id, std::optional<bool> parent_sampled) noexcept {
+  return spans_enabled() && should_sample(g_sampler, trace_id, parent_sampled);
+}
+
 void record_span(Span span) {
   if (OtlpExporter* e = g_exporter.load()) e->record(std::move(span));
+}
+
+void record_span(const HttpSpan& span) {
+  if (OtlpExporter* e = g_exporter.load()) e->record(span);
 }
 
 std::string span_metrics_text() {

@@ -10,6 +10,7 @@
 // Thread-safety: every function and method may be called from any thread.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -18,8 +19,10 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -48,6 +51,55 @@ struct Span {
   bool error = false;
   std::string status_message;  // with error; never a secret
 };
+
+// The server span of one HTTP request as a fixed-size record: the request path fills it without
+// touching the heap and copies it into the exporter's preallocated queue; the exporter thread
+// turns it into OTLP JSON (name "<method> <route>", kind SERVER, attributes http.request.method,
+// http.response.status_code, http.response.body.size, request_id, http.route).
+struct HttpSpan {
+  std::array<char, 32> trace_id{};
+  std::array<char, 16> span_id{};
+  std::array<char, 16> parent_span_id{};  // with has_parent
+  bool has_parent = false;
+  std::uint8_t method_len = 0;
+  std::uint8_t request_id_len = 0;
+  std::array<char, 16> method{};       // truncated beyond 16 characters
+  std::array<char, 128> request_id{};  // is_sane_request_id(): at most 128 characters
+  std::string_view route;              // a route template: a string literal, or "" for none
+  int status = 0;
+  std::uint64_t bytes = 0;
+  std::uint64_t start_ns = 0;
+  std::uint64_t end_ns = 0;
+};
+
+// The sampler of OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG (OpenTelemetry SDK environment
+// variables). A sampled trace's spans are exported; an unsampled one still has ids (logs carry
+// them) but builds no span.
+enum class SamplerKind : std::uint8_t {
+  kAlwaysOn,                 // always_on
+  kAlwaysOff,                // always_off
+  kTraceIdRatio,             // traceidratio
+  kParentBasedAlwaysOn,      // parentbased_always_on (the default)
+  kParentBasedAlwaysOff,     // parentbased_always_off
+  kParentBasedTraceIdRatio,  // parentbased_traceidratio
+};
+
+struct Sampler {
+  SamplerKind kind = SamplerKind::kParentBasedAlwaysOn;
+  double ratio = 1.0;  // the ratio samplers' probability, in [0, 1]
+};
+
+// Reads OTEL_TRACES_SAMPLER (`name`, case-insensitive; unset or empty: the default) and
+// OTEL_TRACES_SAMPLER_ARG (`arg`, used by the ratio samplers; unset or empty: 1.0). Returns
+// nullopt for an unknown name or an argument that is not a number in [0, 1].
+std::optional<Sampler> parse_sampler(std::string_view name, std::string_view arg);
+
+// The sampling decision for a trace: `parent_sampled` is the sampled flag (trace-flags bit 0) of
+// a valid incoming traceparent, nullopt for a root. The parent-based samplers follow the parent's
+// flag; a root goes to the inner sampler. traceidratio decides from the trace id alone (its last
+// 8 bytes, as the OpenTelemetry SDKs do), so every service with the same ratio agrees on a trace.
+bool should_sample(const Sampler& sampler, std::string_view trace_id,
+                   std::optional<bool> parent_sampled) noexcept;
 
 struct OtlpExporterOptions {
   // Base URL (OTEL_EXPORTER_OTLP_ENDPOINT): http://host:port[/path]; spans go to
@@ -83,6 +135,8 @@ class OtlpExporter {
 
   // Queues `span`, or drops and counts it when the queue is full. Never blocks on the network.
   void record(Span span);
+  // The same for a request's span: a copy into preallocated storage, no allocation.
+  void record(const HttpSpan& span);
 
   std::uint64_t exported() const noexcept { return exported_.load(); }
   std::uint64_t dropped() const noexcept { return dropped_full_.load() + dropped_failed_.load(); }
@@ -93,17 +147,28 @@ class OtlpExporter {
 
  private:
   void run();
-  // Sends `batch` once; counts it as exported or dropped.
-  void send(std::vector<Span>& batch, std::chrono::milliseconds timeout);
+  // Moves every queued span into the taken_* batches (mutex_ held).
+  void take();
+  // Sends the taken spans in requests of at most max_batch spans, until `deadline`; what is left
+  // at the deadline is dropped and counted.
+  void send_taken(std::chrono::steady_clock::time_point deadline);
+  // POSTs body_ (holding `count` spans) once; counts them as exported or dropped.
+  void send(std::size_t count, std::chrono::milliseconds timeout);
 
   OtlpExporterOptions options_;
   std::string base_;  // scheme://host:port
   std::string path_;  // <path>/v1/traces
   std::mutex mutex_;  // guards queue_ and stopping_
   std::condition_variable cv_;
-  std::deque<Span> queue_;
+  std::deque<Span> queue_;            // spans of loads and broadcasts (few)
+  std::vector<HttpSpan> http_queue_;  // request spans; capacity max_queue, never reallocated
+  std::vector<Span> taken_;           // sending thread only
+  std::vector<HttpSpan> taken_http_;  // sending thread only; swapped with http_queue_
+  std::size_t taken_done_ = 0;        // sending thread only: taken spans already handled
+  std::string body_;                  // sending thread only: the request body, reused
   bool stopping_ = false;
   std::thread thread_;
+  std::atomic<bool> cut_{false};  // set by stop()
   std::atomic<std::uint64_t> exported_{0};
   std::atomic<std::uint64_t> dropped_full_{0};
   std::atomic<std::uint64_t> dropped_failed_{0};
@@ -136,6 +201,7 @@ class RefreshTrace {
 
   std::string trace_id;
   std::string root_span_id;
+  bool sampled = false;  // the sampler's decision (and an exporter is set): spans are recorded
 
  private:
   Span child(std::string name, std::uint64_t start_ns, std::uint64_t end_ns) const;
@@ -152,8 +218,13 @@ class RefreshTrace {
 void set_span_exporter(OtlpExporter* exporter);
 // Whether spans are exported: lets callers skip building them.
 bool spans_enabled() noexcept;
+// The process's sampler (default parentbased_always_on). REQUIRES: set before the server starts.
+void set_sampler(const Sampler& sampler);
+// Whether a trace's spans are recorded: an exporter is set and the sampler samples it.
+bool sample_trace(std::string_view trace_id, std::optional<bool> parent_sampled) noexcept;
 // Hands `span` to the exporter, if any.
 void record_span(Span span);
+void record_span(const HttpSpan& span);
 // The exporter's metrics text, or "" without an exporter.
 std::string span_metrics_text();
 

@@ -598,3 +598,104 @@ TEST_CASE("an OTLP endpoint that is not http(s) is a configuration error", "[obs
   CHECK(p.log().find("OTEL_EXPORTER_OTLP_ENDPOINT must start with http://") != std::string::npos);
   CHECK(p.log().find("secret") == std::string::npos);
 }
+
+TEST_CASE("OTEL_TRACES_SAMPLER decides which traces export spans; logs keep every trace id",
+          "[observability][otlp]") {
+  const std::string low = "4bf92f3577b34da60000000000000001";   // below any ratio > 0
+  const std::string high = "4bf92f3577b34da6ffffffffffffffff";  // above any ratio < 1
+  struct Request {
+    std::string id;           // X-Request-Id
+    std::string traceparent;  // "" for none
+  };
+  const std::vector<Request> requests{{"parent-sampled", "00-" + high + "-" + kParentId + "-01"},
+                                      {"parent-unsampled", "00-" + low + "-" + kParentId + "-00"},
+                                      {"root", ""}};
+  // Runs a server with `sampler_env`, sends `requests`, then a "marker" request (trace `low`,
+  // sampled flag set: sampled by every sampler here but always_off and ratio 0); when
+  // `marker_sampled`, waits for its span (spans leave in order, so the others are in), then stops
+  // the server (queued spans leave at exit). Returns the request ids that got a server span, plus
+  // "load" when the manifest load got spans.
+  std::string log;  // the last run's
+  auto run = [&](const std::vector<std::string>& sampler_env, bool marker_sampled = true) {
+    Collector collector;
+    std::vector<std::string> env{"OTEL_EXPORTER_OTLP_ENDPOINT=" + collector.endpoint(),
+                                 "OTEL_SERVICE_NAME=cortex-connectors-test",
+                                 "OTEL_BSP_SCHEDULE_DELAY=50"};
+    env.insert(env.end(), sampler_env.begin(), sampler_env.end());
+    std::set<std::string> traced;
+    Server s(env);
+    for (const auto& q : requests) {
+      httplib::Headers headers{{"X-Request-Id", q.id}};
+      if (!q.traceparent.empty()) headers.emplace("traceparent", q.traceparent);
+      auto r = s.client->Get("/health", headers);
+      REQUIRE(r);
+      REQUIRE(r->status == 200);
+    }
+    auto r = s.client->Get("/health", {{"X-Request-Id", "marker"},
+                                       {"traceparent", "00-" + low + "-" + kParentId + "-01"}});
+    REQUIRE(r);
+    if (marker_sampled) {
+      REQUIRE(cc::test::eventually_true([&] {
+        for (const auto& body : collector.bodies()) {
+          if (body.find("\"marker\"") != std::string::npos) return true;
+        }
+        return false;
+      }));
+    }
+    REQUIRE(s.process->stop(SIGTERM, 10s) == 0);
+    log = s.process->log();
+    UNSCOPED_INFO(log);
+    // Sampled or not, the request's log line carries the caller's trace id.
+    std::map<std::string, std::string> logged;
+    for (const auto& j : log_lines(log)) {
+      if (str(j, "msg") == "request") logged[str(j, "request_id")] = str(j, "trace_id");
+    }
+    CHECK(logged["parent-sampled"] == high);
+    CHECK(logged["parent-unsampled"] == low);
+    CHECK(is_hex(logged["root"], 32));
+    bool load = false;
+    for (const auto& span : collector.spans()) {
+      check_span(span);
+      if (str(span, "name") == "GET /health") {
+        const std::string id = string_attribute(span, "request_id");
+        CHECK(str(span, "traceId") == logged[id]);
+        traced.insert(id);
+      }
+      if (str(span, "name") == "manifest.refresh") load = true;
+    }
+    if (load) traced.insert("load");
+    CHECK(traced.count("marker") == (marker_sampled ? 1U : 0U));
+    traced.erase("marker");
+    return traced;
+  };
+  using Set = std::set<std::string>;
+  SECTION("default: parentbased_always_on") {
+    CHECK(run({}) == Set{"parent-sampled", "root", "load"});
+  }
+  SECTION("always_on") {
+    CHECK(run({"OTEL_TRACES_SAMPLER=always_on"}) ==
+          Set{"parent-sampled", "parent-unsampled", "root", "load"});
+  }
+  SECTION("always_off") { CHECK(run({"OTEL_TRACES_SAMPLER=always_off"}, false).empty()); }
+  SECTION("parentbased_always_off") {
+    CHECK(run({"OTEL_TRACES_SAMPLER=parentbased_always_off"}) == Set{"parent-sampled"});
+  }
+  SECTION("traceidratio: the trace id decides, the caller's flag does not") {
+    const Set got = run({"OTEL_TRACES_SAMPLER=traceidratio", "OTEL_TRACES_SAMPLER_ARG=0.5"});
+    CHECK(got.count("parent-unsampled") == 1);
+    CHECK(got.count("parent-sampled") == 0);
+  }
+  SECTION("traceidratio 0 samples nothing") {
+    CHECK(run({"OTEL_TRACES_SAMPLER=traceidratio", "OTEL_TRACES_SAMPLER_ARG=0"}, false).empty());
+  }
+  SECTION("parentbased_traceidratio: the caller's flag decides, roots go by ratio") {
+    const Set got =
+        run({"OTEL_TRACES_SAMPLER=parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG=0"});
+    CHECK(got == Set{"parent-sampled"});
+  }
+  SECTION("an unknown sampler falls back to the default") {
+    CHECK(run({"OTEL_TRACES_SAMPLER=sometimes"}) == Set{"parent-sampled", "root", "load"});
+    CHECK(log.find("OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG not understood") !=
+          std::string::npos);
+  }
+}

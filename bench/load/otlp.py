@@ -3,14 +3,18 @@
 
 usage: bench/load/otlp.py --server BUILD/server/cortex-connectors-server
                           [--rounds 3] [--duration 5] [--conns 16]
+                          [--ratio 0.1] [--before OTHER/cortex-connectors-server]
 
 Two servers on the same manifest (examples/connectors.manifest.json, 3 connectors), both with
 ENABLE_PROMETHEUS=true and LOG_LEVEL=warning: "off" without OTEL_EXPORTER_OTLP_ENDPOINT, "on"
 exporting to a collector on 127.0.0.1 (a Python process here, answering 200 to every
 POST /v1/traces and counting spans without parsing them, so that it takes little of the CPU). wrk -t2 -c16 --latency on GET /v1/connectors/service-map
 alternates between them (off, on, then on, off, ...) so drift on a shared machine hits both.
-Reports the median requests/s and p99 of each, their ratio, and the spans the "on" server
-exported and dropped (its /metrics). Everything on 127.0.0.1, every child stopped on exit.
+--ratio R adds a server exporting with OTEL_TRACES_SAMPLER=traceidratio and
+OTEL_TRACES_SAMPLER_ARG=R ("on-ratio"); --before BINARY adds one exporting every span with another
+build of the server ("on-before", e.g. an earlier commit), so a change is measured in the same run.
+Reports the median requests/s and p99 of each, their ratio to "off", and the spans the "on"
+server exported and dropped (its /metrics). Everything on 127.0.0.1, every child stopped on exit.
 """
 from __future__ import annotations
 
@@ -67,6 +71,8 @@ def main() -> int:
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--conns", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--ratio", type=float, default=None)
+    ap.add_argument("--before", default=None)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="cortex-otlp-bench."))
     lb.TMP = tmp
@@ -76,6 +82,10 @@ def main() -> int:
     manifest = mdir / "m3.json"
     manifest.write_bytes((lb.REPO / "examples" / "connectors.manifest.json").read_bytes())
     rows: dict[str, list[dict]] = {"off": [], "on": []}
+    if args.ratio is not None:
+        rows["on-ratio"] = []
+    if args.before:
+        rows["on-before"] = []
     try:
         cport = lb.free_port()
         collector = lb.track(subprocess.Popen([sys.executable, "-c", COLLECTOR, str(cport)]))
@@ -85,12 +95,19 @@ def main() -> int:
                 raise RuntimeError("collector did not start")
             time.sleep(0.05)
         common = {"ENABLE_PROMETHEUS": "true"}
+        export = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{cport}",
+                  "OTEL_BSP_SCHEDULE_DELAY": "1000"}
+        variants = [("off", args.server, {}), ("on", args.server, export)]
+        if args.ratio is not None:
+            variants.append(("on-ratio", args.server,
+                             {**export, "OTEL_TRACES_SAMPLER": "traceidratio",
+                              "OTEL_TRACES_SAMPLER_ARG": str(args.ratio)}))
+        if args.before:
+            variants.append(("on-before", args.before, export))
         servers = {}
-        for name, extra in (("off", {}),
-                            ("on", {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{cport}",
-                                    "OTEL_BSP_SCHEDULE_DELAY": "1000"})):
+        for name, binary, extra in variants:
             port = lb.free_port()
-            p = lb.start_server(args.server, manifest, port, {**common, **extra},
+            p = lb.start_server(binary, manifest, port, {**common, **extra},
                                 tmp / "logs" / f"server-{name}.log")
             if lb.wait_status(port, "/ready", 200, time.perf_counter() + 30, auth=False,
                               proc=p) is None:
@@ -100,10 +117,11 @@ def main() -> int:
             lb.run_wrk(f"http://127.0.0.1:{port}{lb.MAP_PATH}", args.conns, 1, args.threads,
                        True, [])
         for rnd in range(args.rounds):
-            order = ["off", "on"] if rnd % 2 == 0 else ["on", "off"]
+            names = list(rows)
+            order = names if rnd % 2 == 0 else names[::-1]
             for name in order:
                 p, port = servers[name]
-                lb.log(f"  wrk export {name:3} -c{args.conns} round {rnd + 1}/{args.rounds}")
+                lb.log(f"  wrk export {name:9} -c{args.conns} round {rnd + 1}/{args.rounds}")
                 r = lb.run_wrk(f"http://127.0.0.1:{port}{lb.MAP_PATH}", args.conns,
                                args.duration, args.threads, True, [p.pid])
                 r.pop("raw", None)
@@ -126,12 +144,14 @@ def main() -> int:
     print(f"load average at the end: {lb.loadavg()}")
     print("| export | requests/s (median) | p99 ms (median) | server CPU s / 1000 req | runs |")
     print("|---|---|---|---|---|")
-    for name in ("off", "on"):
+    for name in rows:
         cpu = statistics.median(1000 * r["target_cpu_s"] / max(r["requests"], 1)
                                 for r in rows[name])
         print(f"| {name} | {med(name, 'rps'):.0f} | {med(name, 'p99_ms'):.2f} | {cpu:.3f} | "
               + ", ".join(f"{r['rps']:.0f}" for r in rows[name]) + " |")
-    print(f"on/off requests/s: {med('on', 'rps') / med('off', 'rps'):.3f}")
+    for name in rows:
+        if name != "off":
+            print(f"{name}/off requests/s: {med(name, 'rps') / med('off', 'rps'):.3f}")
     print(f"spans: exported {exported:.0f}, collector received {received}, dropped queue_full "
           f"{dropped_full:.0f}, export_failed {dropped_failed:.0f}")
     print(json.dumps({"cmd": rows["on"][0]["cmd"] if rows["on"] else ""}))
