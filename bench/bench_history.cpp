@@ -27,10 +27,13 @@
 
 #include <benchmark/benchmark.h>
 
+#include "bench_utils.h"
 #include "cortex_connectors/history.h"
 #include "cortex_connectors/registry.h"
 #include "cortex_connectors/sqlite_history.h"
 #include "manifest_generator.h"
+
+using cortex_connectors::bench::TempDir;
 
 namespace {
 
@@ -38,26 +41,6 @@ namespace cc = cortex_connectors;
 using SteadyClock = std::chrono::steady_clock;
 
 constexpr std::string_view kKey = "bench-key-0123456789abcdef012345";
-
-// A private temporary directory, removed with the object.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "cortex-bench-history-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) != nullptr) path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const noexcept { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
 
 std::shared_ptr<cc::HistoryStore> open_store(const TempDir& dir) {
   auto store = cc::SqliteHistoryStore::open((dir.path() / cc::kHistoryDatabaseName).string());
@@ -72,7 +55,7 @@ void BM_RecordSqlite(benchmark::State& state) {
   cc::Registry registry(options);
   const std::string manifest = cc::bench::generate_manifest(n, 301);
   auto snap = registry.refresh_from_text(manifest);
-  TempDir dir;
+  TempDir dir{"history"};
   auto store = open_store(dir);
   if (!snap || !store) {
     state.SkipWithError("setup failed");
@@ -99,7 +82,7 @@ void BM_Publish(benchmark::State& state) {
   const bool with_history = state.range(1) != 0;
   const std::string a = cc::bench::generate_manifest(n, 301);
   const std::string b = cc::bench::generate_manifest(n, 302);
-  TempDir dir;
+  TempDir dir{"history"};
   cc::RegistryOptions options;
   options.signing_key = std::string(kKey);
   std::shared_ptr<cc::HistoryRecorder> recorder;

@@ -36,6 +36,7 @@
 #include <benchmark/benchmark.h>
 #include <simdjson.h>
 
+#include "bench_utils.h"
 #include "cortex_connectors/canonical_json.h"
 #include "cortex_connectors/json.h"
 #include "cortex_connectors/manifest.h"
@@ -43,6 +44,8 @@
 #include "cortex_connectors/signing.h"
 #include "cortex_connectors/validate.h"
 #include "manifest_generator.h"
+
+using cortex_connectors::bench::TempDir;
 
 namespace {
 
@@ -64,28 +67,8 @@ cc::JsonParseOptions manifest_parse_options() {
   return options;
 }
 
-// A private temporary directory for the manifest files, removed at exit.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "cortex-bench-manifest-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) != nullptr) path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const noexcept { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
-
 TempDir& temp_dir() {
-  static TempDir dir;
+  static TempDir dir{"manifest"};
   return dir;
 }
 

@@ -50,10 +50,13 @@
 #include <openssl/evp.h>
 #include <zlib.h>
 
+#include "bench_utils.h"
 #include "cortex_connectors/manifest.h"
 #include "cortex_connectors/registry.h"
 #include "cortex_connectors/snapshot.h"
 #include "manifest_generator.h"
+
+using cortex_connectors::bench::TempDir;
 
 namespace {
 
@@ -65,28 +68,8 @@ constexpr std::string_view kKey = "bench-key-0123456789abcdef012345";
 // The body size up to which the registry compresses at the best levels (src/registry.cpp).
 constexpr std::size_t kSmallBody = std::size_t{256} << 10;
 
-// A private temporary directory for the manifest files, removed at exit.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "cortex-bench-registry-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) != nullptr) path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const noexcept { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
-
 TempDir& temp_dir() {
-  static TempDir dir;
+  static TempDir dir{"registry"};
   return dir;
 }
 

@@ -8,13 +8,38 @@
 #include <charconv>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <string>
 #include <string_view>
+#include <system_error>
 
 #include <benchmark/benchmark.h>
 
 namespace cortex_connectors::bench {
+
+// A private temporary directory "cortex-bench-<name>-XXXXXX", removed with the object (or at
+// exit, for a static one). path() is empty when it could not be created.
+class TempDir {
+ public:
+  explicit TempDir(std::string_view name) {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / ("cortex-bench-" + std::string(name) + "-XXXXXX"))
+            .string();
+    if (::mkdtemp(pattern.data()) != nullptr) path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const noexcept { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
 
 // The seed every benchmark uses, so figures are comparable between runs and machines.
 inline constexpr std::uint64_t kSeed = 301;

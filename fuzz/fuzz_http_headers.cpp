@@ -12,18 +12,11 @@
 
 #include "cortex_connectors/http.h"
 #include "cortex_connectors/sse.h"
+#include "fuzz_check.h"  // last: it defines the FUZZ_CHECK() macro
 
 namespace cc = cortex_connectors;
 
 namespace {
-
-// A property that does not hold is a finding: report it and abort like a crash.
-void check_at(bool condition, const char* what, int line) {
-  if (condition) return;
-  std::fprintf(stderr, "%s:%d: property failed: %s\n", __FILE__, line, what);
-  std::abort();
-}
-#define check(condition) check_at(static_cast<bool>(condition), #condition, __LINE__)
 
 char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
 
@@ -45,43 +38,43 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   // Last-Event-ID: a value only for 1-20 digits that fit 64 bits, and it is their value.
   if (const auto id = cc::parse_last_event_id(text)) {
-    check(!text.empty() && text.size() <= 20);
-    check(std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }));
+    FUZZ_CHECK(!text.empty() && text.size() <= 20);
+    FUZZ_CHECK(std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }));
     std::string_view digits = text;
     while (digits.size() > 1 && digits.front() == '0') digits.remove_prefix(1);
-    check(std::to_string(*id) == digits);
+    FUZZ_CHECK(std::to_string(*id) == digits);
   }
 
   // If-None-Match: only "*" or a list naming the tag matches.
   constexpr std::string_view kEtag = "\"c0ffee\"";
   if (cc::if_none_match(text, kEtag)) {
-    check(trim(text) == "*" || text.find(kEtag) != std::string_view::npos);
+    FUZZ_CHECK(trim(text) == "*" || text.find(kEtag) != std::string_view::npos);
   }
 
   // Accept-Encoding: a coding never mentioned (nor covered by "*") is never chosen.
   const cc::ContentEncoding chosen = cc::choose_encoding(text);
   const bool star = text.find('*') != std::string_view::npos;
-  if (chosen == cc::ContentEncoding::kBrotli) check(star || contains_nocase(text, "br"));
-  if (chosen == cc::ContentEncoding::kGzip) check(star || contains_nocase(text, "gzip"));
-  check(!cc::to_string(chosen).empty());
+  if (chosen == cc::ContentEncoding::kBrotli) FUZZ_CHECK(star || contains_nocase(text, "br"));
+  if (chosen == cc::ContentEncoding::kGzip) FUZZ_CHECK(star || contains_nocase(text, "gzip"));
+  FUZZ_CHECK(!cc::to_string(chosen).empty());
 
   // Authorization: kOk only for "Bearer <a configured key>", whatever the whitespace around.
   static const std::array<std::string, 3> kKeys = {"fuzz-api-key-1", "", "K2"};
   const cc::AuthResult auth = cc::check_bearer(text, kKeys);
   if (auth == cc::AuthResult::kOk) {
     const std::string_view t = trim(text);
-    check(t.size() > 7 && contains_nocase(t.substr(0, 6), "bearer"));
+    FUZZ_CHECK(t.size() > 7 && contains_nocase(t.substr(0, 6), "bearer"));
     const std::string_view token = trim(t.substr(6));
-    check(token == kKeys[0] || token == kKeys[2]);
+    FUZZ_CHECK(token == kKeys[0] || token == kKeys[2]);
   }
-  if (trim(text).empty()) check(auth == cc::AuthResult::kMissing);
+  if (trim(text).empty()) FUZZ_CHECK(auth == cc::AuthResult::kMissing);
 
   // X-Request-Id: echoed only when made of the safe characters.
   if (cc::is_sane_request_id(text)) {
-    check(!text.empty() && text.size() <= 128);
+    FUZZ_CHECK(!text.empty() && text.size() <= 128);
     for (char c : text) {
-      check((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            c == '.' || c == '_' || c == ':' || c == '-');
+      FUZZ_CHECK((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '.' || c == '_' || c == ':' || c == '-');
     }
   }
   return 0;

@@ -13,20 +13,11 @@
 
 #include "cortex_connectors/canonical_json.h"
 #include "cortex_connectors/json.h"
+#include "fuzz_check.h"  // last: it defines the FUZZ_CHECK() macro
 
 namespace cc = cortex_connectors;
 
-namespace {
-
-// A property that does not hold is a finding: report it and abort like a crash.
-void check_at(bool condition, const char* what, int line) {
-  if (condition) return;
-  std::fprintf(stderr, "%s:%d: property failed: %s\n", __FILE__, line, what);
-  std::abort();
-}
-#define check(condition) check_at(static_cast<bool>(condition), #condition, __LINE__)
-
-}  // namespace
+namespace {}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);  // NOLINT
@@ -38,21 +29,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   cc::JsonParseOptions strict = options;
   strict.reject_unsafe_integers = true;
   auto strict_parsed = cc::parse_json(text, strict);
-  if (strict_parsed) check(parsed && *strict_parsed == *parsed);
+  if (strict_parsed) FUZZ_CHECK(parsed && *strict_parsed == *parsed);
   if (!parsed) return 0;
 
   auto canonical = cc::canonical_json(*parsed);
-  check(static_cast<bool>(canonical));
+  FUZZ_CHECK(static_cast<bool>(canonical));
   auto again = cc::parse_json(*canonical, options);
-  check(static_cast<bool>(again));
+  FUZZ_CHECK(static_cast<bool>(again));
   auto twice = cc::canonical_json(*again);
-  check(twice && *twice == *canonical);
+  FUZZ_CHECK(twice && *twice == *canonical);
   auto via_text = cc::canonicalize(text, options);
-  check(via_text && *via_text == *canonical);
+  FUZZ_CHECK(via_text && *via_text == *canonical);
 
   auto pretty = cc::pretty_json(*parsed);
-  check(static_cast<bool>(pretty));
+  FUZZ_CHECK(static_cast<bool>(pretty));
   auto from_pretty = cc::parse_json(*pretty, options);
-  check(from_pretty && cc::canonical_json(*from_pretty).value() == *canonical);
+  FUZZ_CHECK(from_pretty && cc::canonical_json(*from_pretty).value() == *canonical);
   return 0;
 }

@@ -17,18 +17,11 @@
 #include "cortex_connectors/signing.h"
 #include "cortex_connectors/validate.h"
 #include "cortex_connectors/verify.h"
+#include "fuzz_check.h"  // last: it defines the FUZZ_CHECK() macro
 
 namespace cc = cortex_connectors;
 
 namespace {
-
-// A property that does not hold is a finding: report it and abort like a crash.
-void check_at(bool condition, const char* what, int line) {
-  if (condition) return;
-  std::fprintf(stderr, "%s:%d: property failed: %s\n", __FILE__, line, what);
-  std::abort();
-}
-#define check(condition) check_at(static_cast<bool>(condition), #condition, __LINE__)
 
 const std::string kKey = "fuzz-signing-key";
 
@@ -41,25 +34,25 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto manifest = cc::parse_manifest(text, limits);
   if (!manifest) {
     const cc::Error& e = manifest.error();
-    check(e.code == cc::ErrorCode::kParse || e.code == cc::ErrorCode::kInvalid);
+    FUZZ_CHECK(e.code == cc::ErrorCode::kParse || e.code == cc::ErrorCode::kInvalid);
     if (e.code == cc::ErrorCode::kInvalid) {
-      check(!e.issues.empty() && e.issues.size() <= cc::kMaxIssues);
+      FUZZ_CHECK(!e.issues.empty() && e.issues.size() <= cc::kMaxIssues);
     }
     return 0;
   }
   auto document = cc::parse_json(text);
-  check(document && cc::validate_manifest(*document).empty());
+  FUZZ_CHECK(document && cc::validate_manifest(*document).empty());
 
   cc::Json payload = cc::build_service_map(*manifest, "2025-01-01T00:00:00Z");
   const auto& connectors = payload.find("connectors")->as_array();
-  check(connectors.size() == manifest->connectors.size());
-  check(payload.find("count")->as_number() == static_cast<double>(connectors.size()));
+  FUZZ_CHECK(connectors.size() == manifest->connectors.size());
+  FUZZ_CHECK(payload.find("count")->as_number() == static_cast<double>(connectors.size()));
   for (std::size_t i = 1; i < connectors.size(); ++i) {
-    check(connectors[i - 1].find("id")->as_string() < connectors[i].find("id")->as_string());
+    FUZZ_CHECK(connectors[i - 1].find("id")->as_string() < connectors[i].find("id")->as_string());
   }
   auto signed_map = cc::sign_service_map(payload, cc::as_bytes(kKey));
-  check(static_cast<bool>(signed_map));
+  FUZZ_CHECK(static_cast<bool>(signed_map));
   auto verified = cc::verify_service_map(signed_map->body, cc::as_bytes(kKey));
-  check(verified && verified->canonical_payload == signed_map->canonical_payload);
+  FUZZ_CHECK(verified && verified->canonical_payload == signed_map->canonical_payload);
   return 0;
 }

@@ -13,19 +13,12 @@
 #include <string>
 #include <string_view>
 
+#include "fuzz_check.h"  // last: it defines the FUZZ_CHECK() macro
 #include "http_server.h"
 
 namespace srv = cortex_connectors::server;
 
 namespace {
-
-// A property that does not hold is a finding: report it and abort like a crash.
-void check_at(bool condition, const char* what, int line) {
-  if (condition) return;
-  std::fprintf(stderr, "%s:%d: property failed: %s\n", __FILE__, line, what);
-  std::abort();
-}
-#define check(condition) check_at(static_cast<bool>(condition), #condition, __LINE__)
 
 char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
 
@@ -52,25 +45,25 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const srv::HeadResult result = srv::check_head(head, options);
   if (result != srv::HeadResult::kOk) return 0;
 
-  check(head.size() >= 4 && head.ends_with("\r\n\r\n"));
+  FUZZ_CHECK(head.size() >= 4 && head.ends_with("\r\n\r\n"));
   const srv::RequestHead parsed = srv::parse_head(head);
-  check(parsed.method == "GET" || parsed.method == "HEAD");
-  check(parsed.headers.size() <= options.max_header_count);
+  FUZZ_CHECK(parsed.method == "GET" || parsed.method == "HEAD");
+  FUZZ_CHECK(parsed.headers.size() <= options.max_header_count);
   std::size_t authorizations = 0;
   for (const auto& [name, value] : parsed.headers) {
-    check(!name.empty());
-    check(name.find_first_of(" \t") == std::string_view::npos);
-    check(!iequals(name, "range") && !iequals(name, "if-range"));
-    check(!iequals(name, "transfer-encoding"));
-    if (iequals(name, "content-length")) check(value == "0");
+    FUZZ_CHECK(!name.empty());
+    FUZZ_CHECK(name.find_first_of(" \t") == std::string_view::npos);
+    FUZZ_CHECK(!iequals(name, "range") && !iequals(name, "if-range"));
+    FUZZ_CHECK(!iequals(name, "transfer-encoding"));
+    if (iequals(name, "content-length")) FUZZ_CHECK(value == "0");
     if (iequals(name, "authorization")) ++authorizations;
-    check(value.empty() || (value.front() != ' ' && value.back() != ' '));
+    FUZZ_CHECK(value.empty() || (value.front() != ' ' && value.back() != ' '));
   }
-  check(authorizations <= 1);
+  FUZZ_CHECK(authorizations <= 1);
   std::string rebuilt(parsed.path);
   if (parsed.query.data() != nullptr) rebuilt.append("?").append(parsed.query);
-  check(rebuilt == parsed.target);
-  check(parsed.path.size() <= parsed.target.size());
+  FUZZ_CHECK(rebuilt == parsed.target);
+  FUZZ_CHECK(parsed.path.size() <= parsed.target.size());
   (void)parsed.query_param("mode");
   (void)parsed.header("last-event-id");
   return 0;

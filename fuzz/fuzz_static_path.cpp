@@ -11,17 +11,11 @@
 #include <string_view>
 
 #include "cortex_connectors/http.h"
+#include "fuzz_check.h"  // last: it defines the FUZZ_CHECK() macro
 
 namespace cc = cortex_connectors;
 
 namespace {
-
-void check_at(bool condition, const char* what, int line) {
-  if (condition) return;
-  std::fprintf(stderr, "%s:%d: property failed: %s\n", __FILE__, line, what);
-  std::abort();
-}
-#define check(condition) check_at(static_cast<bool>(condition), #condition, __LINE__)
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -48,30 +42,30 @@ void check_path(std::string_view decoded) {
   const auto name = cc::static_relative_path(decoded);
   if (!name) return;
   if (decoded.empty()) {
-    check(*name == "index.html");
+    FUZZ_CHECK(*name == "index.html");
   } else {
-    check(*name == decoded);
+    FUZZ_CHECK(*name == decoded);
   }
-  check(!name->empty() && name->size() <= 1024);
-  check(name->front() != '/');
+  FUZZ_CHECK(!name->empty() && name->size() <= 1024);
+  FUZZ_CHECK(name->front() != '/');
   std::size_t start = 0;
   for (;;) {
     const std::size_t slash = name->find('/', start);
     const std::string_view segment = name->substr(
         start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
-    check(!segment.empty());
-    check(segment.front() != '.');  // also rules out "." and ".."
+    FUZZ_CHECK(!segment.empty());
+    FUZZ_CHECK(segment.front() != '.');  // also rules out "." and ".."
     if (slash == std::string_view::npos) break;
     start = slash + 1;
   }
   for (const char c : *name) {
     const auto u = static_cast<unsigned char>(c);
-    check(u >= 0x20 && u != 0x7F && c != '\\');
+    FUZZ_CHECK(u >= 0x20 && u != 0x7F && c != '\\');
   }
   const std::string_view cache = cc::static_cache_control(*name);
-  check(cache ==
-        (cc::is_fingerprinted(*name) ? "public, max-age=31536000, immutable" : "no-cache"));
-  check(!cc::static_content_type(*name).empty());
+  FUZZ_CHECK(cache ==
+             (cc::is_fingerprinted(*name) ? "public, max-age=31536000, immutable" : "no-cache"));
+  FUZZ_CHECK(!cc::static_content_type(*name).empty());
 }
 
 }  // namespace
