@@ -62,7 +62,14 @@ std::optional<Clock::time_point> parse_rfc3339(std::string_view t) noexcept {
     const minutes offset = hours{two_digits(t, pos + 1)} + minutes{two_digits(t, pos + 4)};
     time = t[pos] == '+' ? time - offset : time + offset;
   }
-  return time_point_cast<Clock::duration>(time + fraction);
+  // Years 0000-9999 fit in microseconds but not all in the clock's nanoseconds (about
+  // 1678-2262): saturate outside that range instead of overflowing.
+  const sys_time<microseconds> exact = time + fraction;
+  constexpr auto kMax = time_point_cast<microseconds>(Clock::time_point::max());
+  constexpr auto kMin = time_point_cast<microseconds>(Clock::time_point::min());
+  if (exact >= kMax) return Clock::time_point::max();
+  if (exact <= kMin) return Clock::time_point::min();
+  return time_point_cast<Clock::duration>(exact);
 }
 
 std::string VerifiedServiceMap::body() const {

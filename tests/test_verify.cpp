@@ -56,6 +56,12 @@ TEST_CASE("parse_rfc3339: UTC offsets fractions and rejects", "[verify]") {
   CHECK(at("2025-10-10t00:00:00.250z") - at("2025-10-10T00:00:00Z") == 250ms);
   CHECK(at("2024-02-29T23:59:60Z") == at("2024-02-29T23:59:59Z"));
   CHECK(at("1970-01-01T00:00:00Z") == Clock::time_point{});
+  // Beyond the clock's nanosecond range (years ~1678-2262): saturated, not overflowed (found by
+  // fuzz_manifest with a generatedAt in the year 9xxx).
+  CHECK(at("9999-12-31T23:59:59.999999Z") == Clock::time_point::max());
+  CHECK(at("2262-04-12T00:00:00Z") == Clock::time_point::max());
+  CHECK(at("0000-01-01T00:00:00Z") == Clock::time_point::min());
+  CHECK(at("2262-04-11T00:00:00Z") < Clock::time_point::max());
   for (std::string_view bad :
        {"", "2025-10-10", "2025-10-10T00:00:00", "2025-02-29T00:00:00Z", "2025-13-01T00:00:00Z",
         "2025-10-10 00:00:00Z", "2025-10-10T00:00:00+0200", "2025-10-10T00:00:00.Z"}) {

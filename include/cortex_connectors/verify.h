@@ -111,7 +111,8 @@ CORTEX_CONNECTORS_API Result<VerifiedServiceMap> verify_service_map_payload(
     Json payload, const Json& carrier, const PublicKeySet& keys, const VerifyOptions& options = {});
 
 // Parses an RFC 3339 date-time ("2025-10-10T00:00:00Z", "2025-10-10T02:00:00.5+02:00"); the
-// fraction is kept to the microsecond. nullopt for anything else.
+// fraction is kept to the microsecond. nullopt for anything else. Times beyond the clock's
+// range (about years 1678-2262) saturate to time_point::min() / max().
 CORTEX_CONNECTORS_API std::optional<std::chrono::system_clock::time_point> parse_rfc3339(
     std::string_view text) noexcept;
 
