@@ -222,34 +222,37 @@ void install_routes(HardenedServer& server, Registry& registry, const ServerConf
     }
   });
 
-  server.Get("/v1/connectors/service-map",
-             [&registry, &config](const httplib::Request& req, httplib::Response& res) {
-               if (!authorize(req, res, config)) return;
-               res.set_header("Cache-Control", "no-cache");
-               const auto snap = registry.current();
-               if (!snap) {
-                 res.set_header("Retry-After", "1");
-                 send_text(res, 503, unavailable_body(registry));
-                 return;
-               }
-               res.set_header("ETag", snap->etag);
-               res.set_header("Vary", "Accept-Encoding");
-               if (if_none_match(req.get_header_value("If-None-Match"), snap->etag)) {
-                 res.status = 304;
-                 return;
-               }
-               const auto encoding = choose_encoding(req.get_header_value("Accept-Encoding"));
-               std::string_view bytes = snap->body;
-               if (encoding == ContentEncoding::kBrotli) {
-                 bytes = snap->body_brotli;
-                 res.set_header("Content-Encoding", "br");
-               } else if (encoding == ContentEncoding::kGzip) {
-                 bytes = snap->body_gzip;
-                 res.set_header("Content-Encoding", "gzip");
-               }
-               res.status = 200;
-               send_bytes(res, snap, bytes, kJson);
-             });
+  server.Get("/v1/connectors/service-map", [&registry, &config](const httplib::Request& req,
+                                                                httplib::Response& res) {
+    if (!authorize(req, res, config)) return;
+    res.set_header("Cache-Control", "no-cache");
+    const auto snap = registry.current();
+    if (!snap) {
+      res.set_header("Retry-After", "1");
+      send_text(res, 503, unavailable_body(registry));
+      return;
+    }
+    res.set_header("ETag", snap->etag);
+    res.set_header("Vary", "Accept-Encoding");
+    if (if_none_match(req.get_header_value("If-None-Match"), snap->etag)) {
+      res.status = 304;
+      return;
+    }
+    // A large snapshot is served identity-only until its compressed bodies are
+    // ready (RegistryOptions::gzip_level).
+    const auto encoding = choose_encoding(req.get_header_value("Accept-Encoding"),
+                                          !snap->body_gzip.empty(), !snap->body_brotli.empty());
+    std::string_view bytes = snap->body;
+    if (encoding == ContentEncoding::kBrotli) {
+      bytes = snap->body_brotli;
+      res.set_header("Content-Encoding", "br");
+    } else if (encoding == ContentEncoding::kGzip) {
+      bytes = snap->body_gzip;
+      res.set_header("Content-Encoding", "gzip");
+    }
+    res.status = 200;
+    send_bytes(res, snap, bytes, kJson);
+  });
 
   server.Get("/metrics", [&registry, &config](const httplib::Request& req, httplib::Response& res) {
     if (!config.enable_prometheus) {

@@ -171,6 +171,8 @@ int main(int argc, char** argv) {
   options.manifest_path = config.manifest_path;
   options.signing_key = config.signing_key;
   options.ed25519_keys = signing_keys->active;
+  // Routes serve the pre-built bytes only; on_refresh gets the manifest for its spans.
+  options.keep_manifest = false;
   options.on_refresh = [](const cc::RefreshReport& r) {
     if (r.result == cc::ReloadResult::kUnchanged) return;
     // Each load that changed something is a trace: its root span, one span per stage and, on

@@ -461,12 +461,14 @@ RefreshTrace::RefreshTrace(const RefreshReport& report)
   attributes_ = {{"manifest.path", report.path}, {"reload.result", error_ ? "failure" : "success"}};
   if (report.snapshot != nullptr) {
     Json ids = Json::array();
-    const auto& connectors = report.snapshot->manifest.connectors;
-    for (std::size_t i = 0; i < connectors.size() && i < kMaxConnectorIds; ++i) {
-      ids.push_back(connectors[i].id);
+    if (report.manifest != nullptr) {
+      const auto& connectors = report.manifest->connectors;
+      for (std::size_t i = 0; i < connectors.size() && i < kMaxConnectorIds; ++i) {
+        ids.push_back(connectors[i].id);
+      }
     }
     snapshot_attributes_ = {{"snapshot.version", report.snapshot->version},
-                            {"connectors.count", connectors.size()},
+                            {"connectors.count", report.snapshot->connector_count()},
                             {"connectorId", std::move(ids)}};
   }
   const StageTimings& t = report.timings;

@@ -8,6 +8,10 @@
 #include <mutex>
 #include <thread>
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include <fmt/format.h>
 
 #include "cortex_connectors/service_map.h"
@@ -30,7 +34,17 @@ std::chrono::nanoseconds since(Clock::time_point& start) {
   return elapsed;
 }
 
+// Bodies above this size are published before they are compressed (see RegistryOptions).
 constexpr std::size_t kSmallBody = std::size_t{256} << 10;
+// After a rebuild of more manifest bytes than this, free heap goes back to the system: the
+// temporary document of a 4 MB manifest is ~10 times its size, and glibc keeps most of it.
+constexpr std::size_t kTrimAfterBytes = std::size_t{1} << 20;
+
+void release_free_heap() noexcept {
+#ifdef __GLIBC__
+  ::malloc_trim(0);
+#endif
+}
 // Bodies up to this size get gzip 9 / brotli 11 after publication (brotli 11 costs ~1.5 ms per
 // KB here: ~100 ms at 64 KiB, ~800 ms at 200 KB, which would hold up the next reload).
 constexpr std::size_t kRefineBody = std::size_t{64} << 10;
@@ -87,7 +101,7 @@ struct Registry::Impl {
 
   void report(ReloadResult result, const StageTimings& timings, std::string_view path_for_report,
               std::chrono::system_clock::time_point started, const Error* error,
-              const Snapshot* published = nullptr) {
+              const Snapshot* published = nullptr, const Manifest* manifest = nullptr) {
     if (!options.on_refresh) return;
     const auto snap = current.load();
     RefreshReport r;
@@ -98,6 +112,7 @@ struct Registry::Impl {
     r.timings = timings;
     r.error = error;
     r.snapshot = published;
+    r.manifest = manifest;
     options.on_refresh(r);
   }
 
@@ -117,6 +132,13 @@ struct Registry::Impl {
   Result<std::shared_ptr<const Snapshot>> rebuild(std::string content, std::string_view source,
                                                   StageTimings timings, Clock::time_point t,
                                                   std::chrono::system_clock::time_point started) {
+    // Declared first, so it runs after every temporary of this rebuild is gone.
+    struct TrimAtExit {
+      bool large;
+      ~TrimAtExit() {
+        if (large) release_free_heap();
+      }
+    } trim{content.size() > kTrimAfterBytes};
     std::string hash = internal::sha256_hex(content);
     timings.read += since(t);
     if (hash == last_hash) return unchanged(timings, source, started);
@@ -145,7 +167,7 @@ struct Registry::Impl {
     // generatedAt falls back to the time this content was first loaded: keep the previous
     // snapshot's while the payload is otherwise the same.
     const bool keep_previous_time =
-        !manifest->generated_at && previous && !previous->manifest.generated_at;
+        !manifest->generated_at && previous && !previous->manifest_generated_at;
     const std::string now_text = format_rfc3339(loaded_at);
     // The same manifest as the newest recorded snapshot: rebuild it as it was (see
     // RegistryOptions::history).
@@ -209,22 +231,18 @@ struct Registry::Impl {
     }
     resumable.reset();
     const bool small = snap->body.size() <= kSmallBody;
+    const bool fast_then_best = options.gzip_level < 0 && options.brotli_quality < 0;
     // Small bodies: publish with fast settings first, then refine (see RegistryOptions).
-    const bool refine =
-        snap->body.size() <= kRefineBody && options.gzip_level < 0 && options.brotli_quality < 0;
+    const bool refine = snap->body.size() <= kRefineBody && fast_then_best;
+    // Large bodies: publish identity-only first, then compress (see RegistryOptions).
+    const bool compress_later = !small && fast_then_best;
     const int gzip_level = options.gzip_level >= 0 ? options.gzip_level : 6;
     const int brotli_quality = options.brotli_quality >= 0 ? options.brotli_quality : 5;
     if (small) {
       snap->body_gzip = internal::gzip_compress(snap->body, gzip_level);
       snap->body_brotli = internal::brotli_compress(snap->body, brotli_quality);
-    } else {
-      // Large bodies: gzip on a second thread while brotli runs here (both take ~100 ms at
-      // 10 000 connectors; the snapshot is not published until both are done).
-      auto gzip = std::async(std::launch::async, [&body = snap->body, gzip_level] {
-        return internal::gzip_compress(body, gzip_level);
-      });
-      snap->body_brotli = internal::brotli_compress(snap->body, brotli_quality);
-      snap->body_gzip = gzip.get();
+    } else if (!compress_later) {
+      compress_large(*snap, gzip_level, brotli_quality);
     }
     // Built by append: GCC 12 at -O3 reports a false -Wrestrict for "\"" + std::string&&.
     const std::string digest = internal::sha256_hex(snap->body);
@@ -233,17 +251,30 @@ struct Registry::Impl {
     snap->etag.append(digest, 0, 32);
     snap->etag.push_back('"');
     snap->metrics_text = Metrics::render_manifest_text(*manifest);
-    snap->manifest = std::move(*manifest);
+    snap->connectors = manifest->connectors.size();
+    snap->manifest_generated_at = manifest->generated_at.has_value();
+    const Manifest* built_from = &*manifest;
+    if (options.keep_manifest) {
+      auto kept = std::make_shared<const Manifest>(std::move(*manifest));
+      built_from = kept.get();
+      snap->manifest = std::move(kept);
+    }
     timings.compress = since(t);
     snap->timings = timings;
     std::shared_ptr<const Snapshot> published(std::move(snap));
     // Queued before any listener sees the version: the SSE hub may look it up at once.
     if (options.history && !resumed) options.history->submit(published, std::move(content));
-    publish(published, started);
-    if (refine) {
+    publish(published, started, built_from);
+    if (refine || compress_later) {
+      // The same version with other compressed bodies: the served bytes decompress to the same
+      // body, so listeners are not called again.
       auto better = std::make_shared<Snapshot>(*published);
-      better->body_gzip = internal::gzip_compress(better->body, 9);
-      better->body_brotli = internal::brotli_compress(better->body, 11);
+      if (refine) {
+        better->body_gzip = internal::gzip_compress(better->body, 9);
+        better->body_brotli = internal::brotli_compress(better->body, 11);
+      } else {
+        compress_large(*better, gzip_level, brotli_quality);
+      }
       std::lock_guard lock(state_mutex);
       // Only this thread publishes (refresh_mutex is held), so `published` is still current
       // unless the registry was reset meanwhile.
@@ -252,8 +283,17 @@ struct Registry::Impl {
     return current.load();
   }
 
-  void publish(std::shared_ptr<const Snapshot> snap,
-               std::chrono::system_clock::time_point started) {
+  // gzip on a second thread while brotli runs here (each ~50-100 ms at 10 000 connectors).
+  static void compress_large(Snapshot& snap, int gzip_level, int brotli_quality) {
+    auto gzip = std::async(std::launch::async, [&body = snap.body, gzip_level] {
+      return internal::gzip_compress(body, gzip_level);
+    });
+    snap.body_brotli = internal::brotli_compress(snap.body, brotli_quality);
+    snap.body_gzip = gzip.get();
+  }
+
+  void publish(std::shared_ptr<const Snapshot> snap, std::chrono::system_clock::time_point started,
+               const Manifest* manifest) {
     {
       std::lock_guard lock(state_mutex);
       current.store(snap);
@@ -263,7 +303,8 @@ struct Registry::Impl {
     metrics.set_snapshot_version(snap->version);
     metrics.record_reload(ReloadResult::kSuccess);
     metrics.record_timings(snap->timings);
-    report(ReloadResult::kSuccess, snap->timings, snap->path, started, nullptr, snap.get());
+    report(ReloadResult::kSuccess, snap->timings, snap->path, started, nullptr, snap.get(),
+           manifest);
     std::vector<Listener> to_call;
     {
       std::lock_guard lock(listeners_mutex);

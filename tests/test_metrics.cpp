@@ -25,8 +25,7 @@ std::string sample_text() {
   auto manifest =
       cc::parse_manifest(cc::test::read_data("manifests/cortex-os-example.manifest.json"));
   REQUIRE_OK(manifest);
-  snap.manifest = *manifest;
-  snap.metrics_text = cc::Metrics::render_manifest_text(snap.manifest);
+  snap.metrics_text = cc::Metrics::render_manifest_text(*manifest);
   return m.render_text(&snap);
 }
 

@@ -364,6 +364,74 @@ TEST_CASE("pre-compressed bodies inflate to the body, small and large", "[regist
   CHECK(registry.current()->body.size() > (std::size_t{256} << 10));
 }
 
+TEST_CASE("large bodies are published before they are compressed", "[registry]") {
+  cc::Registry registry(options_for("unused"));
+  std::vector<std::shared_ptr<const cc::Snapshot>> seen;
+  registry.subscribe([&](const std::shared_ptr<const cc::Snapshot>& s) { seen.push_back(s); });
+  std::string blobs = "\"k\": 1";
+  for (int i = 0; i < 6; ++i) {
+    blobs += ", \"blob" + std::to_string(i) + "\": \"" + std::string(50000, 'z') + "\"";
+  }
+  std::string large = manifest(60);
+  large.insert(large.find("\"connectors\""), "\"metadata\": {" + blobs + "}, ");
+  REQUIRE_OK(registry.refresh_from_text(large));
+  REQUIRE(seen.size() == 1);  // listeners hear of the version once
+  const auto first = seen.front();
+  CHECK(first->body.size() > (std::size_t{256} << 10));
+  // Published identity-only: a server serves the body itself until the encodings exist.
+  CHECK(first->body_gzip.empty());
+  CHECK(first->body_brotli.empty());
+  const auto later = registry.current();
+  CHECK(later->version == first->version);
+  CHECK(later->body == first->body);
+  CHECK(later->etag == first->etag);
+  CHECK(later->body_gzip == cc::internal::gzip_compress(later->body, 6));
+  CHECK(later->body_brotli == cc::internal::brotli_compress(later->body, 5));
+
+  // Explicit settings compress before publication.
+  auto options = options_for("unused");
+  options.gzip_level = 1;
+  cc::Registry fixed(options);
+  bool compressed_when_published = false;
+  fixed.subscribe([&](const std::shared_ptr<const cc::Snapshot>& s) {
+    compressed_when_published = !s->body_gzip.empty() && !s->body_brotli.empty();
+  });
+  REQUIRE_OK(fixed.refresh_from_text(large));
+  CHECK(compressed_when_published);
+}
+
+TEST_CASE("snapshots keep the typed manifest unless told not to", "[registry]") {
+  auto text = manifest(60, "", "beta");
+  cc::Registry keeping(options_for("unused"));
+  REQUIRE_OK(keeping.refresh_from_text(text));
+  const auto kept = keeping.current();
+  REQUIRE(kept->manifest != nullptr);
+  CHECK(kept->manifest->connectors.size() == 2);
+  CHECK(kept->connector_count() == 2);
+  CHECK_FALSE(kept->manifest_generated_at);
+
+  auto options = options_for("unused");
+  options.keep_manifest = false;
+  std::vector<std::string> reported_ids;
+  options.on_refresh = [&](const cc::RefreshReport& r) {
+    if (r.result != cc::ReloadResult::kSuccess) return;
+    REQUIRE(r.manifest != nullptr);  // the tracer still gets it, during the call
+    for (const auto& c : r.manifest->connectors) reported_ids.push_back(c.id);
+  };
+  cc::Registry dropping(options);
+  REQUIRE_OK(dropping.refresh_from_text(text));
+  const auto dropped = dropping.current();
+  CHECK(dropped->manifest == nullptr);
+  CHECK(dropped->connector_count() == 2);
+  CHECK(reported_ids == std::vector<std::string>{"alpha", "beta"});
+  // generatedAt still falls back to the first load time of unchanged content without the model.
+  const auto first_time = dropped->generated_at;
+  REQUIRE_OK(dropping.refresh_from_text(text + " "));
+  CHECK(dropping.current()->generated_at == first_time);
+  REQUIRE_OK(dropping.refresh_from_text(manifest(60, "2025-10-10T00:00:00Z")));
+  CHECK(dropping.current()->manifest_generated_at);
+}
+
 TEST_CASE("small bodies are published fast and then recompressed at the best settings",
           "[registry]") {
   cc::Registry registry(options_for("unused"));

@@ -553,3 +553,55 @@ TEST_CASE("responses are never compressed on the fly", "[server]") {
     CHECK((r->body.front() == '{' || r->body.front() == '#'));  // plain JSON or metrics text
   }
 }
+
+TEST_CASE("a large service map is served identity until its compressed bodies exist", "[server]") {
+  // ~2 MB of service map: published before gzip/brotli are done (RegistryOptions::gzip_level).
+  std::string text = R"({"id": "01J7X5MB4K1ZW0000000000000", "manifestVersion": "1",
+    "generatedAt": "2025-10-10T00:00:00Z", "connectors": [)";
+  for (int i = 0; i < 5000; ++i) {
+    const std::string n = std::to_string(i);
+    text += std::string(i == 0 ? "" : ",") + R"({"id": "c-)" + n + R"(", "name": "Connector )" + n +
+            R"(", "version": "1.0.0", "endpoint": "https://c)" + n +
+            R"(.example.invalid/mcp", "auth": {"type": "bearer"}, "scopes": ["s:read"],
+            "ttlSeconds": 300, "description": "Synthetic connector )" +
+            n + "\"}";
+  }
+  text += "]}";
+  cc::test::TempDir dir;
+  cc::test::write_file(dir / "m.json", text);
+  ServerProcess server({"--port", "0"}, base_env((dir / "m.json").string()));
+  REQUIRE(server.port() > 0);
+  httplib::Client client("127.0.0.1", server.port());
+  client.set_decompress(false);
+  auto gz = bearer(kApiKey);
+  gz.emplace("Accept-Encoding", "gzip");
+  // From the first 200 on: identity bytes while there is no gzip body, then gzip; never an
+  // empty or mislabelled body.
+  std::vector<std::string> identity_bodies;
+  std::string inflated;
+  bool served = false;  // 503 until the first snapshot, then 200 only
+  REQUIRE(cc::test::eventually_true(
+      [&] {
+        auto r = client.Get("/v1/connectors/service-map", gz);
+        REQUIRE(r);  // the server listens from the start
+        if (!served && r->status == 503) return false;
+        served = true;
+        REQUIRE(r->status == 200);
+        REQUIRE_FALSE(r->body.empty());
+        if (r->get_header_value("Content-Encoding") != "gzip") {
+          CHECK_FALSE(r->has_header("Content-Encoding"));
+          identity_bodies.push_back(r->body);
+          return false;
+        }
+        REQUIRE(cc::internal::gzip_decompress(r->body, inflated));
+        return true;
+      },
+      20s));
+  CHECK(inflated.size() > (std::size_t{1} << 20));
+  for (const auto& body : identity_bodies) CHECK(body == inflated);
+  auto plain = client.Get("/v1/connectors/service-map", bearer(kApiKey));
+  REQUIRE(plain);
+  CHECK(plain->body == inflated);
+  INFO("identity responses before the gzip body existed: " << identity_bodies.size());
+  CHECK(cc::verify_signed_body(plain->body, cc::as_bytes(kSigningKey)));
+}

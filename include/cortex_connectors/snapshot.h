@@ -6,7 +6,9 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -31,7 +33,12 @@ struct Snapshot {
   std::string content_hash;  // SHA-256 of the manifest bytes, lowercase hex
   std::chrono::system_clock::time_point loaded_at;
   std::string generated_at;  // the payload's generatedAt
-  Manifest manifest;
+  // The validated manifest it was built from, shared by the snapshots of the same content; null
+  // when RegistryOptions::keep_manifest is false (it costs about 1 KB per connector).
+  std::shared_ptr<const Manifest> manifest;
+  std::size_t connectors = 0;  // connectors in the manifest (the payload's `count`)
+  // Whether generatedAt came from the manifest (else from the time its content was loaded).
+  bool manifest_generated_at = false;
 
   std::string body;         // {"payload":...,"signature":"..."}: canonical JSON, served as is
   std::string body_gzip;    // the same bytes, gzip (RFC 1952)
@@ -54,7 +61,7 @@ struct Snapshot {
     if (!signatures.empty()) suffix += sizeof(R"(,"signatures":)") - 1 + signatures.size();
     return std::string_view(body).substr(kPrefix, body.size() - kPrefix - suffix);
   }
-  std::size_t connector_count() const noexcept { return manifest.connectors.size(); }
+  std::size_t connector_count() const noexcept { return connectors; }
 };
 
 }  // namespace cortex_connectors
