@@ -139,10 +139,12 @@ Result<std::unique_ptr<SqliteHistoryStore>> SqliteHistoryStore::open(const std::
       rc = wal.step();
       if (rc != SQLITE_ROW) return db_error(path, db->handle, rc, "cannot enable WAL");
     }
+    // An existing store of this schema is only read here: no write (and fsync) at start-up.
     if ((rc = exec(db->handle, "PRAGMA synchronous=FULL")) != SQLITE_OK ||
-        (rc = exec(db->handle, kSchema)) != SQLITE_OK ||
-        (rc = exec(db->handle, fmt::format("PRAGMA user_version={}", kSchemaVersion).c_str())) !=
-            SQLITE_OK) {
+        (schema != kSchemaVersion &&
+         ((rc = exec(db->handle, kSchema)) != SQLITE_OK ||
+          (rc = exec(db->handle, fmt::format("PRAGMA user_version={}", kSchemaVersion).c_str())) !=
+              SQLITE_OK))) {
       return db_error(path, db->handle, rc, "cannot create the tables");
     }
   }

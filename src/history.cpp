@@ -129,7 +129,10 @@ struct HistoryRecorder::Impl {
               .count();
       first_free = std::max<std::uint64_t>(first_free, static_cast<std::uint64_t>(ms));
     }
-    extend_reservation(first_free);
+    // Nothing is reserved here: a restart that republishes the newest recorded snapshot needs
+    // no new version, and submit() reserves (durably, before the version reaches any client)
+    // when the first new one comes. Keeps the store's write and fsync off the start-up path.
+    if (!degraded) reserved_fast = reserved;
     update_status();
   }
 

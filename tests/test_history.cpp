@@ -161,8 +161,23 @@ TEST_CASE("history: the recorder numbers after every stored and reserved version
     REQUIRE(recorder.resumable());
     CHECK(recorder.resumable()->version == 3);
   }
-  // The first recorder reserved 4..19: a process killed after handing them out cannot have
-  // them reused.
+  // That recorder handed out no version, so it reserved none (no write at start-up).
+  CHECK(open_sqlite(dir / "h.sqlite3")->reserved_version().value() == 3);
+  {
+    auto store = open_sqlite(dir / "h.sqlite3");
+    cc::HistoryRecorderOptions o;
+    o.reserve_block = 16;
+    auto recorder = std::make_shared<cc::HistoryRecorder>(store, o);
+    cc::RegistryOptions ro;
+    ro.signing_key = std::string(kKey);
+    ro.history = recorder;
+    cc::Registry registry(ro);
+    REQUIRE_OK(registry.refresh_from_text(manifest(10, "2025-01-01T00:00:00Z")));
+    CHECK(registry.current()->version == 4);
+    // Reserved 4..19 before version 4 reached any listener: a process killed after handing
+    // them out cannot have them reused.
+    CHECK(store->reserved_version().value() == 19);
+  }
   auto store = open_sqlite(dir / "h.sqlite3");
   CHECK(store->reserved_version().value() == 19);
   cc::HistoryRecorder recorder(store);
