@@ -58,9 +58,11 @@ std::shared_ptr<cc::HistoryRecorder> open_history(const srv::ServerConfig& confi
     srv::log(srv::LogLevel::kError, "history store failed: history continues in memory",
              fields({{"error", e.message}}));
   };
-  // In memory (history off, or no usable store) every entry costs RAM (~14 MB at 10 000
-  // connectors): keep at most 16.
+  // In memory (history off, or no usable store) every entry costs RAM (~8.4 MB at 10 000
+  // connectors): keep at most 16, and at most 32 MiB of them (the newest always).
   constexpr std::size_t kMemoryEntries = 16;
+  constexpr std::size_t kMemoryBytes = std::size_t{32} << 20;
+  options.memory_max_bytes = kMemoryBytes;
   auto memory_retention = [&options] {
     if (options.retention.max_entries == 0 || options.retention.max_entries > kMemoryEntries) {
       options.retention.max_entries = kMemoryEntries;
@@ -69,8 +71,8 @@ std::shared_ptr<cc::HistoryRecorder> open_history(const srv::ServerConfig& confi
   if (!config.history) {
     memory_retention();
     srv::log(srv::LogLevel::kInfo, "history off: kept in memory only");
-    return std::make_shared<cc::HistoryRecorder>(std::make_shared<cc::MemoryHistoryStore>(),
-                                                 std::move(options));
+    return std::make_shared<cc::HistoryRecorder>(
+        std::make_shared<cc::MemoryHistoryStore>(kMemoryBytes), std::move(options));
   }
   const std::filesystem::path dir = config.state_dir;
   const std::string db_path = (dir / cc::kHistoryDatabaseName).string();
@@ -92,7 +94,7 @@ std::shared_ptr<cc::HistoryRecorder> open_history(const srv::ServerConfig& confi
              fields({{"path", db_path}, {"error", reason}}));
     options.degraded_reason = reason;
     memory_retention();
-    store = std::make_shared<cc::MemoryHistoryStore>();
+    store = std::make_shared<cc::MemoryHistoryStore>(kMemoryBytes);
   }
   auto recorder = std::make_shared<cc::HistoryRecorder>(std::move(store), std::move(options));
   const auto st = recorder->status();

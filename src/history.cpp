@@ -48,9 +48,21 @@ Result<std::uint64_t> HistoryStore::reserved_version() { return latest_version()
 
 Status HistoryStore::reserve(std::uint64_t) { return {}; }
 
+namespace {
+
+std::size_t entry_bytes(const HistoryEntry& e) {
+  return e.manifest.size() + e.payload.size() + e.signature.size() + e.signatures.size();
+}
+
+}  // namespace
+
 Status MemoryHistoryStore::record(const HistoryEntry& entry) {
   std::lock_guard lock(mutex_);
-  entries_.emplace(entry.version, entry);
+  if (entries_.emplace(entry.version, entry).second) bytes_ += entry_bytes(entry);
+  while (max_bytes_ > 0 && bytes_ > max_bytes_ && entries_.size() > 1) {
+    bytes_ -= entry_bytes(entries_.begin()->second);
+    entries_.erase(entries_.begin());
+  }
   return {};
 }
 
@@ -83,6 +95,7 @@ Result<std::size_t> MemoryHistoryStore::prune(const RetentionPolicy& policy,
     const bool too_many = policy.max_entries > 0 && entries_.size() > policy.max_entries;
     const bool too_old = policy.max_age.count() > 0 && oldest.loaded_at < now - policy.max_age;
     if (!too_many && !too_old) break;
+    bytes_ -= entry_bytes(entries_.begin()->second);
     entries_.erase(entries_.begin());
     ++removed;
   }
@@ -165,7 +178,7 @@ struct HistoryRecorder::Impl {
     degraded = true;
     reserved_fast = UINT64_MAX;  // nothing to reserve in memory
     reason = error.message;
-    auto memory = std::make_shared<MemoryHistoryStore>();
+    auto memory = std::make_shared<MemoryHistoryStore>(options.memory_max_bytes);
     store = std::move(memory);
     update_status();
     if (options.on_degraded) options.on_degraded(error);

@@ -120,6 +120,41 @@ TEST_CASE("history: the memory and SQLite stores keep, list and prune alike", "[
   }
 }
 
+TEST_CASE("history: a memory store bounded in bytes drops the oldest, never the newest",
+          "[history]") {
+  const auto now = std::chrono::system_clock::now();
+  auto big = [&](std::uint64_t version, std::size_t bytes) {
+    auto e = entry(version, now);
+    e.manifest = std::string(bytes, 'm');
+    return e;
+  };
+  cc::MemoryHistoryStore store(1000);
+  REQUIRE_OK(store.record(big(1, 400)));
+  REQUIRE_OK(store.record(big(2, 400)));
+  CHECK(store.list()->size() == 2);
+  REQUIRE_OK(store.record(big(3, 400)));  // 1 200 bytes and more: version 1 goes
+  auto kept = store.list();
+  REQUIRE_OK(kept);
+  REQUIRE(kept->size() == 2);
+  CHECK(store.load(1).has_value() == false);
+  CHECK(store.load(2).has_value());
+  REQUIRE_OK(store.record(big(4, 5000)));  // alone over the bound: still kept
+  kept = store.list();
+  REQUIRE(kept->size() == 1);
+  CHECK(store.latest_version().value() == 4);
+  // Pruning by count keeps the byte count right: room for two small entries again.
+  REQUIRE_OK(store.record(big(5, 300)));
+  CHECK(store.list()->size() == 1);
+  REQUIRE_OK(store.record(big(6, 300)));
+  CHECK(store.list()->size() == 2);
+  cc::RetentionPolicy one;
+  one.max_entries = 1;
+  REQUIRE_OK(store.prune(one, now));
+  REQUIRE_OK(store.record(big(7, 300)));
+  REQUIRE_OK(store.record(big(8, 300)));
+  CHECK(store.list()->size() == 3);
+}
+
 TEST_CASE("history: SQLite reservations survive reopening", "[history]") {
   cc::test::TempDir dir;
   {

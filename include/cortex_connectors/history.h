@@ -93,6 +93,9 @@ class CORTEX_CONNECTORS_API HistoryStore {
 // keeps. Thread-safe.
 class CORTEX_CONNECTORS_API MemoryHistoryStore final : public HistoryStore {
  public:
+  // `max_bytes` > 0 bounds the bytes kept (manifest + payload + signatures of every entry):
+  // record() drops the oldest entries beyond it, never the newest one.
+  explicit MemoryHistoryStore(std::size_t max_bytes = 0) : max_bytes_(max_bytes) {}
   std::string name() const override { return "memory"; }
   Status record(const HistoryEntry& entry) override;
   Result<std::uint64_t> latest_version() override;
@@ -102,8 +105,10 @@ class CORTEX_CONNECTORS_API MemoryHistoryStore final : public HistoryStore {
                             std::chrono::system_clock::time_point now) override;
 
  private:
+  std::size_t max_bytes_;
   std::mutex mutex_;
   std::map<std::uint64_t, HistoryEntry> entries_;
+  std::size_t bytes_ = 0;  // of `entries_`
 };
 
 struct HistoryRecorderOptions {
@@ -113,6 +118,8 @@ struct HistoryRecorderOptions {
   std::optional<std::string> degraded_reason;
   // Called once, on the recording thread, when the store fails and history moves to memory.
   std::function<void(const Error&)> on_degraded;
+  // MemoryHistoryStore's max_bytes for the store that replaces a failed one (0: unbounded).
+  std::size_t memory_max_bytes = 0;
   // Versions reserved ahead of use (HistoryStore::reserve), so that a crash never lets a later
   // process reuse a published version.
   std::uint64_t reserve_block = 1024;
