@@ -33,7 +33,8 @@ namespace {
 
 const std::string kSigningKey = "redis-test-signing-key";
 const std::string kApiKey = "redis-test-api-key";
-const std::string kPrefix = "test:connectors";
+// Per test process: ctest runs test cases in parallel, each with its own redis-server.
+const std::string kPrefix = "test:connectors:" + std::to_string(::getpid());
 const std::vector<std::string> kAuth = {"Authorization: Bearer " + kApiKey};
 
 std::optional<std::string> redis_binary() {
@@ -77,6 +78,8 @@ class RedisServer {
       ::_exit(127);
     }
     REQUIRE(cc::test::eventually_true([this] { return ping(); }, 5s));
+    // Ours answered, not another test's that took the port first.
+    REQUIRE(::waitpid(pid_, nullptr, WNOHANG) == 0);
   }
 
   void stop() {
