@@ -146,8 +146,12 @@ void replace_file(const std::filesystem::path& path, const std::string& content)
 }
 
 std::vector<std::string> base_env() {
-  return {"CONNECTORS_SIGNATURE_KEY=" + kSigningKey, "CONNECTORS_API_KEY=" + kApiKey,
-          "CONNECTORS_POLL_INTERVAL_MS=50", "CONNECTORS_REDIS_PREFIX=" + kPrefix, "LOG_LEVEL=info"};
+  return {"CONNECTORS_SIGNATURE_KEY=" + kSigningKey,
+          "CONNECTORS_API_KEY=" + kApiKey,
+          "CONNECTORS_POLL_INTERVAL_MS=50",
+          "CONNECTORS_REDIS_PREFIX=" + kPrefix,
+          "LOG_LEVEL=info",
+          "ENABLE_PROMETHEUS=true"};
 }
 
 std::unique_ptr<ServerProcess> start_publisher(const RedisServer& redis,
@@ -463,6 +467,15 @@ TEST_CASE("a tampered snapshot in Redis is rejected and the last good one kept",
   const cc::Json h = health(replica->port());
   CHECK(h.find("status")->as_string() == "degraded");  // the rejection is the last error
   CHECK(h.find("lastError")->find("message")->as_string().find("signature") != std::string::npos);
+  const Fetched metrics = get(replica->port(), "/metrics");
+  CHECK(metrics.body.find("cortex_connectors_redis_snapshots_rejected_total 1\n") !=
+        std::string::npos);
+  CHECK(metrics.body.find("cortex_connectors_redis_connected 1\n") != std::string::npos);
+  if (::access("/usr/bin/promtool", X_OK) == 0) {
+    auto check = cc::test::run_program({"/usr/bin/promtool", "check", "metrics"}, metrics.body);
+    INFO(check.out << check.err);
+    CHECK(check.exit_code == 0);
+  }
   // Announced again (a reconnect re-reads it too): one alarm per bad body, not one per read.
   redis.command({"XADD", kPrefix + ":events", "*", "version", std::to_string(version + 1)});
   CHECK(serves(replica->port(), good, 1s));
