@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <arpa/inet.h>
@@ -66,8 +67,16 @@ class RedisServer {
 
   void start() {
     REQUIRE(pid_ < 0);
+    launch();
+    REQUIRE(pid_ > 0);
+    REQUIRE(cc::test::eventually_true([this] { return ping(); }, 5s));
+    // Ours answered, not another test's that took the port first.
+    REQUIRE(::waitpid(pid_, nullptr, WNOHANG) == 0);
+  }
+
+  // Starts the process without waiting for it (callable from another thread: no REQUIRE).
+  void launch() {
     pid_ = ::fork();
-    REQUIRE(pid_ >= 0);
     if (pid_ == 0) {
       const int null = ::open("/dev/null", O_WRONLY);
       ::dup2(null, 1);
@@ -77,9 +86,6 @@ class RedisServer {
               "--save", "", "--appendonly", "no", "--daemonize", "no", nullptr);
       ::_exit(127);
     }
-    REQUIRE(cc::test::eventually_true([this] { return ping(); }, 5s));
-    // Ours answered, not another test's that took the port first.
-    REQUIRE(::waitpid(pid_, nullptr, WNOHANG) == 0);
   }
 
   void stop() {
@@ -348,6 +354,31 @@ TEST_CASE("a replica started while Redis is down answers 503, then serves", "[re
   CHECK(get(replica->port(), "/ready").status == 200);
 }
 
+TEST_CASE("a publisher started while Redis is down waits for it before it listens",
+          "[redis][server]") {
+  REQUIRE_REDIS();
+  RedisServer redis(*redis_bin, free_port());
+  cc::test::TempDir dir;
+  const auto manifest = dir / "connectors.manifest.json";
+  cc::test::write_file(manifest, fixture());
+  // Redis comes up while the publisher is retrying (ServerProcess waits for "listening").
+  std::thread later([&redis] {
+    std::this_thread::sleep_for(500ms);
+    redis.launch();
+  });
+  auto publisher = start_publisher(redis, manifest);
+  later.join();
+  const std::string log = publisher->log();
+  const auto waiting = log.find("publisher waiting for Redis");
+  CHECK(waiting != std::string::npos);
+  CHECK(waiting < log.find("\"msg\":\"listening\""));
+  REQUIRE(cc::test::eventually_true([&] {
+    return redis.command({"HGET", kPrefix + ":snapshot", "body"}) ==
+           get(publisher->port(), "/v1/connectors/service-map").body;
+  }));
+  CHECK(redis.command({"HGET", kPrefix + ":snapshot", "version"}) == "1");
+}
+
 TEST_CASE("Redis restarts mid-stream: replicas keep serving, reconnect and catch up",
           "[redis][server]") {
   REQUIRE_REDIS();
@@ -410,6 +441,10 @@ TEST_CASE("a restarted publisher continues above the stored version", "[redis][s
   std::uint64_t stored = 0;
   {
     auto publisher = start_publisher(redis, manifest, {"--no-history"});
+    // The watcher is armed after the first load: edit only once that is done.
+    REQUIRE(cc::test::eventually_true([&] {
+      return redis.command({"HGET", kPrefix + ":snapshot", "version"}) == "1";
+    }));
     replace_file(manifest, fixture_with_ttl(50));
     REQUIRE(cc::test::eventually_true([&] {
       return redis.command({"HGET", kPrefix + ":snapshot", "body"}).find("\"ttlSeconds\":50") !=
