@@ -248,25 +248,42 @@ std::string body_of(const Event& e) {
     return;                                                                               \
   }
 
+// Redis, a publisher of the fixture and `replica_count` replicas, each replica serving the
+// publisher's first snapshot (`first`).
+struct Deployment {
+  RedisServer redis;
+  cc::test::TempDir dir;
+  std::filesystem::path manifest = dir / "connectors.manifest.json";
+  std::unique_ptr<ServerProcess> publisher;
+  std::vector<std::unique_ptr<ServerProcess>> replicas;
+  std::string first;
+
+  Deployment(const std::string& redis_binary, int replica_count)
+      : redis(redis_binary, free_port()) {
+    redis.start();
+    cc::test::write_file(manifest, fixture());
+    publisher = start_publisher(redis, manifest);
+    for (int i = 0; i < replica_count; ++i) replicas.push_back(start_replica(redis.port()));
+    REQUIRE(cc::test::eventually_true(
+        [&] { return get(publisher->port(), "/v1/connectors/service-map").status == 200; }));
+    first = get(publisher->port(), "/v1/connectors/service-map").body;
+    for (const auto& r : replicas) REQUIRE(serves(r->port(), first));
+  }
+};
+
 }  // namespace
 
 TEST_CASE("one publisher and two replicas serve the same signed bytes; SSE follows every change",
           "[redis][server]") {
   REQUIRE_REDIS();
-  RedisServer redis(*redis_bin, free_port());
-  redis.start();
-  cc::test::TempDir dir;
-  const auto manifest = dir / "connectors.manifest.json";
-  cc::test::write_file(manifest, fixture());
-  auto publisher = start_publisher(redis, manifest);
-  auto replica_a = start_replica(redis.port());
-  auto replica_b = start_replica(redis.port());
-
-  REQUIRE(cc::test::eventually_true(
-      [&] { return get(publisher->port(), "/v1/connectors/service-map").status == 200; }));
+  Deployment d(*redis_bin, 2);
+  auto& redis = d.redis;
+  const auto& manifest = d.manifest;
+  auto& publisher = d.publisher;
+  auto& replica_a = d.replicas[0];
+  auto& replica_b = d.replicas[1];
   const Fetched first = get(publisher->port(), "/v1/connectors/service-map");
   for (const auto* r : {replica_a.get(), replica_b.get()}) {
-    REQUIRE(serves(r->port(), first.body));
     const Fetched f = get(r->port(), "/v1/connectors/service-map");
     CHECK(f.etag == first.etag);
     CHECK(get(r->port(), "/ready").status == 200);
@@ -382,17 +399,12 @@ TEST_CASE("a publisher started while Redis is down waits for it before it listen
 TEST_CASE("Redis restarts mid-stream: replicas keep serving, reconnect and catch up",
           "[redis][server]") {
   REQUIRE_REDIS();
-  RedisServer redis(*redis_bin, free_port());
-  redis.start();
-  cc::test::TempDir dir;
-  const auto manifest = dir / "connectors.manifest.json";
-  cc::test::write_file(manifest, fixture());
-  auto publisher = start_publisher(redis, manifest);
-  auto replica = start_replica(redis.port());
-  REQUIRE(cc::test::eventually_true(
-      [&] { return get(publisher->port(), "/v1/connectors/service-map").status == 200; }));
-  const std::string first = get(publisher->port(), "/v1/connectors/service-map").body;
-  REQUIRE(serves(replica->port(), first));
+  Deployment d(*redis_bin, 1);
+  auto& redis = d.redis;
+  const auto& manifest = d.manifest;
+  auto& publisher = d.publisher;
+  auto& replica = d.replicas[0];
+  const std::string first = d.first;
   SseClient sse(replica->port(), "/v1/connectors/stream", kAuth);
   REQUIRE(sse.head().find("200") != std::string::npos);
   auto e = next_status(sse);
@@ -471,17 +483,10 @@ TEST_CASE("a restarted publisher continues above the stored version", "[redis][s
 TEST_CASE("a tampered snapshot in Redis is rejected and the last good one kept",
           "[redis][server]") {
   REQUIRE_REDIS();
-  RedisServer redis(*redis_bin, free_port());
-  redis.start();
-  cc::test::TempDir dir;
-  const auto manifest = dir / "connectors.manifest.json";
-  cc::test::write_file(manifest, fixture());
-  auto publisher = start_publisher(redis, manifest);
-  auto replica = start_replica(redis.port());
-  REQUIRE(cc::test::eventually_true(
-      [&] { return get(publisher->port(), "/v1/connectors/service-map").status == 200; }));
-  const std::string good = get(publisher->port(), "/v1/connectors/service-map").body;
-  REQUIRE(serves(replica->port(), good));
+  Deployment d(*redis_bin, 1);
+  auto& redis = d.redis;
+  auto& replica = d.replicas[0];
+  const std::string good = d.first;
   const std::uint64_t version =
       std::stoull(redis.command({"HGET", kPrefix + ":snapshot", "version"}));
 
