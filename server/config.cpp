@@ -71,7 +71,9 @@ const char* server_usage() {
 }
 
 std::string RedisEndpoint::display() const {
-  return fmt::format("redis://{}{}:{}/{}", password.empty() ? "" : ":***@", host, port, db);
+  const bool ipv6 = host.find(':') != std::string::npos;
+  return fmt::format("redis://{}{}{}{}:{}/{}", password.empty() ? "" : ":***@", ipv6 ? "[" : "",
+                     host, ipv6 ? "]" : "", port, db);
 }
 
 Result<RedisEndpoint> parse_redis_url(std::string_view url) {
@@ -97,8 +99,13 @@ Result<RedisEndpoint> parse_redis_url(std::string_view url) {
       e.db = *n;
     }
   }
+  // An IPv6 address is bracketed: redis://[::1]:6379.
+  const auto bracket = authority.starts_with('[') ? authority.find(']') : std::string_view::npos;
+  if (authority.starts_with('[') && bracket == std::string_view::npos) {
+    return usage("the Redis URL's IPv6 address needs a closing ]");
+  }
   if (const auto colon = authority.rfind(':');
-      colon != std::string_view::npos && authority.find(']') == std::string_view::npos) {
+      colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket)) {
     auto p = to_int(authority.substr(colon + 1));
     if (!p || *p < 1 || *p > 65535) return usage("the Redis URL's port must be 1-65535");
     e.port = *p;
@@ -107,6 +114,13 @@ Result<RedisEndpoint> parse_redis_url(std::string_view url) {
   if (authority.empty()) return usage("the Redis URL needs a host");
   if (authority.find_first_of("?# \t\r\n") != std::string_view::npos) {
     return usage("the Redis URL must be redis://[:password@]host[:port][/db]");
+  }
+  if (bracket != std::string_view::npos) {
+    if (bracket + 1 != authority.size()) {
+      return usage("the Redis URL must be redis://[:password@]host[:port][/db]");
+    }
+    authority = authority.substr(1, bracket - 1);
+    if (authority.empty()) return usage("the Redis URL needs a host");
   }
   e.host = std::string(authority);
   return e;

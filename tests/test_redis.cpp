@@ -533,6 +533,9 @@ TEST_CASE("role and Redis flags: a bad combination exits 2 with one line", "[red
       {{"--role", "replica", "--redis", "redis://127.0.0.1", "--manifest", "m.json"},
        "drop --manifest"},
       {{"--role", "publisher", "--redis", "redis://:s3cret@127.0.0.1:0"}, "port must be 1-65535"},
+      {{"--role", "replica", "--redis", "redis://[::1:6379"}, "needs a closing ]"},
+      {{"--role", "replica", "--redis", "redis://[::1]x:6379"}, "must be redis://"},
+      {{"--role", "replica", "--redis", "redis://127.0.0.1/x"}, "database (/N)"},
   };
   for (const auto& [args, message] : cases) {
     std::vector<std::string> argv = {CORTEX_CONNECTORS_SERVER};
