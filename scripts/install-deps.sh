@@ -9,6 +9,7 @@ packages=(
   libsimdjson-dev libsodium-dev libfmt-dev prometheus-cpp-dev catch2
   libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev libsqlite3-dev
   libbenchmark-dev clang-format
+  libhiredis-dev redis-server  # scaling roles (server/redis_*.cpp) and their tests
   clang libclang-rt-14-dev  # libFuzzer: scripts/fuzz.sh
   prometheus  # promtool checks the metrics text in the tests
   chromium chromium-driver python3-selenium  # the dashboard's browser test (tests/e2e/)

@@ -57,6 +57,8 @@ const char* server_usage() {
          "                                [--previous-keys-not-after RFC3339]\n"
          "                                [--state-dir DIR] [--no-history]\n"
          "                                [--history-max-entries N] [--history-max-age-seconds N]\n"
+         "                                [--role single|publisher|replica] [--redis URL]\n"
+         "                                [--redis-prefix PREFIX]\n"
          "environment: CONNECTORS_SIGNATURE_KEY (required), CONNECTORS_API_KEY or MCP_API_KEY\n"
          "             (required unless NO_AUTH=true), CONNECTORS_MANIFEST_PATH, CONNECTORS_HOST,\n"
          "             CONNECTORS_PORT, LOG_LEVEL, APPS_BUNDLE_DIR, ENABLE_PROMETHEUS,\n"
@@ -64,11 +66,70 @@ const char* server_usage() {
          "             CONNECTORS_PREVIOUS_KEY_FILES, CONNECTORS_PREVIOUS_KEYS_NOT_AFTER,\n"
          "             OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_TIMEOUT, OTEL_BSP_SCHEDULE_DELAY,\n"
          "             OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_MAX_EXPORT_BATCH_SIZE,\n"
-         "             OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG\n";
+         "             OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG, CONNECTORS_ROLE,\n"
+         "             CONNECTORS_REDIS_URL, CONNECTORS_REDIS_PREFIX\n";
+}
+
+std::string RedisEndpoint::display() const {
+  const bool ipv6 = host.find(':') != std::string::npos;
+  return fmt::format("redis://{}{}{}{}:{}/{}", password.empty() ? "" : ":***@", ipv6 ? "[" : "",
+                     host, ipv6 ? "]" : "", port, db);
+}
+
+Result<RedisEndpoint> parse_redis_url(std::string_view url) {
+  constexpr std::string_view kScheme = "redis://";
+  if (!url.starts_with(kScheme)) return usage("the Redis URL must start with redis://");
+  std::string_view rest = url.substr(kScheme.size());
+  RedisEndpoint e;
+  if (const auto at = rest.rfind('@'); at != std::string_view::npos) {
+    std::string_view user_info = rest.substr(0, at);
+    rest.remove_prefix(at + 1);
+    // redis://:password@host or redis://user:password@host (the user is not used: AUTH password).
+    const auto colon = user_info.find(':');
+    e.password =
+        std::string(colon == std::string_view::npos ? user_info : user_info.substr(colon + 1));
+  }
+  const auto slash = rest.find('/');
+  std::string_view authority = rest.substr(0, slash);
+  if (slash != std::string_view::npos) {
+    const std::string_view db = rest.substr(slash + 1);
+    if (!db.empty()) {
+      auto n = to_int(db);
+      if (!n || *n < 0) return usage("the Redis URL's database (/N) must be an integer >= 0");
+      e.db = *n;
+    }
+  }
+  // An IPv6 address is bracketed: redis://[::1]:6379.
+  const auto bracket = authority.starts_with('[') ? authority.find(']') : std::string_view::npos;
+  if (authority.starts_with('[') && bracket == std::string_view::npos) {
+    return usage("the Redis URL's IPv6 address needs a closing ]");
+  }
+  if (const auto colon = authority.rfind(':');
+      colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket)) {
+    auto p = to_int(authority.substr(colon + 1));
+    if (!p || *p < 1 || *p > 65535) return usage("the Redis URL's port must be 1-65535");
+    e.port = *p;
+    authority = authority.substr(0, colon);
+  }
+  if (authority.empty()) return usage("the Redis URL needs a host");
+  if (authority.find_first_of("?# \t\r\n") != std::string_view::npos) {
+    return usage("the Redis URL must be redis://[:password@]host[:port][/db]");
+  }
+  if (bracket != std::string_view::npos) {
+    if (bracket + 1 != authority.size()) {
+      return usage("the Redis URL must be redis://[:password@]host[:port][/db]");
+    }
+    authority = authority.substr(1, bracket - 1);
+    if (authority.empty()) return usage("the Redis URL needs a host");
+  }
+  e.host = std::string(authority);
+  return e;
 }
 
 Result<ServerConfig> parse_server_config(std::span<char* const> args, const EnvLookup& env) {
   ServerConfig c;
+  std::optional<std::string> role_text;
+  std::optional<std::string> redis_url;
   if (auto v = env("CONNECTORS_HOST"); v && !v->empty()) c.host = *v;
   if (auto v = env("CONNECTORS_PORT"); v && !v->empty()) {
     auto p = to_int(*v);
@@ -169,6 +230,10 @@ Result<ServerConfig> parse_server_config(std::span<char* const> args, const EnvL
     c.worker_threads = static_cast<std::size_t>(*n);
   }
 
+  if (auto v = env("CONNECTORS_ROLE"); v && !v->empty()) role_text = *v;
+  if (auto v = env("CONNECTORS_REDIS_URL"); v && !v->empty()) redis_url = *v;
+  if (auto v = env("CONNECTORS_REDIS_PREFIX"); v && !v->empty()) c.redis_prefix = *v;
+
   for (std::size_t i = 0; i < args.size(); ++i) {
     std::string_view a = args[i];
     std::string_view value;
@@ -201,6 +266,16 @@ Result<ServerConfig> parse_server_config(std::span<char* const> args, const EnvL
         } else {
           c.history_max_age = std::chrono::seconds(*n);
         }
+      }
+    } else if (a == "--role" || a == "--redis" || a == "--redis-prefix") {
+      auto v = next();
+      if (!v || v->empty()) return usage(fmt::format("{} needs a value", a));
+      if (a == "--role") {
+        role_text = std::string(*v);
+      } else if (a == "--redis") {
+        redis_url = std::string(*v);
+      } else {
+        c.redis_prefix = std::string(*v);
       }
     } else if (a == "--signing-key-file" || a == "--previous-key-file" ||
                a == "--previous-keys-not-after") {
@@ -235,6 +310,39 @@ Result<ServerConfig> parse_server_config(std::span<char* const> args, const EnvL
     } else {
       return usage(fmt::format("unknown argument \"{}\"", a.substr(0, 64)));
     }
+  }
+
+  if (role_text) {
+    if (*role_text == "single") {
+      c.role = Role::kSingle;
+    } else if (*role_text == "publisher") {
+      c.role = Role::kPublisher;
+    } else if (*role_text == "replica") {
+      c.role = Role::kReplica;
+    } else {
+      return usage("--role / CONNECTORS_ROLE must be single, publisher or replica");
+    }
+  }
+  if (redis_url) {
+    auto endpoint = parse_redis_url(*redis_url);
+    if (!endpoint) return std::move(endpoint).error();
+    c.redis = std::move(*endpoint);
+  }
+  if (c.role == Role::kSingle && c.redis) {
+    return usage("--redis / CONNECTORS_REDIS_URL needs --role publisher or --role replica");
+  }
+  if (c.role != Role::kSingle && !c.redis) {
+    return usage("--role publisher and --role replica need --redis URL (or CONNECTORS_REDIS_URL)");
+  }
+  if (c.role != Role::kSingle && c.dev) {
+    return usage("--dev runs a single server; drop --role");
+  }
+  if (c.role == Role::kReplica && c.manifest_path) {
+    return usage(
+        "a replica serves the snapshot from Redis; drop --manifest / CONNECTORS_MANIFEST_PATH");
+  }
+  if (c.redis_prefix.find_first_of(" \t\r\n{}") != std::string::npos) {
+    return usage("--redis-prefix must not contain spaces or braces");
   }
 
   if (c.dev) {

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <span>
@@ -16,6 +17,26 @@
 #include "cortex_connectors/result.h"
 
 namespace cortex_connectors::server {
+
+// What a server process does in a horizontally scaled deployment (docs/scaling.md).
+enum class Role : std::uint8_t {
+  kSingle,     // loads the manifest and serves it; no Redis (the default)
+  kPublisher,  // as single, and writes every signed snapshot to Redis and announces it
+  kReplica,    // no manifest: serves the verified snapshots the publisher wrote to Redis
+};
+
+// A Redis server: redis://[:password@]host[:port][/db] (port 6379, db 0 by default).
+struct RedisEndpoint {
+  std::string host;
+  int port = 6379;
+  int db = 0;
+  std::string password;  // never logged
+  // The URL without the password, for logs and /health.
+  std::string display() const;
+};
+
+// Parses a redis:// URL; Error (kUsage) names what is wrong, never the password.
+Result<RedisEndpoint> parse_redis_url(std::string_view url);
 
 struct ServerConfig {
   std::string host = "127.0.0.1";
@@ -66,6 +87,12 @@ struct ServerConfig {
   bool history = true;
   std::size_t history_max_entries = 100;
   std::chrono::seconds history_max_age{std::chrono::hours(24 * 30)};
+  // Horizontal scale (docs/scaling.md): --role / CONNECTORS_ROLE, --redis /
+  // CONNECTORS_REDIS_URL (required by publisher and replica, refused by single), and
+  // --redis-prefix / CONNECTORS_REDIS_PREFIX, the prefix of every key (one per deployment).
+  Role role = Role::kSingle;
+  std::optional<RedisEndpoint> redis;
+  std::string redis_prefix = "cortex:connectors";
 };
 
 // The state directory used when none is configured (see ServerConfig::state_dir).

@@ -8,9 +8,11 @@
 
 #include <sys/socket.h>
 
+#include "cortex_connectors/canonical_json.h"
 #include "cortex_connectors/http.h"
 #include "cortex_connectors/sse.h"
 #include "log.h"
+#include "redis_scaling.h"
 #include "tracing.h"
 
 namespace cortex_connectors::server {
@@ -164,6 +166,22 @@ void finish_request(Registry& registry, const RequestContext& ctx, std::string_v
   log(LogLevel::kInfo, "request", fields);
 }
 
+// The /health body with the scaling role's member; a role that cannot do its job (no Redis,
+// no lease) makes an "ok" server "degraded".
+std::string with_scaling(const std::string& body, const ScalingRole& role) {
+  auto health = parse_json(body);
+  if (!health) return body;
+  health->set("scaling", role.status());
+  if (role.degraded()) {
+    if (const Json* s = health->find("status");
+        s != nullptr && s->is_string() && s->as_string() == "ok") {
+      health->set("status", "degraded");
+    }
+  }
+  auto out = canonical_json(*health);
+  return out ? std::move(*out) : body;
+}
+
 }  // namespace
 
 void log_refused_request(Registry& registry, int status) {
@@ -210,7 +228,9 @@ void install_routes(HardenedServer& server, Registry& registry, const ServerConf
   });
 
   server.Get("/health", [&registry](const httplib::Request&, httplib::Response& res) {
-    send_text(res, 200, health_body(registry, std::chrono::system_clock::now()));
+    std::string body = health_body(registry, std::chrono::system_clock::now());
+    if (const ScalingRole* role = scaling_role()) body = with_scaling(body, *role);
+    send_text(res, 200, body);
   });
 
   server.Get("/ready", [&registry](const httplib::Request&, httplib::Response& res) {
@@ -262,7 +282,10 @@ void install_routes(HardenedServer& server, Registry& registry, const ServerConf
     }
     if (!config.api_keys.empty() && !authorize(req, res, config)) return;
     const auto snap = registry.current();
-    send_text(res, 200, registry.metrics().render_text(snap.get()) + span_metrics_text(),
+    const ScalingRole* role = scaling_role();
+    send_text(res, 200,
+              registry.metrics().render_text(snap.get()) + span_metrics_text() +
+                  (role != nullptr ? role->metrics_text() : std::string()),
               "text/plain; version=0.0.4; charset=utf-8");
   });
 }

@@ -21,6 +21,7 @@
 #include "cortex_connectors/version.h"
 #include "http_server.h"
 #include "log.h"
+#include "redis_scaling.h"
 #include "routes.h"
 #include "sse_hub.h"
 #include "static_files.h"
@@ -150,7 +151,24 @@ int main(int argc, char** argv) {
     return kExitConfig;
   }
 
-  auto history = open_history(config);
+  // Publisher: Redis first, so that versions start above the stored one (docs/scaling.md).
+  std::unique_ptr<srv::RedisPublisher> publisher;
+  std::uint64_t first_version = 1;
+  if (config.role == srv::Role::kPublisher) {
+    publisher = std::make_unique<srv::RedisPublisher>(*config.redis, config.redis_prefix);
+    auto stored = publisher->prepare([&signals] {
+      sigset_t pending;
+      sigemptyset(&pending);
+      return sigpending(&pending) == 0 &&
+             (sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1);
+    });
+    if (!stored) return 0;  // SIGTERM while waiting for Redis
+    first_version = *stored + 1;
+  }
+
+  // A replica has no manifest and no history of its own: it serves the publisher's versions.
+  const bool replica = config.role == srv::Role::kReplica;
+  auto history = replica ? nullptr : open_history(config);
   // Spans go out only with an endpoint; the exporter outlives the registry and the hub, which
   // record into it from their threads.
   std::unique_ptr<srv::OtlpExporter> exporter;
@@ -181,6 +199,7 @@ int main(int argc, char** argv) {
 
   cc::RegistryOptions options;
   options.history = history;
+  options.first_version = first_version;
   options.manifest_path = config.manifest_path;
   options.signing_key = config.signing_key;
   options.ed25519_keys = signing_keys->active;
@@ -287,6 +306,15 @@ int main(int argc, char** argv) {
   });
   srv::install_stream(server, hub, registry, config);
 
+  std::unique_ptr<srv::RedisReplica> replica_role;
+  if (replica) {
+    replica_role = std::make_unique<srv::RedisReplica>(*config.redis, config.redis_prefix, registry,
+                                                       signing_keys->published);
+    srv::set_scaling_role(replica_role.get());
+  } else if (publisher) {
+    srv::set_scaling_role(publisher.get());
+  }
+
   const int port = server.bind(config.host, config.port, config.listen_backlog);
   if (port < 0) {
     std::fprintf(stderr, "[brAInwav] cannot listen on %s:%d: %s\n", config.host.c_str(),
@@ -298,7 +326,12 @@ int main(int argc, char** argv) {
       fields({{"host", config.host},
               {"port", port},
               {"version", std::string(cc::version_string())},
-              {"manifest", config.manifest_path.value_or(std::string(cc::kDefaultManifestPath))},
+              {"role", config.role == srv::Role::kSingle      ? "single"
+                       : config.role == srv::Role::kPublisher ? "publisher"
+                                                              : "replica"},
+              {"manifest",
+               replica ? std::string("(redis)")
+                       : config.manifest_path.value_or(std::string(cc::kDefaultManifestPath))},
               {"max_subscribers", hub.max_subscribers()},
               {"ed25519_kid",
                signing_keys->active.empty() ? std::string() : signing_keys->active.front().kid()},
@@ -320,10 +353,15 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   }
 
-  registry.refresh_async();
-  if (auto watching = registry.start_watching(config.poll_interval); !watching) {
-    srv::log(srv::LogLevel::kWarning, "manifest watcher unavailable",
-             fields({{"error", watching.error().message}}));
+  if (replica_role) {
+    replica_role->start();
+  } else {
+    if (publisher) publisher->start(registry);
+    registry.refresh_async();
+    if (auto watching = registry.start_watching(config.poll_interval); !watching) {
+      srv::log(srv::LogLevel::kWarning, "manifest watcher unavailable",
+               fields({{"error", watching.error().message}}));
+    }
   }
 
   std::thread signal_thread([&server, &hub, signals] {
@@ -337,6 +375,9 @@ int main(int argc, char** argv) {
   server.listen_after_bind();
   hub.stop();
   registry.stop_watching();
+  srv::set_scaling_role(nullptr);
+  if (replica_role) replica_role->stop();
+  if (publisher) publisher->stop();  // releases the lease
   // Wake the signal thread if the server stopped for another reason.
   if (signal_thread.joinable()) {
     pthread_kill(signal_thread.native_handle(), SIGTERM);

@@ -14,8 +14,10 @@
 
 #include <fmt/format.h>
 
+#include "cortex_connectors/canonical_json.h"
 #include "cortex_connectors/service_map.h"
 #include "cortex_connectors/signing.h"
+#include "cortex_connectors/verify.h"
 #include "cortex_connectors/watcher.h"
 #include "internal/atomic_shared_ptr.h"
 #include "internal/compress.h"
@@ -48,6 +50,44 @@ void release_free_heap() noexcept {
 // Bodies up to this size get gzip 9 / brotli 11 after publication (brotli 11 costs ~1.5 ms per
 // KB here: ~100 ms at 64 KiB, ~800 ms at 200 KB, which would hold up the next reload).
 constexpr std::size_t kRefineBody = std::size_t{64} << 10;
+
+// What a replica knows of the manifest behind a verified payload (Registry::publish_signed):
+// the service map's fields, enough for /health and the connector metrics.
+Manifest manifest_from_payload(const Json& payload) {
+  auto text = [](const Json& o, std::string_view key) {
+    const Json* v = o.find(key);
+    return v != nullptr && v->is_string() ? v->as_string() : std::string();
+  };
+  Manifest m;
+  m.id = text(payload, "id");
+  m.brand = text(payload, "brand");
+  m.generated_at = text(payload, "generatedAt");
+  if (const Json* t = payload.find("ttlSeconds"); t != nullptr && t->is_number()) {
+    m.ttl_seconds = static_cast<std::int64_t>(t->as_number());
+  }
+  if (const Json* meta = payload.find("metadata"); meta != nullptr) m.metadata = *meta;
+  const Json* connectors = payload.find("connectors");
+  if (connectors == nullptr || !connectors->is_array()) return m;
+  for (const Json& c : connectors->as_array()) {
+    Connector out;
+    out.id = text(c, "id");
+    out.name = text(c, "displayName");
+    out.display_name = out.name;
+    out.version = text(c, "version");
+    out.endpoint = text(c, "endpoint");
+    if (const Json* t = c.find("ttlSeconds"); t != nullptr && t->is_number()) {
+      out.ttl_seconds = static_cast<std::int64_t>(t->as_number());
+    }
+    if (const Json* e = c.find("enabled"); e != nullptr && e->is_bool()) out.enabled = e->as_bool();
+    if (const Json* scopes = c.find("scopes"); scopes != nullptr && scopes->is_array()) {
+      for (const Json& sc : scopes->as_array()) {
+        if (sc.is_string()) out.scopes.push_back(sc.as_string());
+      }
+    }
+    m.connectors.push_back(std::move(out));
+  }
+  return m;
+}
 
 }  // namespace
 
@@ -348,6 +388,103 @@ Result<std::shared_ptr<const Snapshot>> Registry::refresh_from_text(std::string_
   std::lock_guard lock(impl_->refresh_mutex);
   return impl_->rebuild(std::string(text), source, StageTimings{}, Clock::now(),
                         std::chrono::system_clock::now());
+}
+
+Result<std::shared_ptr<const Snapshot>> Registry::publish_signed(
+    const SignedSnapshot& signed_snapshot, const PublicKeySet* pinned) {
+  std::lock_guard lock(impl_->refresh_mutex);
+  const auto started = std::chrono::system_clock::now();
+  auto t = Clock::now();
+  StageTimings timings;
+  const std::string& source = signed_snapshot.source;
+  const auto reject = [&](Error e) {
+    if (!source.empty()) e.message = fmt::format("{} ({})", e.message, source);
+    return impl_->fail(std::move(e), timings, source, started);
+  };
+  if (impl_->options.signing_key.empty() && (pinned == nullptr || pinned->empty())) {
+    return reject(
+        Error{ErrorCode::kUsage, "[brAInwav] no key to verify a signed snapshot with", {}, {}});
+  }
+  if (signed_snapshot.version == 0) {
+    return reject(
+        Error{ErrorCode::kInvalid, "[brAInwav] a signed snapshot needs a version >= 1", {}, {}});
+  }
+  const auto previous = impl_->current.load();
+  if (previous &&
+      (signed_snapshot.version <= previous->version || signed_snapshot.body == previous->body)) {
+    return impl_->unchanged(timings, source, started);
+  }
+  std::optional<VerifiedServiceMap> verified;
+  if (!impl_->options.signing_key.empty()) {
+    auto v = verify_service_map(signed_snapshot.body, as_bytes(impl_->options.signing_key));
+    if (!v) return reject(std::move(v).error());
+    verified = std::move(*v);
+  }
+  if (pinned != nullptr && !pinned->empty()) {
+    auto v = verify_service_map(signed_snapshot.body, *pinned);
+    if (!v) return reject(std::move(v).error());
+    if (!verified) verified = std::move(*v);
+  }
+  timings.sign = since(t);
+  // Served as is, so it must be the canonical bytes the publisher signed and served.
+  auto canonical = canonicalize(signed_snapshot.body);
+  if (!canonical || *canonical != signed_snapshot.body) {
+    return reject(Error{ErrorCode::kInvalid,
+                        "[brAInwav] a signed snapshot body must be canonical JSON (RFC 8785)",
+                        {},
+                        {}});
+  }
+  auto snap = std::make_shared<Snapshot>();
+  snap->version = signed_snapshot.version;
+  snap->path = source;
+  snap->content_hash = signed_snapshot.content_hash;
+  snap->loaded_at = impl_->options.clock();
+  snap->generated_at = verified->generated_at;
+  snap->body = signed_snapshot.body;
+  // The members after the payload, as the publisher's Snapshot held them.
+  if (auto doc = parse_json(snap->body)) {
+    if (const Json* s = doc->find("signature"); s != nullptr && s->is_string()) {
+      snap->signature = s->as_string();
+    }
+    if (const Json* s = doc->find("signatures"); s != nullptr) {
+      if (auto c = canonical_json(*s)) snap->signatures = std::move(*c);
+    }
+  }
+  if (snap->canonical_payload() != verified->canonical_payload) {
+    return reject(Error{ErrorCode::kInvalid,
+                        "[brAInwav] a signed snapshot body has members beyond payload, "
+                        "signature and signatures",
+                        {},
+                        {}});
+  }
+  snap->manifest = manifest_from_payload(verified->payload);
+  timings.validate = since(t);
+  const bool refine = snap->body.size() <= kRefineBody && impl_->options.gzip_level < 0 &&
+                      impl_->options.brotli_quality < 0;
+  snap->body_gzip = internal::gzip_compress(
+      snap->body, impl_->options.gzip_level >= 0 ? impl_->options.gzip_level : 6);
+  snap->body_brotli = internal::brotli_compress(
+      snap->body, impl_->options.brotli_quality >= 0 ? impl_->options.brotli_quality : 5);
+  const std::string digest = internal::sha256_hex(snap->body);
+  snap->etag.reserve(34);
+  snap->etag.push_back('"');
+  snap->etag.append(digest, 0, 32);
+  snap->etag.push_back('"');
+  snap->metrics_text = Metrics::render_manifest_text(snap->manifest);
+  timings.compress = since(t);
+  snap->timings = timings;
+  std::shared_ptr<const Snapshot> published(std::move(snap));
+  impl_->publish(published, started);
+  if (refine) {
+    auto better = std::make_shared<Snapshot>(*published);
+    better->body_gzip = internal::gzip_compress(better->body, 9);
+    better->body_brotli = internal::brotli_compress(better->body, 11);
+    std::lock_guard state(impl_->state_mutex);
+    if (impl_->current.load() == published) {
+      impl_->current.store(std::shared_ptr<const Snapshot>(better));
+    }
+  }
+  return impl_->current.load();
 }
 
 void Registry::refresh_async() {

@@ -4,6 +4,7 @@
 #include "cortex_connectors/json.h"
 #include "cortex_connectors/registry.h"
 #include "cortex_connectors/signing.h"
+#include "cortex_connectors/verify.h"
 #include "internal/compress.h"
 #include "test_utils.h"
 
@@ -459,4 +460,71 @@ TEST_CASE("small bodies are published fast and then recompressed at the best set
   REQUIRE_OK(fixed.refresh_from_text(manifest(60)));
   CHECK(fixed.current()->body_gzip == cc::internal::gzip_compress(fixed.current()->body, 1));
   CHECK(fixed.current()->body_brotli == cc::internal::brotli_compress(fixed.current()->body, 2));
+}
+
+TEST_CASE("publish_signed serves another registry's verified bytes, and only those",
+          "[registry][scaling]") {
+  cc::RegistryOptions source_options;
+  source_options.signing_key = std::string(kKey);
+  cc::Registry source(source_options);
+  REQUIRE_OK(source.refresh_from_text(manifest(30, "2025-10-10T00:00:00Z", "beta")));
+  const auto original = source.current();
+
+  cc::RegistryOptions replica_options;
+  replica_options.signing_key = std::string(kKey);
+  cc::Registry replica(replica_options);
+  std::vector<std::uint64_t> heard;
+  replica.subscribe(
+      [&](const std::shared_ptr<const cc::Snapshot>& s) { heard.push_back(s->version); });
+  cc::SignedSnapshot s{original->body, 7, original->content_hash, "test"};
+  auto published = replica.publish_signed(s);
+  REQUIRE_OK(published);
+  const auto snap = *published;
+  CHECK(snap->version == 7);
+  CHECK(snap->body == original->body);
+  CHECK(snap->etag == original->etag);
+  CHECK(snap->signature == original->signature);
+  CHECK(snap->canonical_payload() == original->canonical_payload());
+  std::string inflated;
+  REQUIRE(cc::internal::gzip_decompress(snap->body_gzip, inflated));
+  CHECK(inflated == snap->body);
+  CHECK(snap->connector_count() == 2);
+  CHECK(snap->metrics_text.find(R"(connector="beta"} 0)") != std::string::npos);
+  CHECK(heard == std::vector<std::uint64_t>{7});
+
+  // The same version again, or an older one, publishes nothing.
+  REQUIRE_OK(source.refresh_from_text(manifest(20)));
+  CHECK((*replica.publish_signed({source.current()->body, 7, "", "test"}))->version == 7);
+  CHECK((*replica.publish_signed({source.current()->body, 6, "", "test"}))->version == 7);
+  CHECK(heard.size() == 1);
+
+  // A body that does not verify never replaces the current one, and is the last failure.
+  std::string tampered = source.current()->body;
+  tampered.replace(tampered.find("https://a.invalid"), 17, "https://b.invalid");
+  auto bad = replica.publish_signed({tampered, 8, "", "test"});
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().code == cc::ErrorCode::kSignature);
+  CHECK(replica.current()->version == 7);
+  REQUIRE(replica.last_failure());
+  CHECK(replica.last_failure()->error.message.find(kKey) == std::string::npos);
+
+  // Verified but not as served (not canonical): refused too.
+  std::string spaced = source.current()->body;
+  spaced.insert(1, " ");
+  auto loose = replica.publish_signed({spaced, 8, "", "test"});
+  REQUIRE_FALSE(loose);
+  CHECK(loose.error().code == cc::ErrorCode::kInvalid);
+  CHECK(cc::verify_service_map(source.current()->body, cc::as_bytes(kKey)));  // sanity
+
+  // Another key: refused.
+  cc::RegistryOptions other_options;
+  other_options.signing_key = "another-key";
+  cc::Registry other(other_options);
+  CHECK_FALSE(other.publish_signed({source.current()->body, 1, "", "test"}));
+  CHECK_FALSE(other.has_snapshot());
+
+  REQUIRE_OK(replica.publish_signed({source.current()->body, 9, "", "test"}));
+  CHECK(replica.current()->body == source.current()->body);
+  CHECK_FALSE(replica.last_failure());
+  CHECK(heard == std::vector<std::uint64_t>{7, 9});
 }

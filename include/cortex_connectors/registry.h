@@ -85,6 +85,16 @@ struct RegistryOptions {
   std::function<void(const RefreshReport&)> on_refresh;
 };
 
+// A snapshot signed by another process (a publisher, docs/scaling.md), as a replica receives it.
+struct SignedSnapshot {
+  // The service-map body exactly as the publisher serves it: {"payload":...,"signature":...}
+  // (plus "signatures"), canonical JSON.
+  std::string body;
+  std::uint64_t version = 0;  // the publisher's snapshot version, >= 1
+  std::string content_hash;   // the publisher's manifest hash (informational; "" if unknown)
+  std::string source;         // where it came from (logs, Snapshot::path), e.g. "redis"
+};
+
 // The last failed load, kept until the next successful one.
 struct LoadFailure {
   Error error;  // message + one Issue per finding or per path tried
@@ -113,6 +123,19 @@ class CORTEX_CONNECTORS_API Registry {
   // As refresh(), with manifest text supplied by the caller (an embedding service, a test).
   Result<std::shared_ptr<const Snapshot>> refresh_from_text(std::string_view text,
                                                             std::string_view source = "");
+
+  // Publishes a snapshot signed elsewhere, without any manifest: verifies `signed_snapshot.body`
+  // with RegistryOptions::signing_key (HMAC, verify.h) and, when `pinned` is given, with those
+  // Ed25519 public keys too; checks that the body is canonical JSON; then publishes it under
+  // its version exactly like refresh() (same bytes, ETag, compression, listeners). Its
+  // Snapshot::manifest is rebuilt from the payload (ids, names, versions, endpoints, scopes,
+  // ttlSeconds, enabled): enough for /health and the connector metrics, not a manifest file.
+  // A version at or below the current one, or the current body again, publishes nothing and
+  // returns the current snapshot. A body that does not verify never replaces the current
+  // snapshot: the Error (kParse, kInvalid, kSignature, as verify_service_map(); kUsage without
+  // any key) is returned and kept as last_failure(), and the reload counts as a failure.
+  Result<std::shared_ptr<const Snapshot>> publish_signed(const SignedSnapshot& signed_snapshot,
+                                                         const PublicKeySet* pinned = nullptr);
 
   // Runs refresh() once on a background thread, so that a server can listen first.
   void refresh_async();

@@ -1,0 +1,624 @@
+#include "redis_scaling.h"
+
+#include <random>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+#include <hiredis/hiredis.h>
+#include <unistd.h>
+
+#include "cortex_connectors/signing.h"
+#include "log.h"
+
+namespace cortex_connectors::server {
+
+namespace {
+
+std::atomic<const ScalingRole*> g_role{nullptr};
+
+constexpr auto kConnectTimeout = std::chrono::milliseconds(1000);
+// Commands answer within this or the connection counts as lost; above kBlock.
+constexpr auto kCommandTimeout = std::chrono::milliseconds(3000);
+// XREAD BLOCK: how long a replica waits for an announcement before it checks for stop().
+constexpr int kBlockMs = 500;
+constexpr auto kLease = std::chrono::milliseconds(10000);
+constexpr auto kLeaseRenew = std::chrono::milliseconds(3000);
+constexpr int kStreamMaxLen = 1000;
+
+// Takes or renews the lease: KEYS[1] lease; ARGV token, milliseconds. 1: held by us.
+constexpr std::string_view kLeaseScript = R"lua(
+local holder = redis.call('GET', KEYS[1])
+if holder == false then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+)lua";
+
+// Releases the lease if we hold it.
+constexpr std::string_view kReleaseScript = R"lua(
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+)lua";
+
+// The compare-and-set write: KEYS snapshot, events, lease; ARGV token, version, body,
+// generatedAt, contentHash, stream length. Returns {code, stored version}: 1 written and
+// announced; 2 the same version and body are stored already; 0 a version at or above ours is
+// stored (refused); -1 the lease is not ours (refused).
+constexpr std::string_view kPublishScript = R"lua(
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then return {-1, 0} end
+local stored = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+local version = tonumber(ARGV[2])
+if version <= stored then
+  if version == stored and redis.call('HGET', KEYS[1], 'body') == ARGV[3] then
+    return {2, stored}
+  end
+  return {0, stored}
+end
+redis.call('HSET', KEYS[1], 'version', ARGV[2], 'body', ARGV[3], 'generatedAt', ARGV[4],
+           'contentHash', ARGV[5])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'version', ARGV[2])
+return {1, version}
+)lua";
+
+timeval to_timeval(std::chrono::milliseconds ms) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
+  return tv;
+}
+
+std::optional<std::uint64_t> to_version(std::string_view s) {
+  if (s.empty() || s.size() > 19) return std::nullopt;
+  std::uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return v;
+}
+
+Json fields(std::initializer_list<Json::Member> members) { return Json(Json::Object(members)); }
+
+// Waits `delay` or until `stopping` (under `mutex`) turns true; returns false when stopping.
+bool pause(std::mutex& mutex, std::condition_variable& cv, const bool& stopping,
+           std::chrono::milliseconds delay) {
+  std::unique_lock lock(mutex);
+  return !cv.wait_for(lock, delay, [&] { return stopping; });
+}
+
+}  // namespace
+
+void set_scaling_role(const ScalingRole* role) { g_role.store(role); }
+const ScalingRole* scaling_role() { return g_role.load(); }
+
+std::chrono::milliseconds Backoff::next() {
+  thread_local std::minstd_rand rng(std::random_device{}());
+  const int base = std::min(2000, 100 << std::min(attempt_, 5));
+  ++attempt_;
+  std::uniform_int_distribution<int> jitter(base / 2, base);
+  return std::chrono::milliseconds(jitter(rng));
+}
+
+// One hiredis connection, used by one thread.
+class RedisConnection {
+ public:
+  using Reply = std::unique_ptr<redisReply, void (*)(void*)>;
+
+  ~RedisConnection() { close(); }
+
+  // Connects, authenticates and selects the database; false with `error` set on failure.
+  bool open(const RedisEndpoint& e, std::string& error) {
+    close();
+    ctx_ = redisConnectWithTimeout(e.host.c_str(), e.port, to_timeval(kConnectTimeout));
+    if (ctx_ == nullptr || ctx_->err != 0) {
+      error = ctx_ != nullptr ? ctx_->errstr : "cannot allocate a Redis context";
+      close();
+      return false;
+    }
+    redisSetTimeout(ctx_, to_timeval(kCommandTimeout));
+    if (!e.password.empty()) {
+      auto r = command({"AUTH", e.password});
+      if (!r || r->type == REDIS_REPLY_ERROR) {
+        error = "AUTH refused";  // never the password
+        close();
+        return false;
+      }
+    }
+    if (e.db != 0) {
+      auto r = command({"SELECT", std::to_string(e.db)});
+      if (!r || r->type == REDIS_REPLY_ERROR) {
+        error = r ? std::string(r->str, r->len) : last_error();
+        close();
+        return false;
+      }
+    }
+    return true;
+  }
+
+  bool is_open() const { return ctx_ != nullptr; }
+
+  void close() {
+    if (ctx_ != nullptr) redisFree(ctx_);
+    ctx_ = nullptr;
+  }
+
+  // Sends one command; null on a connection error (the connection is then closed).
+  Reply command(const std::vector<std::string>& args) {
+    if (ctx_ == nullptr) return {nullptr, freeReplyObject};
+    std::vector<const char*> argv;
+    std::vector<std::size_t> lens;
+    for (const auto& a : args) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    void* reply = redisCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data());
+    if (reply == nullptr) {
+      error_ = ctx_->errstr;
+      close();
+    }
+    return {static_cast<redisReply*>(reply), freeReplyObject};
+  }
+
+  Reply eval(std::string_view script, const std::vector<std::string>& keys,
+             const std::vector<std::string>& args) {
+    std::vector<std::string> argv{"EVAL", std::string(script), std::to_string(keys.size())};
+    argv.insert(argv.end(), keys.begin(), keys.end());
+    argv.insert(argv.end(), args.begin(), args.end());
+    return command(argv);
+  }
+
+  std::string last_error() const { return error_.empty() ? "connection lost" : error_; }
+
+ private:
+  redisContext* ctx_ = nullptr;
+  std::string error_;
+};
+
+namespace {
+
+std::string reply_text(const redisReply* r) {
+  if (r == nullptr) return {};
+  if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS ||
+      r->type == REDIS_REPLY_ERROR) {
+    return std::string(r->str, r->len);
+  }
+  if (r->type == REDIS_REPLY_INTEGER) return std::to_string(r->integer);
+  return {};
+}
+
+std::string gauge(std::string_view name, std::string_view help, std::uint64_t value,
+                  std::string_view type = "gauge") {
+  return fmt::format("# HELP {0} {1}\n# TYPE {0} {2}\n{0} {3}\n", name, help, type, value);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Publisher
+
+RedisPublisher::RedisPublisher(RedisEndpoint endpoint, std::string prefix)
+    : endpoint_(std::move(endpoint)),
+      prefix_(std::move(prefix)),
+      token_(fmt::format("{}:{}", ::getpid(), generate_secret_hex(8))) {}
+
+RedisPublisher::~RedisPublisher() { stop(); }
+
+std::optional<std::uint64_t> RedisPublisher::prepare(const std::function<bool()>& stopping) {
+  auto c = std::make_unique<RedisConnection>();
+  Backoff backoff;
+  for (int attempt = 1;; ++attempt) {
+    if (stopping()) return std::nullopt;
+    std::string error;
+    if (c->open(endpoint_, error)) {
+      auto stored = c->command({"HGET", prefix_ + ":snapshot", "version"});
+      if (stored) {
+        const std::uint64_t version = to_version(reply_text(stored.get())).value_or(0);
+        stored_version_ = version;
+        connected_ = true;
+        renew_lease(*c);
+        log_always(LogLevel::kInfo, "publisher connected to Redis",
+                   fields({{"redis", endpoint_.display()},
+                           {"prefix", prefix_},
+                           {"stored_version", version},
+                           {"lease", leader_.load()}}));
+        initial_ = std::move(c);
+        return version;
+      }
+      error = c->last_error();
+    }
+    const auto delay = backoff.next();
+    log(LogLevel::kWarning, "publisher waiting for Redis",
+        fields({{"redis", endpoint_.display()},
+                {"attempt", attempt},
+                {"error", error},
+                {"retry_ms", static_cast<std::int64_t>(delay.count())}}));
+    // Short steps, so that a SIGTERM meanwhile is seen within ~100 ms.
+    for (auto waited = std::chrono::milliseconds(0); waited < delay;
+         waited += std::chrono::milliseconds(100)) {
+      if (stopping()) return std::nullopt;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+}
+
+void RedisPublisher::start(Registry& registry) {
+  registry_ = &registry;
+  listener_ = registry.subscribe([this](const std::shared_ptr<const Snapshot>&) {
+    {
+      std::lock_guard lock(mutex_);
+      dirty_ = true;
+    }
+    cv_.notify_one();
+  });
+  thread_ = std::thread([this] { run(); });
+}
+
+void RedisPublisher::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (registry_ != nullptr && listener_ != 0) registry_->unsubscribe(listener_);
+  listener_ = 0;
+  if (thread_.joinable()) thread_.join();
+}
+
+bool RedisPublisher::renew_lease(RedisConnection& c) {
+  auto r = c.eval(kLeaseScript, {prefix_ + ":publisher"}, {token_, std::to_string(kLease.count())});
+  if (!r || r->type == REDIS_REPLY_ERROR) return false;
+  const bool held = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+  if (held != leader_.exchange(held)) {
+    if (held) {
+      log_always(LogLevel::kInfo, "publisher holds the Redis lease: publishing",
+                 fields({{"redis", endpoint_.display()}, {"prefix", prefix_}}));
+    } else {
+      log_always(LogLevel::kError,
+                 "ANOTHER PUBLISHER holds the Redis lease: this one does not publish (only one "
+                 "publisher may run per prefix; see /health)",
+                 fields({{"redis", endpoint_.display()}, {"prefix", prefix_}}));
+    }
+  } else if (!held && written_version_ == 0 && refused_ == 0) {
+    // First check and not held (leader_ was already false): say so once.
+    log_always(LogLevel::kError,
+               "ANOTHER PUBLISHER holds the Redis lease: this one does not publish (only one "
+               "publisher may run per prefix; see /health)",
+               fields({{"redis", endpoint_.display()}, {"prefix", prefix_}}));
+    refused_ += 1;
+  }
+  return true;
+}
+
+void RedisPublisher::write(RedisConnection& c, const Snapshot& snap) {
+  auto r =
+      c.eval(kPublishScript, {prefix_ + ":snapshot", prefix_ + ":events", prefix_ + ":publisher"},
+             {token_, std::to_string(snap.version), snap.body, snap.generated_at, snap.content_hash,
+              std::to_string(kStreamMaxLen)});
+  if (!r) return;  // connection lost: run() reconnects and writes again
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+      r->element[0]->type != REDIS_REPLY_INTEGER) {
+    std::lock_guard lock(error_mutex_);
+    last_error_ = reply_text(r.get());
+    log(LogLevel::kError, "Redis refused the snapshot write", fields({{"error", last_error_}}));
+    return;
+  }
+  const long long code = r->element[0]->integer;
+  const auto stored = static_cast<std::uint64_t>(r->element[1]->integer);
+  if (code == 1 || code == 2) {
+    written_version_ = snap.version;
+    stored_version_ = snap.version;
+    stale_ = false;
+    if (code == 1) {
+      writes_ += 1;
+      log(LogLevel::kInfo, "snapshot written to Redis",
+          fields({{"version", snap.version}, {"bytes", snap.body.size()}}));
+    }
+  } else if (code == 0) {
+    // Never overwrite a newer snapshot: another publisher (or an earlier run that this one did
+    // not see at start) wrote it. Replicas keep serving that one.
+    written_version_ = snap.version;  // do not retry this version
+    stored_version_ = stored;
+    refused_ += 1;
+    if (!stale_.exchange(true)) {
+      log_always(LogLevel::kError,
+                 "Redis holds a newer snapshot version than this publisher: not overwriting it; "
+                 "restart this publisher to continue above it",
+                 fields({{"version", snap.version}, {"stored_version", stored}}));
+    }
+  } else {
+    leader_ = false;
+    refused_ += 1;
+  }
+}
+
+void RedisPublisher::run() {
+  std::unique_ptr<RedisConnection> c = std::move(initial_);
+  if (!c) c = std::make_unique<RedisConnection>();
+  Backoff backoff;
+  auto next_renew = std::chrono::steady_clock::now();
+  bool was_connected = c->is_open();
+  for (;;) {
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_) break;
+    }
+    if (!c->is_open()) {
+      if (was_connected) {
+        log_always(LogLevel::kWarning, "publisher lost Redis: retrying; serving locally",
+                   fields({{"redis", endpoint_.display()}, {"error", c->last_error()}}));
+        was_connected = false;
+        connected_ = false;
+      }
+      std::string error;
+      if (!c->open(endpoint_, error)) {
+        {
+          std::lock_guard lock(error_mutex_);
+          last_error_ = error;
+        }
+        if (!pause(mutex_, cv_, stopping_, backoff.next())) break;
+        continue;
+      }
+      backoff.reset();
+      reconnects_ += 1;
+      connected_ = true;
+      was_connected = true;
+      // Redis may have restarted empty: write the current snapshot again (the script makes
+      // this a no-op when it is there already).
+      written_version_ = 0;
+      next_renew = std::chrono::steady_clock::now();
+      log_always(LogLevel::kInfo, "publisher reconnected to Redis",
+                 fields({{"redis", endpoint_.display()}}));
+    }
+    if (std::chrono::steady_clock::now() >= next_renew) {
+      if (!renew_lease(*c)) continue;
+      next_renew = std::chrono::steady_clock::now() + kLeaseRenew;
+    }
+    {
+      std::lock_guard lock(mutex_);
+      dirty_ = false;
+    }
+    const auto snap = registry_->current();
+    if (leader_ && snap && snap->version != written_version_) {
+      write(*c, *snap);
+      if (!c->is_open()) continue;
+    }
+    std::unique_lock lock(mutex_);
+    cv_.wait_until(lock, next_renew, [this] { return stopping_ || dirty_; });
+  }
+  if (c->is_open() && leader_) {
+    c->eval(kReleaseScript, {prefix_ + ":publisher"}, {token_});
+  }
+  connected_ = false;
+}
+
+Json RedisPublisher::status() const {
+  Json j = Json::object();
+  j.set("role", "publisher");
+  j.set("redis", endpoint_.display());
+  j.set("prefix", prefix_);
+  j.set("connected", connected_.load());
+  j.set("lease", leader_.load());
+  j.set("writtenVersion", written_version_.load());
+  j.set("storedVersion", stored_version_.load());
+  j.set("stale", stale_.load());
+  std::lock_guard lock(error_mutex_);
+  if (!last_error_.empty()) j.set("lastError", last_error_);
+  return j;
+}
+
+bool RedisPublisher::degraded() const { return !connected_ || !leader_ || stale_; }
+
+std::string RedisPublisher::metrics_text() const {
+  return gauge("cortex_connectors_redis_connected", "1 while the Redis connection is up.",
+               connected_ ? 1 : 0) +
+         gauge("cortex_connectors_redis_lease", "1 while this publisher holds the Redis lease.",
+               leader_ ? 1 : 0) +
+         gauge("cortex_connectors_redis_writes_total", "Snapshots written to Redis.", writes_,
+               "counter") +
+         gauge("cortex_connectors_redis_writes_refused_total",
+               "Writes refused: lease held by another publisher or a newer version stored.",
+               refused_, "counter") +
+         gauge("cortex_connectors_redis_reconnects_total", "Reconnections to Redis.", reconnects_,
+               "counter");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replica
+
+RedisReplica::RedisReplica(RedisEndpoint endpoint, std::string prefix, Registry& registry,
+                           PublicKeySet pinned)
+    : endpoint_(std::move(endpoint)),
+      prefix_(std::move(prefix)),
+      registry_(registry),
+      pinned_(std::move(pinned)) {}
+
+RedisReplica::~RedisReplica() { stop(); }
+
+void RedisReplica::start() {
+  thread_ = std::thread([this] { run(); });
+}
+
+void RedisReplica::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool RedisReplica::load_latest(RedisConnection& c) {
+  auto r = c.command({"HMGET", prefix_ + ":snapshot", "version", "body", "contentHash"});
+  if (!r) return false;
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) return true;
+  if (r->element[0]->type != REDIS_REPLY_STRING) return true;  // nothing published yet
+  const auto version = to_version(reply_text(r->element[0]));
+  if (!version) return true;
+  seen_version_ = *version;
+  const auto current = registry_.current();
+  if (current && current->version >= *version) return true;
+  SignedSnapshot s;
+  s.version = *version;
+  s.body = reply_text(r->element[1]);
+  s.content_hash = reply_text(r->element[2]);
+  s.source = "redis";
+  const auto t0 = std::chrono::steady_clock::now();
+  auto published = registry_.publish_signed(s, pinned_.empty() ? nullptr : &pinned_);
+  if (published) {
+    if (*published && (*published)->version == *version) {
+      accepted_ += 1;
+      log(LogLevel::kInfo, "snapshot from Redis verified and published",
+          fields({{"version", *version},
+                  {"bytes", s.body.size()},
+                  {"ms",
+                   std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                       .count()}}));
+    }
+    return true;
+  }
+  const std::string key = fmt::format("{}:{}", *version, std::hash<std::string>{}(s.body));
+  std::lock_guard lock(error_mutex_);
+  if (key == rejected_key_) return true;  // alarmed already
+  rejected_key_ = key;
+  rejected_ += 1;
+  last_rejection_ = published.error().message;
+  const auto kept = registry_.current();
+  log_always(LogLevel::kError,
+             "ALARM: snapshot in Redis REJECTED (it does not verify); the last good snapshot "
+             "keeps being served",
+             fields({{"version", *version},
+                     {"error", published.error().message},
+                     {"serving_version", kept ? kept->version : 0}}));
+  return true;
+}
+
+bool RedisReplica::follow(RedisConnection& c) {
+  // The newest announcement before the snapshot is read: nothing announced after it is missed.
+  std::string last_id = "0-0";
+  auto newest = c.command({"XREVRANGE", prefix_ + ":events", "+", "-", "COUNT", "1"});
+  if (!newest) return false;
+  if (newest->type == REDIS_REPLY_ARRAY && newest->elements == 1 &&
+      newest->element[0]->type == REDIS_REPLY_ARRAY && newest->element[0]->elements >= 1) {
+    last_id = reply_text(newest->element[0]->element[0]);
+  }
+  if (!load_latest(c)) return false;
+  for (;;) {
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_) return true;
+    }
+    auto r = c.command({"XREAD", "COUNT", "100", "BLOCK", std::to_string(kBlockMs), "STREAMS",
+                        prefix_ + ":events", last_id});
+    if (!r) return false;
+    if (r->type == REDIS_REPLY_ERROR) {
+      std::lock_guard lock(error_mutex_);
+      last_error_ = reply_text(r.get());
+      return false;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) continue;  // timeout: nil
+    // [[stream, [[id, [field, value]], ...]]]: only the newest matters (catch up to it).
+    const redisReply* stream = r->element[0];
+    if (stream->type != REDIS_REPLY_ARRAY || stream->elements != 2) continue;
+    const redisReply* entries = stream->element[1];
+    if (entries->type != REDIS_REPLY_ARRAY || entries->elements == 0) continue;
+    const redisReply* last = entries->element[entries->elements - 1];
+    if (last->type == REDIS_REPLY_ARRAY && last->elements >= 1) {
+      last_id = reply_text(last->element[0]);
+    }
+    if (!load_latest(c)) return false;
+  }
+}
+
+void RedisReplica::run() {
+  RedisConnection c;
+  Backoff backoff;
+  int attempt = 0;
+  bool ever_connected = false;
+  for (;;) {
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_) break;
+    }
+    std::string error;
+    if (!c.open(endpoint_, error)) {
+      ++attempt;
+      {
+        std::lock_guard lock(error_mutex_);
+        last_error_ = error;
+      }
+      const auto delay = backoff.next();
+      if (attempt == 1 || attempt % 10 == 0) {
+        log_always(LogLevel::kWarning,
+                   registry_.has_snapshot()
+                       ? "replica cannot reach Redis: serving the last verified snapshot"
+                       : "replica cannot reach Redis: no snapshot yet (503)",
+                   fields({{"redis", endpoint_.display()},
+                           {"attempt", attempt},
+                           {"error", error},
+                           {"retry_ms", static_cast<std::int64_t>(delay.count())}}));
+      }
+      if (!pause(mutex_, cv_, stopping_, delay)) break;
+      continue;
+    }
+    backoff.reset();
+    if (ever_connected) reconnects_ += 1;
+    ever_connected = true;
+    attempt = 0;
+    connected_ = true;
+    {
+      std::lock_guard lock(error_mutex_);
+      last_error_.clear();
+    }
+    log_always(LogLevel::kInfo, "replica connected to Redis",
+               fields({{"redis", endpoint_.display()}, {"prefix", prefix_}}));
+    const bool stopped = follow(c);
+    connected_ = false;
+    if (stopped) break;
+    {
+      std::lock_guard lock(error_mutex_);
+      if (last_error_.empty()) last_error_ = c.last_error();
+    }
+    log_always(LogLevel::kWarning, "replica lost Redis: serving the last verified snapshot",
+               fields({{"redis", endpoint_.display()}, {"error", c.last_error()}}));
+    c.close();
+    if (!pause(mutex_, cv_, stopping_, backoff.next())) break;
+  }
+  connected_ = false;
+}
+
+Json RedisReplica::status() const {
+  Json j = Json::object();
+  j.set("role", "replica");
+  j.set("redis", endpoint_.display());
+  j.set("prefix", prefix_);
+  j.set("connected", connected_.load());
+  j.set("redisVersion", seen_version_.load());
+  j.set("rejected", rejected_.load());
+  std::lock_guard lock(error_mutex_);
+  if (!last_rejection_.empty()) j.set("lastRejection", last_rejection_);
+  if (!last_error_.empty()) j.set("lastError", last_error_);
+  return j;
+}
+
+bool RedisReplica::degraded() const { return !connected_; }
+
+std::string RedisReplica::metrics_text() const {
+  return gauge("cortex_connectors_redis_connected", "1 while the Redis connection is up.",
+               connected_ ? 1 : 0) +
+         gauge("cortex_connectors_redis_snapshots_accepted_total",
+               "Snapshots read from Redis, verified and published.", accepted_, "counter") +
+         gauge("cortex_connectors_redis_snapshots_rejected_total",
+               "Snapshots read from Redis whose signature or form did not verify.", rejected_,
+               "counter") +
+         gauge("cortex_connectors_redis_reconnects_total", "Reconnections to Redis.", reconnects_,
+               "counter");
+}
+
+}  // namespace cortex_connectors::server
