@@ -270,6 +270,18 @@ struct Registry::Impl {
       resumed = true;
     }
     resumable.reset();
+    return complete(std::move(snap), std::move(*manifest), timings, t, started,
+                    options.history && !resumed ? &content : nullptr);
+  }
+
+  // REQUIRES: refresh_mutex held. Compresses, tags and publishes `snap` (body, signatures,
+  // version and the fields of its origin set) built from `manifest`; queues it for the history
+  // with `history_content` when given. See RegistryOptions::gzip_level for when the compressed
+  // bodies are made.
+  std::shared_ptr<const Snapshot> complete(std::shared_ptr<Snapshot> snap, Manifest manifest,
+                                           StageTimings timings, Clock::time_point t,
+                                           std::chrono::system_clock::time_point started,
+                                           std::string* history_content) {
     const bool small = snap->body.size() <= kSmallBody;
     const bool fast_then_best = options.gzip_level < 0 && options.brotli_quality < 0;
     // Small bodies: publish with fast settings first, then refine (see RegistryOptions).
@@ -290,12 +302,12 @@ struct Registry::Impl {
     snap->etag.push_back('"');
     snap->etag.append(digest, 0, 32);
     snap->etag.push_back('"');
-    snap->metrics_text = Metrics::render_manifest_text(*manifest);
-    snap->connectors = manifest->connectors.size();
-    snap->manifest_generated_at = manifest->generated_at.has_value();
-    const Manifest* built_from = &*manifest;
+    snap->metrics_text = Metrics::render_manifest_text(manifest);
+    snap->connectors = manifest.connectors.size();
+    snap->manifest_generated_at = manifest.generated_at.has_value();
+    const Manifest* built_from = &manifest;
     if (options.keep_manifest) {
-      auto kept = std::make_shared<const Manifest>(std::move(*manifest));
+      auto kept = std::make_shared<const Manifest>(std::move(manifest));
       built_from = kept.get();
       snap->manifest = std::move(kept);
     }
@@ -303,7 +315,7 @@ struct Registry::Impl {
     snap->timings = timings;
     std::shared_ptr<const Snapshot> published(std::move(snap));
     // Queued before any listener sees the version: the SSE hub may look it up at once.
-    if (options.history && !resumed) options.history->submit(published, std::move(content));
+    if (history_content != nullptr) options.history->submit(published, std::move(*history_content));
     publish(published, started, built_from);
     if (refine || compress_later) {
       // The same version with other compressed bodies: the served bytes decompress to the same
@@ -457,34 +469,9 @@ Result<std::shared_ptr<const Snapshot>> Registry::publish_signed(
                         {},
                         {}});
   }
-  snap->manifest = manifest_from_payload(verified->payload);
+  Manifest manifest = manifest_from_payload(verified->payload);
   timings.validate = since(t);
-  const bool refine = snap->body.size() <= kRefineBody && impl_->options.gzip_level < 0 &&
-                      impl_->options.brotli_quality < 0;
-  snap->body_gzip = internal::gzip_compress(
-      snap->body, impl_->options.gzip_level >= 0 ? impl_->options.gzip_level : 6);
-  snap->body_brotli = internal::brotli_compress(
-      snap->body, impl_->options.brotli_quality >= 0 ? impl_->options.brotli_quality : 5);
-  const std::string digest = internal::sha256_hex(snap->body);
-  snap->etag.reserve(34);
-  snap->etag.push_back('"');
-  snap->etag.append(digest, 0, 32);
-  snap->etag.push_back('"');
-  snap->metrics_text = Metrics::render_manifest_text(snap->manifest);
-  timings.compress = since(t);
-  snap->timings = timings;
-  std::shared_ptr<const Snapshot> published(std::move(snap));
-  impl_->publish(published, started);
-  if (refine) {
-    auto better = std::make_shared<Snapshot>(*published);
-    better->body_gzip = internal::gzip_compress(better->body, 9);
-    better->body_brotli = internal::brotli_compress(better->body, 11);
-    std::lock_guard state(impl_->state_mutex);
-    if (impl_->current.load() == published) {
-      impl_->current.store(std::shared_ptr<const Snapshot>(better));
-    }
-  }
-  return impl_->current.load();
+  return impl_->complete(std::move(snap), std::move(manifest), timings, t, started, nullptr);
 }
 
 void Registry::refresh_async() {
