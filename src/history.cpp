@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <deque>
 #include <thread>
+#include <utility>
 
 #include <fmt/format.h>
 #include <sys/resource.h>
@@ -268,9 +269,9 @@ std::uint64_t HistoryRecorder::next_version() {
   return impl_->first_free;
 }
 
-std::optional<HistoryEntry> HistoryRecorder::resumable() const {
+std::optional<HistoryEntry> HistoryRecorder::take_resumable() {
   std::lock_guard lock(impl_->store_mutex);
-  return impl_->resumable;
+  return std::exchange(impl_->resumable, std::nullopt);
 }
 
 void HistoryRecorder::submit(std::shared_ptr<const Snapshot> snapshot, std::string manifest_text) {

@@ -96,7 +96,7 @@ struct Registry::Impl {
     if (!options.clock) options.clock = [] { return std::chrono::system_clock::now(); };
     if (options.history) {
       options.first_version = std::max(options.first_version, options.history->next_version());
-      resumable = options.history->resumable();
+      resumable = options.history->take_resumable();
     }
   }
 

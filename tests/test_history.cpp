@@ -193,8 +193,10 @@ TEST_CASE("history: the recorder numbers after every stored and reserved version
     o.reserve_block = 16;
     cc::HistoryRecorder recorder(store, o);
     CHECK(recorder.next_version() == 4);
-    REQUIRE(recorder.resumable());
-    CHECK(recorder.resumable()->version == 3);
+    const auto resumable = recorder.take_resumable();
+    REQUIRE(resumable);
+    CHECK(resumable->version == 3);
+    CHECK_FALSE(recorder.take_resumable());  // handed over once, no copy kept
   }
   // That recorder handed out no version, so it reserved none (no write at start-up).
   CHECK(open_sqlite(dir / "h.sqlite3")->reserved_version().value() == 3);
