@@ -66,7 +66,7 @@ Result<Manifest> parse_manifest(std::string_view text, const ManifestLimits& lim
   Manifest manifest;
   bool valid = false;
   auto read = [&](simdjson::dom::element root) {
-    valid = internal::manifest_from_dom(root, dom_limits, manifest);
+    valid = internal::manifest_from_dom(root, dom_limits, manifest, limits.parallel_connectors);
     return true;  // the text is JSON: a failed walk only means "ask the slow path"
   };
   Status parsed = internal::visit_dom(text, options, read);

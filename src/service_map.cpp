@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <ctime>
+#include <future>
 #include <optional>
 #include <span>
+#include <system_error>
 #include <vector>
 
 #include <fmt/chrono.h>
@@ -94,8 +96,11 @@ Order service_map_order(const Manifest& manifest) {
       min_connector_ttl = c.ttl_seconds;
     }
   }
-  std::sort(o.sorted.begin(), o.sorted.end(),
-            [](const Connector* a, const Connector* b) { return a->id < b->id; });
+  const auto by_id = [](const Connector* a, const Connector* b) { return a->id < b->id; };
+  // Manifests often list connectors by id already: then one pass says so.
+  if (!std::is_sorted(o.sorted.begin(), o.sorted.end(), by_id)) {
+    std::sort(o.sorted.begin(), o.sorted.end(), by_id);
+  }
   const std::int64_t manifest_ttl = manifest.ttl_seconds.value_or(min_connector_ttl);
   o.ttl = std::max<std::int64_t>(1, std::min(manifest_ttl, min_connector_ttl));
   return o;
@@ -105,6 +110,9 @@ Order service_map_order(const Manifest& manifest) {
 // Each write_* produces the bytes canonical_json() writes for the Json build_service_map()
 // builds: fixed keys are written in canonical (UTF-16) order by hand, free-form members go
 // through the same serializer. Each returns false when a free-form value holds a NaN.
+
+// Payloads of this many connectors or more are written by two threads, half each.
+constexpr std::size_t kParallelEntries = 2048;
 
 using internal::CanonicalMember;
 using internal::CanonicalWriter;
@@ -220,10 +228,43 @@ bool write_payload(CanonicalWriter& w, const Manifest& manifest,
   w.raw(R"({"brand":)");
   w.string(kBrand);
   w.raw(R"(,"connectors":[)");
-  for (std::size_t i = 0; i < order.sorted.size(); ++i) {
-    if (i != 0) w.raw(',');
-    if (!write_entry(w, *order.sorted[i], scratch)) return false;
+  // An entry's bytes depend on that connector alone, so with many of them a second thread
+  // writes the second half (",entry,entry...") into its own string, appended after the first.
+  const std::size_t n = order.sorted.size();
+  std::size_t half = n;
+  std::future<std::optional<std::string>> second;
+  if (n >= kParallelEntries) {
+    half = n / 2;
+    auto write_second = [&order, half, n]() -> std::optional<std::string> {
+      std::string out;
+      {
+        CanonicalWriter w2(out);
+        w2.reserve(640 * (n - half));
+        std::vector<CanonicalMember> scratch2;
+        for (std::size_t i = half; i < n; ++i) {
+          w2.raw(',');
+          if (!write_entry(w2, *order.sorted[i], scratch2)) return std::nullopt;
+        }
+      }
+      return out;
+    };
+    try {
+      second = std::async(std::launch::async, write_second);
+    } catch (const std::system_error&) {
+      half = n;  // no thread to be had: write it all here
+    }
   }
+  bool ok = true;
+  for (std::size_t i = 0; i < half && ok; ++i) {
+    if (i != 0) w.raw(',');
+    ok = write_entry(w, *order.sorted[i], scratch);
+  }
+  if (second.valid()) {
+    auto rest = second.get();  // in any case: the thread reads `order`
+    if (!rest) return false;
+    w.raw(*rest);
+  }
+  if (!ok) return false;
   w.raw(R"(],"count":)");
   w.number(static_cast<double>(manifest.connectors.size()));
   w.raw(R"(,"generatedAt":)");

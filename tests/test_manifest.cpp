@@ -420,7 +420,7 @@ void check_fast_matches_slow(std::string_view text, const cc::ManifestLimits& li
   cc::Manifest direct;
   const cc::internal::DomLimits dom_limits(options);
   auto walk = [&](simdjson::dom::element root) {
-    walked = cc::internal::manifest_from_dom(root, dom_limits, direct);
+    walked = cc::internal::manifest_from_dom(root, dom_limits, direct, limits.parallel_connectors);
     return true;
   };
   (void)cc::internal::visit_dom(text, options, walk);
@@ -651,7 +651,33 @@ TEST_CASE("fast path: random edits of valid manifests", "[manifest][fast_path]")
   REQUIRE_OK(original);
   REQUIRE_OK(platform);
   Mutator mutator(20251127);
+  cc::ManifestLimits two_threads;  // and every other one read by a second thread
+  two_threads.parallel_connectors = 2;
   for (int round = 0; round < 1500; ++round) {
-    check_fast_matches_slow(mutator.mutate(round % 2 == 0 ? *original : *platform));
+    check_fast_matches_slow(mutator.mutate(round % 2 == 0 ? *original : *platform),
+                            round % 3 == 0 ? two_threads : cc::ManifestLimits{});
   }
+}
+
+TEST_CASE("fast path: connectors read by two threads give the same Manifest",
+          "[manifest][fast_path]") {
+  const std::string text = cc::bench::generate_manifest(3000, 301);
+  cc::ManifestLimits serial;
+  serial.parallel_connectors = 0;
+  cc::ManifestLimits parallel;
+  parallel.parallel_connectors = 2;
+  auto a = cc::parse_manifest(text, serial);
+  auto b = cc::parse_manifest(text, parallel);
+  auto c = cc::parse_manifest(text);  // the default: two threads from 2048 connectors
+  REQUIRE_OK(a);
+  REQUIRE_OK(b);
+  REQUIRE_OK(c);
+  CHECK(*a == *b);
+  CHECK(*a == *c);
+  check_fast_matches_slow(text, parallel);
+  // A broken rule or a duplicate id in either half fails as on the Json path.
+  check_fast_matches_slow(with(R"("id":"c-000002")", R"("id":"c-002999")", text), parallel);
+  check_fast_matches_slow(with(R"("id":"c-002999")", R"("id":"c-000002")", text), parallel);
+  check_fast_matches_slow(with(R"("id":"c-002999")", R"("id":"C-002999")", text), parallel);
+  check_fast_matches_slow(with(R"("id":"c-000001")", R"("id":"C-000001")", text), parallel);
 }

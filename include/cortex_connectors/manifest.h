@@ -111,6 +111,9 @@ struct ManifestLimits {
   std::size_t max_bytes = std::size_t{128} << 20;        // whole file
   std::size_t max_string_bytes = std::size_t{64} << 10;  // any one string or key
   std::size_t max_depth = 32;                            // nesting, metadata included
+  // Not a limit: parse_manifest() reads the connectors of a manifest with at least this many on
+  // two threads, half each (0: always on the calling thread). Same result either way.
+  std::size_t parallel_connectors = 2048;
 };
 
 // The most issues an Error lists; Error::message still counts them all.

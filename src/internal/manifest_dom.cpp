@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <future>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 #include "cortex_connectors/validate.h"
@@ -22,7 +24,8 @@ using simdjson::dom::element_type;
 // would fail a DomLimits check or a duplicate key. Depths are those of parse_json(): the root is 1.
 class DomManifestReader {
  public:
-  explicit DomManifestReader(const DomLimits& limits) : limits_(limits) {}
+  DomManifestReader(const DomLimits& limits, std::size_t parallel_from)
+      : limits_(limits), parallel_from_(parallel_from) {}
 
   bool root(element e, Manifest& out) {
     if (e.type() != element_type::OBJECT || !limits_.depth_ok(1)) return false;
@@ -138,17 +141,43 @@ class DomManifestReader {
 
   bool connectors(element e, std::vector<Connector>& out) const {
     if (!array(e, 2)) return false;
-    const simdjson::dom::array items = e.get_array().value_unsafe();
-    if (items.size() == 0) return false;
-    out.resize(items.size());
-    std::vector<std::string_view> ids;
-    ids.reserve(out.size());
-    std::size_t i = 0;
-    for (const element item : items) {
-      if (!connector(item, out[i])) return false;
-      ids.push_back(out[i].id);
-      ++i;
+    std::vector<element> items;
+    for (const element item : items_of(e)) items.push_back(item);
+    const std::size_t n = items.size();
+    if (n == 0) return false;
+    out.resize(n);
+    // Each connector is read into its own slot from the read-only DOM, so halves can be read
+    // at once.
+    auto read = [this, &items, &out](std::size_t begin, std::size_t end) {
+      for (std::size_t i = begin; i < end; ++i) {
+        if (!connector(items[i], out[i])) return false;
+      }
+      return true;
+    };
+    bool ok = false;
+    std::future<bool> second;
+    const std::size_t half = n / 2;
+    if (parallel_from_ != 0 && n >= parallel_from_ && n >= 2) {
+      try {
+        second = std::async(std::launch::async, read, half, n);
+      } catch (const std::system_error&) {
+        // No thread to be had: read it all here.
+      }
     }
+    if (second.valid()) {
+      const bool first_ok = read(0, half);
+      ok = second.get() && first_ok;  // get() in any case: the thread must be done with `out`
+    } else {
+      ok = read(0, n);
+    }
+    if (!ok) return false;
+    // Unique ids. Manifests often list them in order: then one pass says so.
+    bool ascending = true;
+    for (std::size_t i = 1; i < n && ascending; ++i) ascending = out[i - 1].id < out[i].id;
+    if (ascending) return true;
+    std::vector<std::string_view> ids;
+    ids.reserve(n);
+    for (const Connector& c : out) ids.push_back(c.id);
     std::sort(ids.begin(), ids.end());
     return std::adjacent_find(ids.begin(), ids.end()) == ids.end();
   }
@@ -357,12 +386,14 @@ class DomManifestReader {
   }
 
   const DomLimits& limits_;
+  std::size_t parallel_from_;
 };
 
 }  // namespace
 
-bool manifest_from_dom(simdjson::dom::element root, const DomLimits& limits, Manifest& out) {
-  return DomManifestReader(limits).root(root, out);
+bool manifest_from_dom(simdjson::dom::element root, const DomLimits& limits, Manifest& out,
+                       std::size_t parallel_from) {
+  return DomManifestReader(limits, parallel_from).root(root, out);
 }
 
 }  // namespace cortex_connectors::internal

@@ -8,6 +8,8 @@
 // (tests/test_manifest.cpp and fuzz/fuzz_manifest.cpp compare the two).
 #pragma once
 
+#include <cstddef>
+
 #include "cortex_connectors/manifest.h"
 #include "internal/json_reader.h"
 
@@ -15,7 +17,9 @@ namespace cortex_connectors::internal {
 
 // Fills `out` from `root` and returns true when `root` is a valid manifest within `limits` (the
 // JsonParseOptions parse_manifest() derives from ManifestLimits); returns false otherwise, with
-// `out` partly filled.
-bool manifest_from_dom(simdjson::dom::element root, const DomLimits& limits, Manifest& out);
+// `out` partly filled. With `parallel_from` connectors or more (0: never), a second thread reads
+// the second half of them (ManifestLimits::parallel_connectors); the Manifest is the same.
+bool manifest_from_dom(simdjson::dom::element root, const DomLimits& limits, Manifest& out,
+                       std::size_t parallel_from = 0);
 
 }  // namespace cortex_connectors::internal
