@@ -111,9 +111,6 @@ Order service_map_order(const Manifest& manifest) {
 // builds: fixed keys are written in canonical (UTF-16) order by hand, free-form members go
 // through the same serializer. Each returns false when a free-form value holds a NaN.
 
-// Payloads of this many connectors or more are written by two threads, half each.
-constexpr std::size_t kParallelEntries = 2048;
-
 using internal::CanonicalMember;
 using internal::CanonicalWriter;
 
@@ -220,7 +217,7 @@ bool write_entry(CanonicalWriter& w, const Connector& c, std::vector<CanonicalMe
 
 // build_service_map(): keys brand connectors count generatedAt id metadata ttlSeconds.
 bool write_payload(CanonicalWriter& w, const Manifest& manifest,
-                   std::string_view generated_at_fallback) {
+                   std::string_view generated_at_fallback, std::size_t parallel_entries) {
   const Order order = service_map_order(manifest);
   // About the canonical size of the benchmark's connectors, so that big maps seldom regrow.
   w.reserve(256 + 640 * order.sorted.size());
@@ -233,7 +230,7 @@ bool write_payload(CanonicalWriter& w, const Manifest& manifest,
   const std::size_t n = order.sorted.size();
   std::size_t half = n;
   std::future<std::optional<std::string>> second;
-  if (n >= kParallelEntries) {
+  if (parallel_entries != 0 && n >= parallel_entries && n >= 2) {
     half = n / 2;
     auto write_second = [&order, half, n]() -> std::optional<std::string> {
       std::string out;
@@ -316,12 +313,13 @@ Result<SignedServiceMap> sign_service_map(Json payload, std::span<const std::byt
 }
 
 Result<std::string> write_service_map_payload(const Manifest& manifest,
-                                              std::string_view generated_at_fallback) {
+                                              std::string_view generated_at_fallback,
+                                              std::size_t parallel_entries) {
   std::string canonical;
   bool ok = false;
   {
     internal::CanonicalWriter w(canonical);
-    ok = write_payload(w, manifest, generated_at_fallback);
+    ok = write_payload(w, manifest, generated_at_fallback, parallel_entries);
   }
   if (!ok) {
     return Error{ErrorCode::kInvalid, "[brAInwav] JSON cannot represent NaN or Infinity", {}, {}};

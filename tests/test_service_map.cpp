@@ -419,3 +419,13 @@ TEST_CASE("the payload written from the Manifest: edge cases", "[service_map][fa
     CHECK_FALSE(cc::write_service_map_payload(m, kFallback));
   }
 }
+
+TEST_CASE("the payload written by one or two threads is the same", "[service_map][fast_path]") {
+  const cc::Manifest m = parsed(cc::bench::generate_manifest(301, 302));
+  const auto serial = cc::write_service_map_payload(m, kFallback, 0);
+  REQUIRE_OK(serial);
+  for (const std::size_t from : {std::size_t{2}, std::size_t{300}, std::size_t{301}}) {
+    CHECK(*cc::write_service_map_payload(m, kFallback, from) == *serial);
+  }
+  CHECK(*serial == *cc::canonical_json(cc::build_service_map(m, kFallback)));
+}

@@ -52,10 +52,14 @@ CORTEX_CONNECTORS_API Result<SignedServiceMap> sign_service_map(
     Json payload, std::span<const std::byte> key, std::span<const Ed25519Key> ed25519_keys);
 
 // canonical_json(build_service_map(manifest, generated_at_fallback)), byte for byte, written
-// straight from `manifest` without building the payload Json. Fails only for free-form values
-// JSON cannot express (NaN), which parse_manifest() never produces.
+// straight from `manifest` without building the payload Json. With `parallel_entries`
+// connectors or more (0: never), a second thread writes the second half of the entries; the
+// bytes are the same. Fails only for free-form values JSON cannot express (NaN), which
+// parse_manifest() never produces.
+inline constexpr std::size_t kParallelServiceMapEntries = 2048;
 CORTEX_CONNECTORS_API Result<std::string> write_service_map_payload(
-    const Manifest& manifest, std::string_view generated_at_fallback);
+    const Manifest& manifest, std::string_view generated_at_fallback,
+    std::size_t parallel_entries = kParallelServiceMapEntries);
 
 // Signs canonical payload bytes (from write_service_map_payload() or canonical_json()) and writes
 // the body, as sign_service_map() does; SignedServiceMap::payload is left null.
