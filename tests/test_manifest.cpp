@@ -668,7 +668,7 @@ TEST_CASE("fast path: connectors read by two threads give the same Manifest",
   parallel.parallel_connectors = 2;
   auto a = cc::parse_manifest(text, serial);
   auto b = cc::parse_manifest(text, parallel);
-  auto c = cc::parse_manifest(text);  // the default: two threads from 2048 connectors
+  auto c = cc::parse_manifest(text);  // the default: one thread
   REQUIRE_OK(a);
   REQUIRE_OK(b);
   REQUIRE_OK(c);

@@ -337,7 +337,6 @@ TEST_CASE("the payload written from the Manifest equals the Json path: data mani
 
 TEST_CASE("the payload written from the Manifest equals the Json path: generated manifests",
           "[service_map][fast_path]") {
-  // 3000: written by two threads (from 2048 connectors).
   for (const std::size_t n :
        {std::size_t{1}, std::size_t{3}, std::size_t{100}, std::size_t{1000}, std::size_t{3000}}) {
     for (const std::uint64_t seed : {std::uint64_t{301}, std::uint64_t{302}, std::uint64_t{7}}) {

@@ -112,8 +112,9 @@ struct ManifestLimits {
   std::size_t max_string_bytes = std::size_t{64} << 10;  // any one string or key
   std::size_t max_depth = 32;                            // nesting, metadata included
   // Not a limit: parse_manifest() reads the connectors of a manifest with at least this many on
-  // two threads, half each (0: always on the calling thread). Same result either way.
-  std::size_t parallel_connectors = 2048;
+  // two threads, half each; 0 (the default): always on the calling thread. Same result either
+  // way. Off by default: on the shared 2-core machine of bench/README.md it did not help.
+  std::size_t parallel_connectors = 0;
 };
 
 // The most issues an Error lists; Error::message still counts them all.

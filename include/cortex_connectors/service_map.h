@@ -53,10 +53,11 @@ CORTEX_CONNECTORS_API Result<SignedServiceMap> sign_service_map(
 
 // canonical_json(build_service_map(manifest, generated_at_fallback)), byte for byte, written
 // straight from `manifest` without building the payload Json. With `parallel_entries`
-// connectors or more (0: never), a second thread writes the second half of the entries; the
-// bytes are the same. Fails only for free-form values JSON cannot express (NaN), which
-// parse_manifest() never produces.
-inline constexpr std::size_t kParallelServiceMapEntries = 2048;
+// connectors or more, a second thread writes the second half of the entries; the bytes are the
+// same. 0 (the default): never; on the shared 2-core machine of bench/README.md it did not
+// help. Fails only for free-form values JSON cannot express (NaN), which parse_manifest()
+// never produces.
+inline constexpr std::size_t kParallelServiceMapEntries = 0;
 CORTEX_CONNECTORS_API Result<std::string> write_service_map_payload(
     const Manifest& manifest, std::string_view generated_at_fallback,
     std::size_t parallel_entries = kParallelServiceMapEntries);
