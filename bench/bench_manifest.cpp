@@ -5,18 +5,33 @@
 // figures is the ratio of manifests per second. The `per_connector` counter is the time of one
 // iteration divided by N (seconds, printed with an SI prefix: 850n is 850 ns per connector).
 //
+// The rebuild (what Registry does per change):
 //   BM_SimdjsonDomParse  simdjson::dom::parser::parse of the text already in a padded_string,
 //                        parser allocated once and reused: no tree, no checks. The limit.
 //   BM_ReadAndParse      read_manifest_file() from a temporary directory (page cache warm) +
-//                        parse_json() with the options parse_manifest() uses.
-//   BM_Validate          validate_manifest(const Json&) on a parsed document: every rule
-//                        checked and the Manifest built (then dropped); no document copy.
-//   BM_Build             build_service_map(Manifest): the payload Json (freed in the loop).
-//   BM_Canonicalize      canonical_json(payload): the RFC 8785 bytes that are signed.
+//                        parse_manifest(): text -> Manifest, every rule checked, in one walk
+//                        over simdjson's DOM (src/internal/manifest_dom.cpp).
+//   BM_ParseManifest     parse_manifest() alone: text -> Manifest.
+//   BM_WritePayload      write_service_map_payload(Manifest): the canonical payload bytes,
+//                        straight from the Manifest (no payload Json).
 //   BM_Sign              sign_hmac_sha256 of those canonical bytes.
-//   BM_WholeRebuild      parse_manifest(text) + build_service_map + sign_service_map (which
-//                        canonicalizes, signs and writes the body): text in, signed body out.
-//                        What Registry does per change, minus reading, hashing and compression.
+//   BM_WholeRebuild      parse_manifest(text) + sign_manifest_service_map (payload, HMAC and
+//                        the body): text in, signed body out. What Registry does per change,
+//                        minus reading, hashing and compression.
+//   BM_WholeRebuildParallel  the same with ManifestLimits::parallel_connectors and
+//                        write_service_map_payload's parallel_entries at 2048: from 2048
+//                        connectors, half of them read and written on a second thread. The
+//                        default is one thread (both 0).
+// Times are real (wall-clock) times and CPU times of the whole process (both threads).
+// The Json path (the public Json API; parse_manifest() falls back to it to list the findings of
+// an invalid manifest), for comparison:
+//   BM_JsonParse         parse_json() with the options parse_manifest() uses: the Json tree.
+//   BM_JsonValidate      validate_manifest(const Json&): every rule checked and the Manifest
+//                        built (then dropped); no document copy.
+//   BM_JsonBuild         build_service_map(Manifest): the payload Json (freed in the loop).
+//   BM_JsonCanonicalize  canonical_json(payload): the RFC 8785 bytes that are signed.
+//   BM_JsonWholeRebuild  parse_json + manifest_from_json + build_service_map + sign_service_map:
+//                        the rebuild as it was before the direct paths.
 //
 // `bench_manifest --dump DIR` instead writes the generated manifests for every N to
 // DIR/connectors-<N>.manifest.json, checks each with parse_manifest() and exits.
@@ -55,6 +70,8 @@ constexpr std::uint64_t kSeed = 301;
 constexpr std::array<std::size_t, 5> kSizes = {3, 100, 1000, 10000, 100000};
 constexpr std::string_view kKey = "bench-key-0123456789abcdef012345";
 constexpr std::string_view kGeneratedAtFallback = "2025-10-10T00:00:00Z";
+// BM_WholeRebuildParallel's threshold for a second thread, in connectors.
+constexpr std::size_t kParallelFrom = 2048;
 
 // The parse options parse_manifest() derives from the default ManifestLimits.
 cc::JsonParseOptions manifest_parse_options() {
@@ -113,6 +130,10 @@ std::unique_ptr<Input> make_input(std::size_t connectors) {
     return in;
   }
   in->manifest = std::move(*manifest);
+  if (auto direct = cc::parse_manifest(in->text); !direct || !(*direct == in->manifest)) {
+    in->error = "parse_manifest differs from manifest_from_json(parse_json())";
+    return in;
+  }
   in->payload = cc::build_service_map(in->manifest, kGeneratedAtFallback);
   auto canonical = cc::canonical_json(in->payload);
   if (!canonical) {
@@ -120,6 +141,10 @@ std::unique_ptr<Input> make_input(std::size_t connectors) {
     return in;
   }
   in->canonical = std::move(*canonical);
+  auto direct = cc::write_service_map_payload(in->manifest, kGeneratedAtFallback);
+  if (!direct || *direct != in->canonical) {
+    in->error = "write_service_map_payload differs from canonical_json(build_service_map())";
+  }
   return in;
 }
 
@@ -168,14 +193,56 @@ void BM_SimdjsonDomParse(benchmark::State& state) {
 void BM_ReadAndParse(benchmark::State& state) {
   const Input* in = input(state);
   if (in == nullptr) return;
-  const auto options = manifest_parse_options();
   for (auto _ : state) {
     auto file = cc::read_manifest_file(in->path);
     if (!file) {
       state.SkipWithError("read_manifest_file failed");
       break;
     }
-    auto document = cc::parse_json(file->content, options);
+    auto manifest = cc::parse_manifest(file->content);
+    if (!manifest) {
+      state.SkipWithError("parse_manifest failed");
+      break;
+    }
+    benchmark::DoNotOptimize(*manifest);
+  }
+  set_counters(state, *in);
+}
+
+void BM_ParseManifest(benchmark::State& state) {
+  const Input* in = input(state);
+  if (in == nullptr) return;
+  for (auto _ : state) {
+    auto manifest = cc::parse_manifest(in->text);
+    if (!manifest) {
+      state.SkipWithError("parse_manifest failed");
+      break;
+    }
+    benchmark::DoNotOptimize(*manifest);
+  }
+  set_counters(state, *in);
+}
+
+void BM_WritePayload(benchmark::State& state) {
+  const Input* in = input(state);
+  if (in == nullptr) return;
+  for (auto _ : state) {
+    auto canonical = cc::write_service_map_payload(in->manifest, kGeneratedAtFallback);
+    if (!canonical) {
+      state.SkipWithError("write_service_map_payload failed");
+      break;
+    }
+    benchmark::DoNotOptimize(*canonical);
+  }
+  set_counters(state, *in);
+}
+
+void BM_JsonParse(benchmark::State& state) {
+  const Input* in = input(state);
+  if (in == nullptr) return;
+  const auto options = manifest_parse_options();
+  for (auto _ : state) {
+    auto document = cc::parse_json(in->text, options);
     if (!document) {
       state.SkipWithError("parse_json failed");
       break;
@@ -185,7 +252,7 @@ void BM_ReadAndParse(benchmark::State& state) {
   set_counters(state, *in);
 }
 
-void BM_Validate(benchmark::State& state) {
+void BM_JsonValidate(benchmark::State& state) {
   const Input* in = input(state);
   if (in == nullptr) return;
   for (auto _ : state) {
@@ -199,7 +266,7 @@ void BM_Validate(benchmark::State& state) {
   set_counters(state, *in);
 }
 
-void BM_Build(benchmark::State& state) {
+void BM_JsonBuild(benchmark::State& state) {
   const Input* in = input(state);
   if (in == nullptr) return;
   for (auto _ : state) {
@@ -209,7 +276,7 @@ void BM_Build(benchmark::State& state) {
   set_counters(state, *in);
 }
 
-void BM_Canonicalize(benchmark::State& state) {
+void BM_JsonCanonicalize(benchmark::State& state) {
   const Input* in = input(state);
   if (in == nullptr) return;
   for (auto _ : state) {
@@ -244,6 +311,55 @@ void BM_WholeRebuild(benchmark::State& state) {
       state.SkipWithError("parse_manifest failed");
       break;
     }
+    auto signed_map = cc::sign_manifest_service_map(*manifest, kGeneratedAtFallback, key);
+    if (!signed_map) {
+      state.SkipWithError("sign_manifest_service_map failed");
+      break;
+    }
+    benchmark::DoNotOptimize(signed_map->body);
+  }
+  set_counters(state, *in);
+}
+
+void BM_WholeRebuildParallel(benchmark::State& state) {
+  const Input* in = input(state);
+  if (in == nullptr) return;
+  const auto key = cc::as_bytes(kKey);
+  cc::ManifestLimits parallel;
+  parallel.parallel_connectors = kParallelFrom;
+  for (auto _ : state) {
+    auto manifest = cc::parse_manifest(in->text, parallel);
+    if (!manifest) {
+      state.SkipWithError("parse_manifest failed");
+      break;
+    }
+    auto canonical = cc::write_service_map_payload(*manifest, kGeneratedAtFallback, kParallelFrom);
+    if (!canonical) {
+      state.SkipWithError("write_service_map_payload failed");
+      break;
+    }
+    auto signed_map = cc::sign_canonical_payload(std::move(*canonical), key);
+    benchmark::DoNotOptimize(signed_map.body);
+  }
+  set_counters(state, *in);
+}
+
+void BM_JsonWholeRebuild(benchmark::State& state) {
+  const Input* in = input(state);
+  if (in == nullptr) return;
+  const auto key = cc::as_bytes(kKey);
+  const auto options = manifest_parse_options();
+  for (auto _ : state) {
+    auto document = cc::parse_json(in->text, options);
+    if (!document) {
+      state.SkipWithError("parse_json failed");
+      break;
+    }
+    auto manifest = cc::manifest_from_json(std::move(*document));
+    if (!manifest) {
+      state.SkipWithError("manifest_from_json failed");
+      break;
+    }
     auto signed_map =
         cc::sign_service_map(cc::build_service_map(*manifest, kGeneratedAtFallback), key);
     if (!signed_map) {
@@ -257,16 +373,21 @@ void BM_WholeRebuild(benchmark::State& state) {
 
 void connector_args(benchmark::internal::Benchmark* b) {
   for (const std::size_t n : kSizes) b->Arg(static_cast<std::int64_t>(n));
-  b->Unit(benchmark::kMicrosecond);
+  b->Unit(benchmark::kMicrosecond)->MeasureProcessCPUTime()->UseRealTime();
 }
 
 BENCHMARK(BM_SimdjsonDomParse)->Apply(connector_args);
 BENCHMARK(BM_ReadAndParse)->Apply(connector_args);
-BENCHMARK(BM_Validate)->Apply(connector_args);
-BENCHMARK(BM_Build)->Apply(connector_args);
-BENCHMARK(BM_Canonicalize)->Apply(connector_args);
+BENCHMARK(BM_ParseManifest)->Apply(connector_args);
+BENCHMARK(BM_WritePayload)->Apply(connector_args);
 BENCHMARK(BM_Sign)->Apply(connector_args);
 BENCHMARK(BM_WholeRebuild)->Apply(connector_args);
+BENCHMARK(BM_WholeRebuildParallel)->Apply(connector_args);
+BENCHMARK(BM_JsonParse)->Apply(connector_args);
+BENCHMARK(BM_JsonValidate)->Apply(connector_args);
+BENCHMARK(BM_JsonBuild)->Apply(connector_args);
+BENCHMARK(BM_JsonCanonicalize)->Apply(connector_args);
+BENCHMARK(BM_JsonWholeRebuild)->Apply(connector_args);
 
 // --dump DIR: writes every benchmark manifest, checks it with parse_manifest(). Returns the
 // process exit status.

@@ -3,7 +3,9 @@
 // Beyond "never crashes": parse_manifest() succeeds exactly when validate_manifest() finds
 // nothing in the same document, an invalid manifest always names at least one finding (at most
 // kMaxIssues), and every valid manifest builds a payload that signs and verifies, whose
-// connectors are sorted by id and counted.
+// connectors are sorted by id and counted. The direct paths agree with the Json ones: the DOM
+// walk of parse_manifest() accepts exactly what parse_json() + manifest_from_json() accept, with
+// the same Manifest, and sign_manifest_service_map() writes the same body as sign_service_map().
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -18,6 +20,8 @@
 #include "cortex_connectors/validate.h"
 #include "cortex_connectors/verify.h"
 #include "fuzz_check.h"  // last: it defines the FUZZ_CHECK() macro
+#include "internal/json_reader.h"
+#include "internal/manifest_dom.h"
 
 namespace cc = cortex_connectors;
 
@@ -32,6 +36,29 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   cc::ManifestLimits limits;
   limits.max_string_bytes = 4096;
   auto manifest = cc::parse_manifest(text, limits);
+
+  cc::JsonParseOptions options;
+  options.max_depth = limits.max_depth;
+  options.max_document_bytes = limits.max_bytes;
+  options.max_string_bytes = limits.max_string_bytes;
+  options.reject_unsafe_integers = true;
+  auto json_doc = cc::parse_json(text, options);
+  const bool json_valid = json_doc && cc::validate_manifest(*json_doc).empty();
+  FUZZ_CHECK(static_cast<bool>(manifest) == json_valid);
+  bool walked = false;
+  cc::Manifest direct;
+  const cc::internal::DomLimits dom_limits(options);
+  auto walk = [&](simdjson::dom::element root) {
+    walked = cc::internal::manifest_from_dom(root, dom_limits, direct);
+    return true;
+  };
+  (void)cc::internal::visit_dom(text, options, walk);
+  FUZZ_CHECK(walked == json_valid);
+  if (json_valid) {
+    auto from_json = cc::manifest_from_json(std::move(*json_doc));
+    FUZZ_CHECK(from_json && *from_json == direct && *manifest == direct);
+  }
+
   if (!manifest) {
     const cc::Error& e = manifest.error();
     FUZZ_CHECK(e.code == cc::ErrorCode::kParse || e.code == cc::ErrorCode::kInvalid);
@@ -54,5 +81,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   FUZZ_CHECK(static_cast<bool>(signed_map));
   auto verified = cc::verify_service_map(signed_map->body, cc::as_bytes(kKey));
   FUZZ_CHECK(verified && verified->canonical_payload == signed_map->canonical_payload);
+  auto written =
+      cc::sign_manifest_service_map(*manifest, "2025-01-01T00:00:00Z", cc::as_bytes(kKey));
+  FUZZ_CHECK(written && written->body == signed_map->body);
   return 0;
 }

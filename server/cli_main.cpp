@@ -260,15 +260,23 @@ int cmd_service_map(std::span<char*> args) {
   if (::stat(loaded->file.path.c_str(), &st) == 0) {
     when = std::chrono::system_clock::from_time_t(st.st_mtim.tv_sec);
   }
-  auto signed_map = cc::sign_service_map(
-      cc::build_service_map(loaded->manifest, cc::format_rfc3339(when)), cc::as_bytes(key));
+  const std::string generated_at = cc::format_rfc3339(when);
+  if (plain) {
+    // The bytes the server serves, written as the server writes them: no payload Json.
+    auto signed_map =
+        cc::sign_manifest_service_map(loaded->manifest, generated_at, cc::as_bytes(key));
+    if (!signed_map) {
+      print_manifest_error(signed_map.error());
+      return kExitInvalid;
+    }
+    std::fwrite(signed_map->body.data(), 1, signed_map->body.size(), stdout);
+    return kExitOk;
+  }
+  auto signed_map = cc::sign_service_map(cc::build_service_map(loaded->manifest, generated_at),
+                                         cc::as_bytes(key));
   if (!signed_map) {
     print_manifest_error(signed_map.error());
     return kExitInvalid;
-  }
-  if (plain) {
-    std::fwrite(signed_map->body.data(), 1, signed_map->body.size(), stdout);
-    return kExitOk;
   }
   cc::Json body = cc::Json::object();
   body.set("payload", std::move(signed_map->payload));

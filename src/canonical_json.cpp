@@ -7,8 +7,11 @@
 #include <cstdint>
 #include <cstring>
 #include <deque>
+#include <memory>
+#include <span>
 #include <vector>
 
+#include "internal/canonical_writer.h"
 #include "internal/json_reader.h"
 #include "internal/number_format.h"
 
@@ -555,6 +558,55 @@ Error non_finite_error() {
 }
 
 }  // namespace
+
+namespace internal {
+
+struct CanonicalWriter::Impl {
+  explicit Impl(std::string& s) : out(s), serializer(out, false, nullptr) {}
+  Out out;
+  Serializer<const Json*> serializer;
+  std::vector<std::uint32_t> order;  // object()'s
+};
+
+CanonicalWriter::CanonicalWriter(std::string& out) : impl_(std::make_unique<Impl>(out)) {}
+CanonicalWriter::~CanonicalWriter() = default;
+
+void CanonicalWriter::reserve(std::size_t n) { impl_->out.reserve(n); }
+void CanonicalWriter::raw(std::string_view text) { impl_->out.write(text); }
+void CanonicalWriter::raw(char c) { impl_->out.put(c); }
+void CanonicalWriter::string(std::string_view text) { write_string(impl_->out, text); }
+void CanonicalWriter::number(double value) { write_number(impl_->out, value); }
+bool CanonicalWriter::value(const Json& value) { return impl_->serializer.value(&value, 1); }
+
+bool CanonicalWriter::object(std::span<CanonicalMember> members) {
+  auto& order = impl_->order;
+  const std::size_t n = members.size();
+  order.resize(n);
+  for (std::uint32_t i = 0; i < n; ++i) order[i] = i;
+  // Stable: of equal keys, the last in member order ends its run.
+  std::stable_sort(order.begin(), order.end(), [&members](std::uint32_t a, std::uint32_t b) {
+    return utf16_compare(members[a].key, members[b].key) < 0;
+  });
+  Out& out = impl_->out;
+  bool first = true;
+  for (std::size_t i = 0; i < n; ++i) {
+    const CanonicalMember& m = members[order[i]];
+    if (i + 1 < n && same_key(m.key, members[order[i + 1]].key)) continue;
+    out.put(first ? '{' : ',');
+    first = false;
+    write_string(out, m.key);
+    out.put(':');
+    if (m.json == nullptr) {
+      write_string(out, m.text);
+    } else if (!impl_->serializer.value(m.json, 1)) {
+      return false;
+    }
+  }
+  out.write(first ? "{}" : "}");
+  return true;
+}
+
+}  // namespace internal
 
 void append_canonical_number(std::string& out, double number) {
   Out o(out);

@@ -319,7 +319,7 @@ class Locator {
 // the same checks as Locator, but no offsets. Returns false at the first problem.
 class DomBuilder {
  public:
-  explicit DomBuilder(const JsonParseOptions& options) : limits_(options) {}
+  explicit DomBuilder(const internal::DomLimits& limits) : limits_(limits) {}
 
   bool build(simdjson::dom::element e, Json& out, std::size_t depth) {
     using simdjson::dom::element_type;
@@ -400,7 +400,7 @@ class DomBuilder {
     return false;
   }
 
-  internal::DomLimits limits_;
+  const internal::DomLimits& limits_;
 };
 
 // Re-parses `padded` with the Locator to describe a failure of the fast path.
@@ -473,6 +473,11 @@ std::optional<std::string> widen_long_integers(std::string_view text) {
 
 namespace internal {
 
+bool json_from_dom(simdjson::dom::element element, const DomLimits& limits, std::size_t depth,
+                   Json& out) {
+  return DomBuilder(limits).build(element, out, depth);
+}
+
 Status visit_dom(std::string_view text, const JsonParseOptions& options, DomVisitor visit) {
   if (text.size() > options.max_document_bytes) {
     return parse_error(fmt::format("document of {} bytes exceeds the limit of {} bytes",
@@ -509,7 +514,8 @@ Status visit_dom(std::string_view text, const JsonParseOptions& options, DomVisi
 
 Result<Json> parse_json(std::string_view text, const JsonParseOptions& options) {
   Json out;
-  auto build = [&](simdjson::dom::element root) { return DomBuilder(options).build(root, out, 1); };
+  const internal::DomLimits limits(options);
+  auto build = [&](simdjson::dom::element root) { return DomBuilder(limits).build(root, out, 1); };
   Status status = internal::visit_dom(text, options, build);
   if (!status) return status.error();
   return out;

@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "internal/json_reader.h"
+#include "internal/manifest_dom.h"
 #include "internal/manifest_walker.h"
 
 namespace cortex_connectors {
@@ -59,6 +61,18 @@ Result<Manifest> parse_manifest(std::string_view text, const ManifestLimits& lim
   options.max_document_bytes = limits.max_bytes;
   options.max_string_bytes = limits.max_string_bytes;
   options.reject_unsafe_integers = true;
+  // Fast path: a valid manifest is checked and converted in one walk over simdjson's DOM.
+  const internal::DomLimits dom_limits(options);
+  Manifest manifest;
+  bool valid = false;
+  auto read = [&](simdjson::dom::element root) {
+    valid = internal::manifest_from_dom(root, dom_limits, manifest, limits.parallel_connectors);
+    return true;  // the text is JSON: a failed walk only means "ask the slow path"
+  };
+  Status parsed = internal::visit_dom(text, options, read);
+  if (!parsed) return parsed.error();  // what parse_json() reports for this text
+  if (valid) return manifest;
+  // Slow path: the Json tree and ManifestWalker, which list every finding.
   auto doc = parse_json(text, options);
   if (!doc) return std::move(doc).error();
   return manifest_from_json(std::move(*doc));

@@ -2,12 +2,18 @@
 
 #include <algorithm>
 #include <ctime>
+#include <future>
+#include <optional>
+#include <span>
+#include <system_error>
+#include <vector>
 
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 
 #include "cortex_connectors/canonical_json.h"
 #include "cortex_connectors/signing.h"
+#include "internal/canonical_writer.h"
 
 namespace cortex_connectors {
 
@@ -74,26 +80,211 @@ Json connector_entry(const Connector& c) {
   return e;
 }
 
-}  // namespace
-
-Json build_service_map(const Manifest& manifest, std::string_view generated_at_fallback) {
+// The connectors in service-map order (by id) and the payload's ttlSeconds.
+struct Order {
   std::vector<const Connector*> sorted;
-  sorted.reserve(manifest.connectors.size());
+  std::int64_t ttl = 1;
+};
+
+Order service_map_order(const Manifest& manifest) {
+  Order o;
+  o.sorted.reserve(manifest.connectors.size());
   std::int64_t min_connector_ttl = 0;
   for (const auto& c : manifest.connectors) {
-    sorted.push_back(&c);
+    o.sorted.push_back(&c);
     if (min_connector_ttl == 0 || c.ttl_seconds < min_connector_ttl) {
       min_connector_ttl = c.ttl_seconds;
     }
   }
-  std::sort(sorted.begin(), sorted.end(),
-            [](const Connector* a, const Connector* b) { return a->id < b->id; });
-  Json::Array connectors;
-  connectors.reserve(sorted.size());
-  for (const Connector* c : sorted) connectors.push_back(connector_entry(*c));
-
+  const auto by_id = [](const Connector* a, const Connector* b) { return a->id < b->id; };
+  // Manifests often list connectors by id already: then one pass says so.
+  if (!std::is_sorted(o.sorted.begin(), o.sorted.end(), by_id)) {
+    std::sort(o.sorted.begin(), o.sorted.end(), by_id);
+  }
   const std::int64_t manifest_ttl = manifest.ttl_seconds.value_or(min_connector_ttl);
-  const std::int64_t ttl = std::max<std::int64_t>(1, std::min(manifest_ttl, min_connector_ttl));
+  o.ttl = std::max<std::int64_t>(1, std::min(manifest_ttl, min_connector_ttl));
+  return o;
+}
+
+// ---- The payload written straight from the Manifest -----------------------------------------
+// Each write_* produces the bytes canonical_json() writes for the Json build_service_map()
+// builds: fixed keys are written in canonical (UTF-16) order by hand, free-form members go
+// through the same serializer. Each returns false when a free-form value holds a NaN.
+
+using internal::CanonicalMember;
+using internal::CanonicalWriter;
+
+// branded(overlay).
+bool write_branded(CanonicalWriter& w, const Json& overlay, std::vector<CanonicalMember>& scratch) {
+  scratch.clear();
+  scratch.push_back({"brand", nullptr, kBrand});
+  if (overlay.is_object()) {
+    for (const auto& [key, value] : overlay.as_object()) scratch.push_back({key, &value, {}});
+  }
+  return w.object(scratch);
+}
+
+void write_string_array(CanonicalWriter& w, const std::vector<std::string>& items) {
+  w.raw('[');
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i != 0) w.raw(',');
+    w.string(items[i]);
+  }
+  w.raw(']');
+}
+
+// connector_entry(c): keys auth description displayName enabled endpoint headers id metadata
+// quotas remoteTools scopes tags timeouts ttlSeconds version.
+bool write_entry(CanonicalWriter& w, const Connector& c, std::vector<CanonicalMember>& scratch) {
+  w.raw(R"({"auth":{)");
+  if (c.auth.header_name) {
+    w.raw(R"("headerName":)");
+    w.string(*c.auth.header_name);
+    w.raw(',');
+  }
+  if (c.auth.query_param) {
+    w.raw(R"("queryParam":)");
+    w.string(*c.auth.query_param);
+    w.raw(',');
+  }
+  w.raw(R"("type":)");
+  w.string(to_string(c.auth.type));
+  w.raw('}');
+  if (c.description) {
+    w.raw(R"(,"description":)");
+    w.string(*c.description);
+  }
+  w.raw(R"(,"displayName":)");
+  w.string(c.display_name ? *c.display_name : c.name);
+  w.raw(c.is_enabled() ? R"(,"enabled":true)" : R"(,"enabled":false)");
+  w.raw(R"(,"endpoint":)");
+  w.string(c.endpoint);
+  // authentication.headers first, then headers on top: object() keeps the last of equal names.
+  scratch.clear();
+  if (c.authentication_headers) {
+    for (const auto& h : *c.authentication_headers) scratch.push_back({h.name, nullptr, h.value});
+  }
+  if (c.headers.is_object()) {
+    for (const auto& [name, value] : c.headers.as_object()) scratch.push_back({name, &value, {}});
+  }
+  if (!scratch.empty()) {
+    w.raw(R"(,"headers":)");
+    if (!w.object(scratch)) return false;
+  }
+  w.raw(R"(,"id":)");
+  w.string(c.id);
+  w.raw(R"(,"metadata":)");
+  if (!write_branded(w, c.metadata, scratch)) return false;
+  if (c.quotas) {
+    w.raw(R"(,"quotas":)");
+    char sep = '{';
+    auto limit = [&](std::string_view key, const std::optional<std::int64_t>& value) {
+      if (!value) return;
+      w.raw(sep);
+      sep = ',';
+      w.raw(key);
+      w.number(static_cast<double>(*value));
+    };
+    limit(R"("concurrent":)", c.quotas->concurrent);
+    limit(R"("perDay":)", c.quotas->per_day);
+    limit(R"("perHour":)", c.quotas->per_hour);
+    limit(R"("perMinute":)", c.quotas->per_minute);
+    w.raw(sep == '{' ? "{}" : "}");
+  }
+  if (c.remote_tools.is_array() && !c.remote_tools.as_array().empty()) {
+    w.raw(R"(,"remoteTools":)");
+    if (!w.value(c.remote_tools)) return false;
+  }
+  w.raw(R"(,"scopes":)");
+  write_string_array(w, c.scopes);
+  w.raw(R"(,"tags":)");
+  if (c.tags) {
+    write_string_array(w, *c.tags);
+  } else {
+    w.raw("[]");
+  }
+  if (c.timeouts.is_object() && !c.timeouts.as_object().empty()) {
+    w.raw(R"(,"timeouts":)");
+    if (!w.value(c.timeouts)) return false;
+  }
+  w.raw(R"(,"ttlSeconds":)");
+  w.number(static_cast<double>(c.ttl_seconds));
+  w.raw(R"(,"version":)");
+  w.string(c.version);
+  w.raw('}');
+  return true;
+}
+
+// build_service_map(): keys brand connectors count generatedAt id metadata ttlSeconds.
+bool write_payload(CanonicalWriter& w, const Manifest& manifest,
+                   std::string_view generated_at_fallback, std::size_t parallel_entries) {
+  const Order order = service_map_order(manifest);
+  // About the canonical size of the benchmark's connectors, so that big maps seldom regrow.
+  w.reserve(256 + 640 * order.sorted.size());
+  std::vector<CanonicalMember> scratch;
+  w.raw(R"({"brand":)");
+  w.string(kBrand);
+  w.raw(R"(,"connectors":[)");
+  // An entry's bytes depend on that connector alone, so with many of them a second thread
+  // writes the second half (",entry,entry...") into its own string, appended after the first.
+  const std::size_t n = order.sorted.size();
+  std::size_t half = n;
+  std::future<std::optional<std::string>> second;
+  if (parallel_entries != 0 && n >= parallel_entries && n >= 2) {
+    half = n / 2;
+    auto write_second = [&order, half, n]() -> std::optional<std::string> {
+      std::string out;
+      {
+        CanonicalWriter w2(out);
+        w2.reserve(640 * (n - half));
+        std::vector<CanonicalMember> scratch2;
+        for (std::size_t i = half; i < n; ++i) {
+          w2.raw(',');
+          if (!write_entry(w2, *order.sorted[i], scratch2)) return std::nullopt;
+        }
+      }
+      return out;
+    };
+    try {
+      second = std::async(std::launch::async, write_second);
+    } catch (const std::system_error&) {
+      half = n;  // no thread to be had: write it all here
+    }
+  }
+  bool ok = true;
+  for (std::size_t i = 0; i < half && ok; ++i) {
+    if (i != 0) w.raw(',');
+    ok = write_entry(w, *order.sorted[i], scratch);
+  }
+  if (second.valid()) {
+    auto rest = second.get();  // in any case: the thread reads `order`
+    if (!rest) return false;
+    w.raw(*rest);
+  }
+  if (!ok) return false;
+  w.raw(R"(],"count":)");
+  w.number(static_cast<double>(manifest.connectors.size()));
+  w.raw(R"(,"generatedAt":)");
+  w.string(manifest.generated_at ? std::string_view(*manifest.generated_at)
+                                 : generated_at_fallback);
+  w.raw(R"(,"id":)");
+  w.string(manifest.id);
+  w.raw(R"(,"metadata":)");
+  if (!write_branded(w, manifest.metadata, scratch)) return false;
+  w.raw(R"(,"ttlSeconds":)");
+  w.number(static_cast<double>(order.ttl));
+  w.raw('}');
+  return true;
+}
+
+}  // namespace
+
+Json build_service_map(const Manifest& manifest, std::string_view generated_at_fallback) {
+  const Order order = service_map_order(manifest);
+  Json::Array connectors;
+  connectors.reserve(order.sorted.size());
+  for (const Connector* c : order.sorted) connectors.push_back(connector_entry(*c));
+  const std::int64_t ttl = order.ttl;
 
   Json payload = Json::object();
   payload.as_object().reserve(7);
@@ -114,10 +305,33 @@ Result<SignedServiceMap> sign_service_map(Json payload, std::span<const std::byt
 
 Result<SignedServiceMap> sign_service_map(Json payload, std::span<const std::byte> key,
                                           std::span<const Ed25519Key> ed25519_keys) {
-  SignedServiceMap out;
   auto canonical = canonical_json(payload);
   if (!canonical) return std::move(canonical).error();
-  out.canonical_payload = std::move(*canonical);
+  SignedServiceMap out = sign_canonical_payload(std::move(*canonical), key, ed25519_keys);
+  out.payload = std::move(payload);
+  return out;
+}
+
+Result<std::string> write_service_map_payload(const Manifest& manifest,
+                                              std::string_view generated_at_fallback,
+                                              std::size_t parallel_entries) {
+  std::string canonical;
+  bool ok = false;
+  {
+    internal::CanonicalWriter w(canonical);
+    ok = write_payload(w, manifest, generated_at_fallback, parallel_entries);
+  }
+  if (!ok) {
+    return Error{ErrorCode::kInvalid, "[brAInwav] JSON cannot represent NaN or Infinity", {}, {}};
+  }
+  return canonical;
+}
+
+SignedServiceMap sign_canonical_payload(std::string canonical_payload,
+                                        std::span<const std::byte> key,
+                                        std::span<const Ed25519Key> ed25519_keys) {
+  SignedServiceMap out;
+  out.canonical_payload = std::move(canonical_payload);
   out.signature = sign_hmac_sha256(key, out.canonical_payload);
   if (!ed25519_keys.empty())
     out.signatures = ed25519_signatures(ed25519_keys, out.canonical_payload);
@@ -134,8 +348,16 @@ Result<SignedServiceMap> sign_service_map(Json payload, std::span<const std::byt
     out.body.append(out.signatures);
   }
   out.body.push_back('}');
-  out.payload = std::move(payload);
   return out;
+}
+
+Result<SignedServiceMap> sign_manifest_service_map(const Manifest& manifest,
+                                                   std::string_view generated_at_fallback,
+                                                   std::span<const std::byte> key,
+                                                   std::span<const Ed25519Key> ed25519_keys) {
+  auto canonical = write_service_map_payload(manifest, generated_at_fallback);
+  if (!canonical) return std::move(canonical).error();
+  return sign_canonical_payload(std::move(*canonical), key, ed25519_keys);
 }
 
 std::string format_rfc3339(std::chrono::system_clock::time_point time) {

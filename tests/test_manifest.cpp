@@ -1,9 +1,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cortex_connectors/canonical_json.h"
+#include "cortex_connectors/json.h"
 #include "cortex_connectors/manifest.h"
 #include "cortex_connectors/validate.h"
+#include "internal/json_reader.h"
+#include "internal/manifest_dom.h"
 #include "test_utils.h"
+// The benchmarks' manifest generator (header-only, self-contained).
+#include "../bench/manifest_generator.h"
 
 namespace cc = cortex_connectors;
 using cc::test::read_data;
@@ -384,4 +390,294 @@ TEST_CASE("load_manifest names the file in parse and validation errors", "[manif
   REQUIRE_FALSE(r);
   CHECK(r.error().code == cc::ErrorCode::kParse);
   CHECK(r.error().message.find((dir / "bad.json").string()) != std::string::npos);
+}
+
+// ---- parse_manifest()'s fast path against the Json path ------------------------------------
+
+namespace {
+
+cc::JsonParseOptions options_of(const cc::ManifestLimits& limits) {
+  cc::JsonParseOptions options;
+  options.max_depth = limits.max_depth;
+  options.max_document_bytes = limits.max_bytes;
+  options.max_string_bytes = limits.max_string_bytes;
+  options.reject_unsafe_integers = true;
+  return options;
+}
+
+// parse_manifest() must give what parse_json() + manifest_from_json() give, and a manifest the
+// Json path accepts must be accepted by the DOM walk itself, not by its fallback.
+void check_fast_matches_slow(std::string_view text, const cc::ManifestLimits& limits = {}) {
+  const cc::JsonParseOptions options = options_of(limits);
+  auto doc = cc::parse_json(text, options);
+  cc::Result<cc::Manifest> slow =
+      doc ? cc::manifest_from_json(std::move(*doc)) : cc::Result<cc::Manifest>(doc.error());
+  auto fast = cc::parse_manifest(text, limits);
+  INFO(text.substr(0, 2000));
+  REQUIRE(static_cast<bool>(fast) == static_cast<bool>(slow));
+
+  bool walked = false;
+  cc::Manifest direct;
+  const cc::internal::DomLimits dom_limits(options);
+  auto walk = [&](simdjson::dom::element root) {
+    walked = cc::internal::manifest_from_dom(root, dom_limits, direct, limits.parallel_connectors);
+    return true;
+  };
+  (void)cc::internal::visit_dom(text, options, walk);
+  if (slow) {
+    CHECK(*fast == *slow);
+    CHECK(walked);
+    CHECK(direct == *slow);
+    return;
+  }
+  CHECK_FALSE(walked);
+  CHECK(fast.error().code == slow.error().code);
+  CHECK(fast.error().message == slow.error().message);
+  CHECK(fast.error().offset == slow.error().offset);
+  REQUIRE(fast.error().issues.size() == slow.error().issues.size());
+  for (std::size_t i = 0; i < slow.error().issues.size(); ++i) {
+    CHECK(fast.error().issues[i].pointer == slow.error().issues[i].pointer);
+    CHECK(fast.error().issues[i].message == slow.error().issues[i].message);
+  }
+}
+
+// Random edits of a valid manifest's Json tree: values replaced by others of every type (among
+// them the values the rules want), members removed or added (known and unknown names), items
+// removed or added.
+class Mutator {
+ public:
+  explicit Mutator(std::uint32_t seed) : rng_(seed) {}
+
+  std::string mutate(cc::Json doc) {
+    const int edits = 1 + below(3);
+    for (int e = 0; e < edits; ++e) {
+      std::vector<cc::Json*> nodes;
+      collect(doc, nodes);
+      cc::Json& node = *nodes[static_cast<std::size_t>(below(nodes.size()))];
+      const int action = below(4);
+      if (action == 0 || !(node.is_object() || node.is_array())) {
+        node = value();
+      } else if (node.is_object()) {
+        auto& members = node.as_object();
+        if (action == 1 && !members.empty()) {
+          members.erase(members.begin() + below(members.size()));
+        } else {
+          node.set(pick(kKeys), value());
+        }
+      } else {
+        auto& items = node.as_array();
+        if (action == 1 && !items.empty()) {
+          items.erase(items.begin() + below(items.size()));
+        } else if (action == 2 && !items.empty()) {
+          items.push_back(items[static_cast<std::size_t>(below(items.size()))]);  // a repeat
+        } else {
+          items.push_back(value());
+        }
+      }
+    }
+    return below(2) == 0 ? *cc::canonical_json(doc) : *cc::pretty_json(doc);
+  }
+
+ private:
+  static constexpr const char* kKeys[] = {
+      "id",         "name",          "version",     "endpoint",
+      "auth",       "type",          "headers",     "value",
+      "scopes",     "ttlSeconds",    "tags",        "remoteTools",
+      "status",     "enabled",       "metadata",    "quotas",
+      "perMinute",  "perHour",       "perDay",      "concurrent",
+      "timeouts",   "displayName",   "description", "authentication",
+      "headerName", "queryParam",    "brand",       "generatedAt",
+      "$schema",    "schemaVersion", "connectors",  "manifestVersion",
+      "zzz"};
+
+  static void collect(cc::Json& node, std::vector<cc::Json*>& out) {
+    out.push_back(&node);
+    if (node.is_object()) {
+      for (auto& m : node.as_object()) collect(m.second, out);
+    } else if (node.is_array()) {
+      for (auto& item : node.as_array()) collect(item, out);
+    }
+  }
+
+  cc::Json value() {
+    switch (below(24)) {
+      case 0:
+        return "";
+      case 1:
+        return "x";
+      case 2:
+        return "c-000001";
+      case 3:
+        return pick({"apiKey", "bearer", "none", "Bearer"});
+      case 4:
+        return pick({"enabled", "disabled", "preview", "on"});
+      case 5:
+        return pick({"https://a.example", "not a uri", "ftp://x"});
+      case 6:
+        return pick({"brAInwav", "brainwav"});
+      case 7:
+        return pick({"2025-10-10T00:00:00Z", "2025-02-30T00:00:00Z", "2025-10-10"});
+      case 8:
+        return pick({"01J7X5MB4K1ZW0000000000000", "01J7X5MB4K1ZW000000000000U"});
+      case 9:
+        return 0;
+      case 10:
+        return 1;
+      case 11:
+        return -1;
+      case 12:
+        return 1.5;
+      case 13:
+        return 9007199254740991.0;
+      case 14:
+        return 9007199254740992.0;  // written 9007199254740992: beyond 2^53-1
+      case 15:
+        return 1e21;
+      case 16:
+        return below(2) == 0;
+      case 17:
+        return nullptr;
+      case 18:
+        return cc::Json::array();
+      case 19:
+        return cc::Json::object();
+      case 20: {
+        cc::Json a = cc::Json::array();
+        a.push_back("a");
+        a.push_back(below(2) == 0 ? cc::Json("a") : cc::Json("b"));
+        return a;
+      }
+      case 21: {
+        cc::Json o = cc::Json::object();
+        o.set("name", "X-Key");
+        o.set("value", "${KEY}");
+        return o;
+      }
+      case 22: {
+        cc::Json o = cc::Json::object();
+        o.set(pick(kKeys), below(2) == 0 ? cc::Json(5) : cc::Json("v"));
+        return o;
+      }
+      default:
+        return 3600;
+    }
+  }
+
+  template <std::size_t N>
+  const char* pick(const char* const (&items)[N]) {
+    return items[static_cast<std::size_t>(below(N))];
+  }
+  const char* pick(std::initializer_list<const char*> items) {
+    return items.begin()[below(items.size())];
+  }
+  int below(std::size_t n) { return static_cast<int>(rng_() % n); }
+
+  std::mt19937 rng_;
+};
+
+}  // namespace
+
+TEST_CASE("fast path: valid manifests are read by the DOM walk, equal to the Json path",
+          "[manifest][fast_path]") {
+  check_fast_matches_slow(read_data("manifests/cortex-os-example.manifest.json"));
+  check_fast_matches_slow(read_data("manifests/original-fixture.manifest.json"));
+  check_fast_matches_slow(kValid);
+  for (const std::size_t n : {std::size_t{1}, std::size_t{10}, std::size_t{300}}) {
+    for (const std::uint64_t seed : {std::uint64_t{301}, std::uint64_t{302}}) {
+      check_fast_matches_slow(cc::bench::generate_manifest(n, seed));
+    }
+  }
+  // Numbers the integer rules accept in every spelling.
+  check_fast_matches_slow(with(R"("ttlSeconds": 60)", R"("ttlSeconds": 60.0)"));
+  check_fast_matches_slow(with(R"("ttlSeconds": 60)", R"("ttlSeconds": 6e1)"));
+  check_fast_matches_slow(with(R"("ttlSeconds": 60)", R"("ttlSeconds": 9007199254740991)"));
+}
+
+TEST_CASE("fast path: invalid manifests fail as on the Json path", "[manifest][fast_path]") {
+  const std::string ttl = R"("ttlSeconds": 60)";
+  for (const char* v :
+       {"0", "-0", "0.5", "1e400", "9007199254740992", "-9007199254740993", "18446744073709551615",
+        "123456789012345678901234", "9007199254740992.0", "\"60\"", "true", "null"}) {
+    check_fast_matches_slow(with(ttl, std::string(R"("ttlSeconds": )") + v));
+  }
+  // Duplicate keys in every kind of object.
+  check_fast_matches_slow(with(R"("manifestVersion")", R"("id": "01J7X5MB4K1ZW0000000000000",
+      "manifestVersion")"));
+  check_fast_matches_slow(with(R"("name": "Alpha")", R"("name": "Alpha", "name": "Beta")"));
+  check_fast_matches_slow(with(R"({"type": "bearer"})", R"({"type": "bearer", "type": "none"})"));
+  check_fast_matches_slow(with(ttl, ttl + R"(, "quotas": {"perDay": 1, "perDay": 2})"));
+  check_fast_matches_slow(with(ttl, ttl + R"(, "metadata": {"a": 1, "a": 2})"));
+  check_fast_matches_slow(with(ttl, ttl + R"(, "headers": {"a": "1", "a": "1"})"));
+  check_fast_matches_slow(with(ttl, ttl + R"(, "timeouts": {"a": 1, "a": 1})"));
+  check_fast_matches_slow(with(ttl, ttl + R"(, "authentication": {"headers":
+      [{"name": "a", "value": "1", "name": "b"}]})"));
+  check_fast_matches_slow(with(ttl, ttl + R"(, "remoteTools": [{"name": "a", "tags": [],
+      "tags": []}]})"));
+  check_fast_matches_slow(with(ttl, ttl + R"(, "tags": ["a"], "tags": ["b"])"));
+  // Duplicate connector ids.
+  check_fast_matches_slow(with(R"(}
+  ])",
+                               R"(},
+    {"id": "alpha", "name": "Alpha", "version": "1.0.0",
+     "endpoint": "https://alpha.example.invalid/mcp",
+     "auth": {"type": "bearer"}, "scopes": ["a:read"], "ttlSeconds": 60}
+  ])"));
+  // Not JSON, or not an object.
+  for (const char* text : {"", "[]", "{", "null", "\"x\"", "{\"id\": 1e999}", "\xff"}) {
+    check_fast_matches_slow(text);
+  }
+}
+
+TEST_CASE("fast path: depth and string limits as on the Json path", "[manifest][fast_path]") {
+  const std::string fixture = read_data("manifests/cortex-os-example.manifest.json");
+  const std::string generated = cc::bench::generate_manifest(40, 301);
+  for (const std::string* text : {&fixture, &generated}) {
+    for (std::size_t depth = 1; depth <= 9; ++depth) {
+      cc::ManifestLimits limits;
+      limits.max_depth = depth;
+      check_fast_matches_slow(*text, limits);
+    }
+    for (const unsigned bytes : {0U, 4U, 8U, 16U, 24U, 32U, 48U, 64U, 100U, 128U}) {
+      cc::ManifestLimits limits;
+      limits.max_string_bytes = bytes;
+      check_fast_matches_slow(*text, limits);
+    }
+  }
+}
+
+TEST_CASE("fast path: random edits of valid manifests", "[manifest][fast_path]") {
+  auto original = cc::parse_json(cc::bench::generate_manifest(6, 303));
+  auto platform = cc::parse_json(read_data("manifests/cortex-os-example.manifest.json"));
+  REQUIRE_OK(original);
+  REQUIRE_OK(platform);
+  Mutator mutator(20251127);
+  cc::ManifestLimits two_threads;  // and every other one read by a second thread
+  two_threads.parallel_connectors = 2;
+  for (int round = 0; round < 1500; ++round) {
+    check_fast_matches_slow(mutator.mutate(round % 2 == 0 ? *original : *platform),
+                            round % 3 == 0 ? two_threads : cc::ManifestLimits{});
+  }
+}
+
+TEST_CASE("fast path: connectors read by two threads give the same Manifest",
+          "[manifest][fast_path]") {
+  const std::string text = cc::bench::generate_manifest(3000, 301);
+  cc::ManifestLimits serial;
+  serial.parallel_connectors = 0;
+  cc::ManifestLimits parallel;
+  parallel.parallel_connectors = 2;
+  auto a = cc::parse_manifest(text, serial);
+  auto b = cc::parse_manifest(text, parallel);
+  auto c = cc::parse_manifest(text);  // the default: one thread
+  REQUIRE_OK(a);
+  REQUIRE_OK(b);
+  REQUIRE_OK(c);
+  CHECK(*a == *b);
+  CHECK(*a == *c);
+  check_fast_matches_slow(text, parallel);
+  // A broken rule or a duplicate id in either half fails as on the Json path.
+  check_fast_matches_slow(with(R"("id":"c-000002")", R"("id":"c-002999")", text), parallel);
+  check_fast_matches_slow(with(R"("id":"c-002999")", R"("id":"c-000002")", text), parallel);
+  check_fast_matches_slow(with(R"("id":"c-002999")", R"("id":"C-002999")", text), parallel);
+  check_fast_matches_slow(with(R"("id":"c-000001")", R"("id":"C-000001")", text), parallel);
 }

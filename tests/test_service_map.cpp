@@ -1,10 +1,16 @@
+#include <cmath>
+#include <cstdint>
 #include <cstdlib>
+#include <limits>
+#include <random>
 
 #include "cortex_connectors/canonical_json.h"
 #include "cortex_connectors/service_map.h"
 #include "cortex_connectors/signing.h"
 #include "cortex_connectors/validate.h"
 #include "test_utils.h"
+// The benchmarks' manifest generator (header-only, self-contained).
+#include "../bench/manifest_generator.h"
 
 namespace cc = cortex_connectors;
 using cc::test::read_data;
@@ -150,4 +156,275 @@ TEST_CASE("format_rfc3339 writes UTC seconds", "[service_map]") {
   CHECK(cc::format_rfc3339(std::chrono::system_clock::from_time_t(1760054400)) ==
         "2025-10-10T00:00:00Z");
   CHECK(cc::is_rfc3339_date_time(cc::format_rfc3339(std::chrono::system_clock::now())));
+}
+
+// ---- sign_manifest_service_map(): the payload written straight from the Manifest ------------
+
+namespace {
+
+// The fast path and the Json path must give the same bytes (and so the same signature).
+void check_same_as_json_path(const cc::Manifest& m, std::string_view fallback = kFallback) {
+  auto slow = cc::sign_service_map(cc::build_service_map(m, fallback), cc::as_bytes(kKey));
+  auto fast = cc::sign_manifest_service_map(m, fallback, cc::as_bytes(kKey));
+  REQUIRE(static_cast<bool>(slow) == static_cast<bool>(fast));
+  if (!slow) return;
+  CHECK(fast->canonical_payload == slow->canonical_payload);
+  CHECK(fast->signature == slow->signature);
+  CHECK(fast->body == slow->body);
+  CHECK(fast->payload.is_null());
+}
+
+cc::Manifest parsed(std::string_view text) {
+  auto m = cc::parse_manifest(text);
+  REQUIRE_OK(m);
+  return std::move(*m);
+}
+
+// Random free-form JSON: keys and strings mix ASCII, escapes, controls, 2-, 3- and 4-byte UTF-8
+// (U+E000..U+FFFF and supplementary characters sort differently in UTF-16 than in UTF-8), and
+// numbers of every shape canonical JSON formats differently.
+class RandomJson {
+ public:
+  explicit RandomJson(std::uint32_t seed) : rng_(seed) {}
+
+  std::string text() {
+    static const char* const kPieces[] = {"a",
+                                          "b",
+                                          "Z",
+                                          "brand",
+                                          "\"",
+                                          "\\",
+                                          "\n",
+                                          "\x01",
+                                          "\x7f",
+                                          "é",
+                                          "\xe2\x82\xac" /* € */,
+                                          "\xee\x80\x80" /* U+E000 */,
+                                          "\xef\xbf\xbd",
+                                          "\xf0\x9f\x98\x80" /* U+1F600 */,
+                                          "~",
+                                          "/",
+                                          " "};
+    std::string out;
+    const int n = below(6);
+    for (int i = 0; i < n; ++i) out += kPieces[below(std::size(kPieces))];
+    return out;
+  }
+
+  double number() {
+    static const double kNumbers[] = {
+        0.0,   -0.0,      1.0,     -1.0, 0.5, 1e21, 1e-7, 123456789012345.0, 9007199254740991.0,
+        1e300, -2.5e-300, 3.14159, 100.0};
+    if (below(2) == 0) return kNumbers[below(std::size(kNumbers))];
+    return std::ldexp(static_cast<double>(rng_()) - 2147483648.0, below(80) - 40);
+  }
+
+  cc::Json value(int depth) {
+    const int kind = below(depth > 2 ? 4 : 6);
+    switch (kind) {
+      case 0:
+        return cc::Json(text());
+      case 1:
+        return cc::Json(number());
+      case 2:
+        return below(2) == 0 ? cc::Json(true) : cc::Json(nullptr);
+      case 3:
+        return cc::Json(false);
+      case 4: {
+        cc::Json a = cc::Json::array();
+        const int n = below(4);
+        for (int i = 0; i < n; ++i) a.push_back(value(depth + 1));
+        return a;
+      }
+      default:
+        return object(depth + 1);
+    }
+  }
+
+  cc::Json object(int depth) {
+    cc::Json o = cc::Json::object();
+    const int n = below(6);
+    for (int i = 0; i < n; ++i) o.set(text(), value(depth));
+    return o;
+  }
+
+  int below(std::size_t n) { return static_cast<int>(rng_() % n); }
+
+ private:
+  std::mt19937 rng_;
+};
+
+// A random valid-shaped Manifest with every optional part present or absent.
+cc::Manifest random_manifest(RandomJson& r, std::size_t connectors) {
+  cc::Manifest m;
+  m.id = "01J7X5MB4K1ZW0000000000000";
+  m.manifest_version = "1";
+  if (r.below(2) == 0) m.generated_at = "2025-10-10T00:00:00Z";
+  if (r.below(2) == 0) m.ttl_seconds = 1 + r.below(1000);
+  if (r.below(3) != 0) m.metadata = r.object(1);
+  for (std::size_t i = 0; i < connectors; ++i) {
+    cc::Connector c;
+    c.id = "c-" + std::to_string(r.below(100000));
+    c.name = r.text();
+    c.version = r.text();
+    c.endpoint = "https://" + r.text();
+    c.auth.type = static_cast<cc::AuthType>(r.below(3));
+    if (r.below(2) == 0) c.auth.header_name = r.text();
+    if (r.below(2) == 0) c.auth.query_param = r.text();
+    const int scopes = 1 + r.below(3);
+    for (int s = 0; s < scopes; ++s) c.scopes.push_back(r.text());
+    c.ttl_seconds = 1 + r.below(5000);
+    if (r.below(2) == 0) c.display_name = r.text();
+    if (r.below(2) == 0) c.description = r.text();
+    if (r.below(2) == 0) {
+      c.authentication_headers.emplace();
+      const int n = 1 + r.below(4);
+      // Few names, so that they repeat among themselves and with `headers`.
+      for (int h = 0; h < n; ++h) {
+        c.authentication_headers->push_back({r.below(2) == 0 ? "X-A" : r.text(), r.text()});
+      }
+    }
+    if (r.below(2) == 0) {
+      c.headers = cc::Json::object();
+      const int n = r.below(4);
+      for (int h = 0; h < n; ++h) c.headers.set(r.below(2) == 0 ? "X-A" : r.text(), r.text());
+    }
+    if (r.below(2) == 0) {
+      cc::Quotas q;
+      if (r.below(2) == 0) q.per_minute = r.below(100);
+      if (r.below(2) == 0) q.per_hour = r.below(10000);
+      if (r.below(2) == 0) q.per_day = r.below(1000000);
+      if (r.below(2) == 0) q.concurrent = r.below(10);
+      c.quotas = q;
+    }
+    if (r.below(2) == 0) {
+      c.timeouts = cc::Json::object();
+      const int n = r.below(3);
+      for (int t = 0; t < n; ++t) c.timeouts.set(r.text(), r.below(100000));
+    }
+    if (r.below(3) == 0) c.status = static_cast<cc::ConnectorStatus>(r.below(3));
+    if (r.below(3) == 0) c.enabled = r.below(2) == 0;
+    if (r.below(3) != 0) c.metadata = r.object(1);
+    if (r.below(2) == 0) {
+      c.tags.emplace();
+      const int n = r.below(3);
+      for (int t = 0; t < n; ++t) c.tags->push_back(r.text());
+    }
+    if (r.below(3) == 0) {
+      c.remote_tools = cc::Json::array();
+      const int n = r.below(3);
+      for (int t = 0; t < n; ++t) c.remote_tools.push_back(r.object(1));
+    }
+    m.connectors.push_back(std::move(c));
+  }
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("the payload written from the Manifest equals the Json path: data manifests",
+          "[service_map][fast_path]") {
+  check_same_as_json_path(parsed(read_data("manifests/original-fixture.manifest.json")));
+  check_same_as_json_path(parsed(read_data("manifests/cortex-os-example.manifest.json")));
+  check_same_as_json_path(parsed(kBase));
+  check_same_as_json_path(parsed(kBase), "2030-12-31T23:59:59Z");
+  // The golden body through the fast path.
+  auto fast = cc::sign_manifest_service_map(
+      parsed(read_data("manifests/original-fixture.manifest.json")), kFallback, cc::as_bytes(kKey));
+  REQUIRE_OK(fast);
+  CHECK(fast->body == read_data("golden/original-fixture.service-map.json"));
+}
+
+TEST_CASE("the payload written from the Manifest equals the Json path: generated manifests",
+          "[service_map][fast_path]") {
+  for (const std::size_t n :
+       {std::size_t{1}, std::size_t{3}, std::size_t{100}, std::size_t{1000}, std::size_t{3000}}) {
+    for (const std::uint64_t seed : {std::uint64_t{301}, std::uint64_t{302}, std::uint64_t{7}}) {
+      INFO("connectors " << n << ", seed " << seed);
+      check_same_as_json_path(parsed(cc::bench::generate_manifest(n, seed)));
+    }
+  }
+}
+
+TEST_CASE("the payload written from the Manifest equals the Json path: random manifests",
+          "[service_map][fast_path]") {
+  RandomJson r(20251127);
+  for (int round = 0; round < 300; ++round) {
+    INFO("round " << round);
+    check_same_as_json_path(random_manifest(r, static_cast<std::size_t>(1 + r.below(6))));
+  }
+}
+
+TEST_CASE("the payload written from the Manifest: edge cases", "[service_map][fast_path]") {
+  cc::Manifest m = parsed(kBase);
+  cc::Connector& zeta = m.connectors[0];
+  SECTION("displayName falls back to name") {
+    zeta.display_name.reset();
+    check_same_as_json_path(m);
+    CHECK(cc::write_service_map_payload(m, kFallback)->find(R"("displayName":"Zeta")") !=
+          std::string::npos);
+  }
+  SECTION("header names repeated within authentication.headers and with headers") {
+    zeta.authentication_headers->push_back({"X-Key", "second"});
+    zeta.authentication_headers->push_back({"X-Plain", "from-authentication"});
+    check_same_as_json_path(m);
+    const auto payload = *cc::write_service_map_payload(m, kFallback);
+    CHECK(payload.find(R"("headers":{"X-Both":"from-headers","X-Key":"second","X-Plain":"p"})") !=
+          std::string::npos);
+  }
+  SECTION("only authentication headers, only headers, neither") {
+    zeta.headers = cc::Json();
+    check_same_as_json_path(m);
+    zeta.authentication_headers.reset();
+    check_same_as_json_path(m);
+    CHECK(cc::write_service_map_payload(m, kFallback)->find("headers") == std::string::npos);
+    zeta.headers = cc::Json::object();
+    check_same_as_json_path(m);
+  }
+  SECTION("empty timeouts, remoteTools and quotas") {
+    zeta.quotas = cc::Quotas{};
+    m.connectors[1].remote_tools = cc::Json::array();
+    m.connectors[1].timeouts = cc::Json::object();
+    check_same_as_json_path(m);
+    const auto payload = *cc::write_service_map_payload(m, kFallback);
+    CHECK(payload.find(R"("quotas":{})") != std::string::npos);
+    CHECK(payload.find("timeouts") == std::string::npos);
+    CHECK(payload.find("remoteTools") == std::string::npos);
+  }
+  SECTION("metadata brand overlay, non-ASCII keys in UTF-16 order") {
+    m.metadata = cc::Json::object();
+    m.metadata.set("\xf0\x9f\x98\x80", 1);  // U+1F600: D83D DE00 in UTF-16
+    m.metadata.set("\xef\xbd\xa1", 2);      // U+FF61: after the surrogates in UTF-16
+    m.metadata.set("brand", "overlay");
+    m.metadata.set("\xc3\xa9", 3);
+    check_same_as_json_path(m);
+    const auto payload = *cc::write_service_map_payload(m, kFallback);
+    CHECK(payload.find("\"metadata\":{\"brand\":\"overlay\",\"\xc3\xa9\":3,"
+                       "\"\xf0\x9f\x98\x80\":1,\"\xef\xbd\xa1\":2}") != std::string::npos);
+  }
+  SECTION("numbers") {
+    m.connectors[1].metadata.set("n", cc::Json::array());
+    for (double d : {1e21, 1e-7, -0.0, 0.1, 9007199254740991.0, 5e-324, 1.7976931348623157e308}) {
+      m.connectors[1].metadata.find("n")->push_back(d);
+    }
+    check_same_as_json_path(m);
+    CHECK(cc::write_service_map_payload(m, kFallback)->find("[1e+21,1e-7,0,0.1,") !=
+          std::string::npos);
+  }
+  SECTION("a NaN fails both paths alike") {
+    zeta.metadata = cc::Json::object();
+    zeta.metadata.set("x", std::numeric_limits<double>::quiet_NaN());
+    check_same_as_json_path(m);
+    CHECK_FALSE(cc::write_service_map_payload(m, kFallback));
+  }
+}
+
+TEST_CASE("the payload written by one or two threads is the same", "[service_map][fast_path]") {
+  const cc::Manifest m = parsed(cc::bench::generate_manifest(301, 302));
+  const auto serial = cc::write_service_map_payload(m, kFallback, 0);
+  REQUIRE_OK(serial);
+  for (const std::size_t from : {std::size_t{2}, std::size_t{300}, std::size_t{301}}) {
+    CHECK(*cc::write_service_map_payload(m, kFallback, from) == *serial);
+  }
+  CHECK(*serial == *cc::canonical_json(cc::build_service_map(m, kFallback)));
 }

@@ -51,6 +51,30 @@ CORTEX_CONNECTORS_API Result<SignedServiceMap> sign_service_map(Json payload,
 CORTEX_CONNECTORS_API Result<SignedServiceMap> sign_service_map(
     Json payload, std::span<const std::byte> key, std::span<const Ed25519Key> ed25519_keys);
 
+// canonical_json(build_service_map(manifest, generated_at_fallback)), byte for byte, written
+// straight from `manifest` without building the payload Json. With `parallel_entries`
+// connectors or more, a second thread writes the second half of the entries; the bytes are the
+// same. 0 (the default): never; on the shared 2-core machine of bench/README.md it did not
+// help. Fails only for free-form values JSON cannot express (NaN), which parse_manifest()
+// never produces.
+inline constexpr std::size_t kParallelServiceMapEntries = 0;
+CORTEX_CONNECTORS_API Result<std::string> write_service_map_payload(
+    const Manifest& manifest, std::string_view generated_at_fallback,
+    std::size_t parallel_entries = kParallelServiceMapEntries);
+
+// Signs canonical payload bytes (from write_service_map_payload() or canonical_json()) and writes
+// the body, as sign_service_map() does; SignedServiceMap::payload is left null.
+CORTEX_CONNECTORS_API SignedServiceMap
+sign_canonical_payload(std::string canonical_payload, std::span<const std::byte> key,
+                       std::span<const Ed25519Key> ed25519_keys = {});
+
+// Both: the same SignedServiceMap as sign_service_map(build_service_map(manifest,
+// generated_at_fallback), key, ed25519_keys) but for the null payload. What Registry does on
+// every change.
+CORTEX_CONNECTORS_API Result<SignedServiceMap> sign_manifest_service_map(
+    const Manifest& manifest, std::string_view generated_at_fallback,
+    std::span<const std::byte> key, std::span<const Ed25519Key> ed25519_keys = {});
+
 // Formats `time` as RFC 3339 UTC with second precision, e.g. "2025-10-10T00:00:00Z".
 CORTEX_CONNECTORS_API std::string format_rfc3339(std::chrono::system_clock::time_point time);
 

@@ -49,6 +49,11 @@ class DomLimits {
   const JsonParseOptions& options_;
 };
 
+// What parse_json() builds from `element`, a value at nesting `depth` (the root is 1), with the
+// same checks (`limits`, duplicate keys). Returns false when one fails; `out` is then partial.
+bool json_from_dom(simdjson::dom::element element, const DomLimits& limits, std::size_t depth,
+                   Json& out);
+
 // A non-owning reference to a callable `bool(simdjson::dom::element root)`.
 class DomVisitor {
  public:

@@ -1,0 +1,53 @@
+// A canonical JSON (RFC 8785) writer for documents whose shape the caller knows: the caller
+// writes punctuation and keys in canonical order itself and hands the free-form parts (Json
+// values, objects merged from several sources) to the same serializer canonical_json() uses, so
+// the bytes are the same as canonical_json() of the equivalent Json tree, without building it.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "cortex_connectors/json.h"
+
+namespace cortex_connectors::internal {
+
+// One member of an object written by CanonicalWriter::object(): the Json `*json`, or the string
+// `text` when `json` is nullptr.
+struct CanonicalMember {
+  std::string_view key;
+  const Json* json = nullptr;
+  std::string_view text;
+};
+
+class CanonicalWriter {
+ public:
+  // Appends to `out`; `out` is trimmed to what was written when the writer goes away.
+  explicit CanonicalWriter(std::string& out);
+  ~CanonicalWriter();
+  CanonicalWriter(const CanonicalWriter&) = delete;
+  CanonicalWriter& operator=(const CanonicalWriter&) = delete;
+
+  // Reserves room for `n` more bytes.
+  void reserve(std::size_t n);
+  // Bytes that are canonical already: punctuation, keys in canonical order with their quotes.
+  void raw(std::string_view text);
+  void raw(char c);
+  // A string literal with JCS escaping. REQUIRES: valid UTF-8.
+  void string(std::string_view text);
+  // A number as a Json holding it would be written. REQUIRES: finite.
+  void number(double value);
+  // `value` as canonical_json() writes it; false when it holds a NaN or an infinity.
+  bool value(const Json& value);
+  // The object of `members` in canonical order; of members with equal keys the last one wins, as
+  // with Json::set() in member order. Reorders `members`. False as value().
+  bool object(std::span<CanonicalMember> members);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cortex_connectors::internal
