@@ -26,6 +26,9 @@
 
 namespace cc = cortex_connectors;
 using cc::test::Event;
+using cc::test::original_fixture;
+using cc::test::original_fixture_with_ttl;
+using cc::test::replace_file;
 using cc::test::ServerProcess;
 using cc::test::SseClient;
 using namespace std::chrono_literals;
@@ -135,21 +138,6 @@ class RedisServer {
   int port_;
   pid_t pid_ = -1;
 };
-
-std::string fixture() { return cc::test::read_data("manifests/original-fixture.manifest.json"); }
-
-// The fixture with the manifest ttl set to `ttl`: a new payload for every value <= 120.
-std::string fixture_with_ttl(int ttl) {
-  std::string text = fixture();
-  text.replace(text.find("\"ttlSeconds\": 600"), 17, "\"ttlSeconds\": " + std::to_string(ttl));
-  return text;
-}
-
-void replace_file(const std::filesystem::path& path, const std::string& content) {
-  const auto tmp = path.parent_path() / ".tmp-manifest";
-  cc::test::write_file(tmp, content);
-  std::filesystem::rename(tmp, path);
-}
 
 std::vector<std::string> base_env() {
   return {"CONNECTORS_SIGNATURE_KEY=" + kSigningKey,
@@ -261,7 +249,7 @@ struct Deployment {
   Deployment(const std::string& redis_binary, int replica_count)
       : redis(redis_binary, free_port()) {
     redis.start();
-    cc::test::write_file(manifest, fixture());
+    cc::test::write_file(manifest, original_fixture());
     publisher = start_publisher(redis, manifest);
     for (int i = 0; i < replica_count; ++i) replicas.push_back(start_replica(redis.port()));
     REQUIRE(cc::test::eventually_true(
@@ -311,7 +299,7 @@ TEST_CASE("one publisher and two replicas serve the same signed bytes; SSE follo
   // Every change reaches the subscribers of both replicas, with the publisher's version and
   // byte-identical bodies.
   for (int ttl : {100, 90, 80}) {
-    replace_file(manifest, fixture_with_ttl(ttl));
+    replace_file(manifest, original_fixture_with_ttl(ttl));
     std::string body_a;
     for (SseClient* c : {&sse_a, &sse_b}) {
       auto e = next_status(*c);
@@ -332,7 +320,7 @@ TEST_CASE("one publisher and two replicas serve the same signed bytes; SSE follo
   // does not write (its edits would otherwise fight the first one's).
   cc::test::TempDir other_dir;
   const auto other_manifest = other_dir / "connectors.manifest.json";
-  cc::test::write_file(other_manifest, fixture_with_ttl(42));
+  cc::test::write_file(other_manifest, original_fixture_with_ttl(42));
   auto second = start_publisher(redis, other_manifest, {"--no-history"});
   REQUIRE(cc::test::eventually_true(
       [&] { return get(second->port(), "/v1/connectors/service-map").status == 200; }));
@@ -363,7 +351,7 @@ TEST_CASE("a replica started while Redis is down answers 503, then serves", "[re
 
   cc::test::TempDir dir;
   const auto manifest = dir / "connectors.manifest.json";
-  cc::test::write_file(manifest, fixture());
+  cc::test::write_file(manifest, original_fixture());
   auto publisher = start_publisher(redis, manifest);
   REQUIRE(cc::test::eventually_true(
       [&] { return get(publisher->port(), "/v1/connectors/service-map").status == 200; }));
@@ -377,7 +365,7 @@ TEST_CASE("a publisher started while Redis is down waits for it before it listen
   RedisServer redis(*redis_bin, free_port());
   cc::test::TempDir dir;
   const auto manifest = dir / "connectors.manifest.json";
-  cc::test::write_file(manifest, fixture());
+  cc::test::write_file(manifest, original_fixture());
   // Redis comes up while the publisher is retrying (ServerProcess waits for "listening").
   std::thread later([&redis] {
     std::this_thread::sleep_for(500ms);
@@ -420,12 +408,12 @@ TEST_CASE("Redis restarts mid-stream: replicas keep serving, reconnect and catch
 
   // Two edits while Redis is down: the publisher serves them locally; only the newest will
   // reach the replicas (intermediate versions are skipped).
-  replace_file(manifest, fixture_with_ttl(70));
+  replace_file(manifest, original_fixture_with_ttl(70));
   REQUIRE(cc::test::eventually_true([&] {
     return get(publisher->port(), "/v1/connectors/service-map").body.find("\"ttlSeconds\":70") !=
            std::string::npos;
   }));
-  replace_file(manifest, fixture_with_ttl(60));
+  replace_file(manifest, original_fixture_with_ttl(60));
   REQUIRE(cc::test::eventually_true([&] {
     return get(publisher->port(), "/v1/connectors/service-map").body.find("\"ttlSeconds\":60") !=
            std::string::npos;
@@ -448,7 +436,7 @@ TEST_CASE("a restarted publisher continues above the stored version", "[redis][s
   redis.start();
   cc::test::TempDir dir;
   const auto manifest = dir / "connectors.manifest.json";
-  cc::test::write_file(manifest, fixture());
+  cc::test::write_file(manifest, original_fixture());
   auto replica = start_replica(redis.port());
   std::uint64_t stored = 0;
   {
@@ -457,7 +445,7 @@ TEST_CASE("a restarted publisher continues above the stored version", "[redis][s
     REQUIRE(cc::test::eventually_true([&] {
       return redis.command({"HGET", kPrefix + ":snapshot", "version"}) == "1";
     }));
-    replace_file(manifest, fixture_with_ttl(50));
+    replace_file(manifest, original_fixture_with_ttl(50));
     REQUIRE(cc::test::eventually_true([&] {
       return redis.command({"HGET", kPrefix + ":snapshot", "body"}).find("\"ttlSeconds\":50") !=
              std::string::npos;
@@ -468,7 +456,7 @@ TEST_CASE("a restarted publisher continues above the stored version", "[redis][s
   // The lease is released on a clean stop.
   CHECK(redis.command({"EXISTS", kPrefix + ":publisher"}) == "0");
   // No history (a new machine, a lost state directory): versions still come after Redis's.
-  replace_file(manifest, fixture_with_ttl(40));
+  replace_file(manifest, original_fixture_with_ttl(40));
   auto publisher = start_publisher(redis, manifest, {"--no-history"});
   REQUIRE(cc::test::eventually_true([&] {
     return redis.command({"HGET", kPrefix + ":snapshot", "body"}).find("\"ttlSeconds\":40") !=

@@ -19,6 +19,8 @@
 
 namespace cc = cortex_connectors;
 using cc::test::eventually_true;
+using cc::test::original_fixture;
+using cc::test::replace_file;
 using cc::test::ServerProcess;
 using namespace std::chrono_literals;
 
@@ -27,21 +29,13 @@ namespace {
 const std::string kSigningKey = "client-test-signing-key";
 const std::string kApiKey = "client-test-api-key";
 
-std::string fixture() { return cc::test::read_data("manifests/original-fixture.manifest.json"); }
-
 // The fixture with a fixed generatedAt (the same payload across restarts) and manifest ttl.
 std::string fixture_with(int ttl, std::string_view generated_at = "2026-01-01T00:00:00Z") {
-  std::string text = fixture();
+  std::string text = original_fixture();
   text.replace(text.find("\"ttlSeconds\": 600"), 17, "\"ttlSeconds\": " + std::to_string(ttl));
   text.replace(text.find("\"brand\": \"brAInwav\","), 20,
                "\"brand\": \"brAInwav\", \"generatedAt\": \"" + std::string(generated_at) + "\",");
   return text;
-}
-
-void replace_file(const std::filesystem::path& path, const std::string& content) {
-  const auto tmp = path.parent_path() / ".tmp-manifest";
-  cc::test::write_file(tmp, content);
-  std::filesystem::rename(tmp, path);
 }
 
 // The real server on a manifest in a temporary directory; restartable on the same port.

@@ -22,6 +22,9 @@
 
 namespace cc = cortex_connectors;
 using cc::test::Event;
+using cc::test::original_fixture;
+using cc::test::original_fixture_with_ttl;
+using cc::test::replace_file;
 using cc::test::ServerProcess;
 using cc::test::SseClient;
 using namespace std::chrono_literals;
@@ -31,21 +34,6 @@ namespace {
 const std::string kSigningKey = "stream-test-signing-key";
 const std::string kApiKey = "stream-test-api-key";
 
-std::string fixture() { return cc::test::read_data("manifests/original-fixture.manifest.json"); }
-
-// The fixture with the manifest ttl set to `ttl`: a new payload for every value <= 120.
-std::string fixture_with_ttl(int ttl) {
-  std::string text = fixture();
-  text.replace(text.find("\"ttlSeconds\": 600"), 17, "\"ttlSeconds\": " + std::to_string(ttl));
-  return text;
-}
-
-void replace_file(const std::filesystem::path& path, const std::string& content) {
-  const auto tmp = path.parent_path() / ".tmp-manifest";
-  cc::test::write_file(tmp, content);
-  std::filesystem::rename(tmp, path);
-}
-
 struct StreamServer {
   cc::test::TempDir dir;
   std::filesystem::path manifest = dir / "connectors.manifest.json";
@@ -53,7 +41,7 @@ struct StreamServer {
 
   explicit StreamServer(std::vector<std::string> extra_env = {},
                         std::vector<std::string> args = {}) {
-    cc::test::write_file(manifest, fixture());
+    cc::test::write_file(manifest, original_fixture());
     std::vector<std::string> env = {"CONNECTORS_SIGNATURE_KEY=" + kSigningKey,
                                     "CONNECTORS_API_KEY=" + kApiKey,
                                     "CONNECTORS_MANIFEST_PATH=" + manifest.string(),
@@ -123,8 +111,8 @@ TEST_CASE("stream: one status event per change, none for a same-payload rewrite"
   auto first = c.next_event(10s);
   REQUIRE(first);
   CHECK(first->id == "1");
-  replace_file(s.manifest, fixture() + "\n ");  // same payload
-  replace_file(s.manifest, fixture_with_ttl(100));
+  replace_file(s.manifest, original_fixture() + "\n ");  // same payload
+  replace_file(s.manifest, original_fixture_with_ttl(100));
   auto second = c.next_event(10s);
   REQUIRE(second);
   CHECK(second->id == "2");
@@ -145,7 +133,7 @@ TEST_CASE("stream: Last-Event-ID of the current version resends nothing", "[stre
   SseClient resumed(s.port(), "/v1/connectors/stream", {kAuth[0], "Last-Event-ID: 1"});
   REQUIRE(resumed.head().rfind("HTTP/1.1 200", 0) == 0);
   CHECK_FALSE(resumed.next_event(700ms));
-  replace_file(s.manifest, fixture_with_ttl(90));
+  replace_file(s.manifest, original_fixture_with_ttl(90));
   auto e = resumed.next_event(10s);
   REQUIRE(e);
   CHECK(e->id == "2");
@@ -177,7 +165,7 @@ TEST_CASE("stream: delta mode rebuilds every payload byte for byte", "[stream]")
     int t = ttl(rng);
     if (t == last_ttl) t = t % 119 + 1;
     last_ttl = t;
-    std::string text = fixture_with_ttl(t);
+    std::string text = original_fixture_with_ttl(t);
     if (round % 3 == 1) {
       text.replace(text.find("\"Beta Connector\""), 16, "\"Beta " + std::to_string(round) + "\"");
     }
@@ -229,7 +217,7 @@ TEST_CASE("stream: a subscriber that stops reading stalls nobody", "[stream]") {
   for (int i = 0; i < 10; ++i) {
     blobs += ", \"blob" + std::to_string(i) + "\": \"" + std::string(50000, 'x') + "\"";
   }
-  std::string big = fixture();
+  std::string big = original_fixture();
   const std::string owner = "\"metadata\": {\"owner\": \"integrations\"";
   big.replace(big.find(owner), owner.size(), owner + blobs);
   replace_file(s.manifest, big);
@@ -310,11 +298,11 @@ TEST_CASE("stream: an EventSource-style client that reconnects sees the newest v
     last_id = c.next_event(10s)->id;
   }
   // Changes while disconnected.
-  replace_file(s.manifest, fixture_with_ttl(50));
+  replace_file(s.manifest, original_fixture_with_ttl(50));
   REQUIRE(cc::test::run_program({"/bin/sh", "-c", "true"}).exit_code == 0);
   for (int ttl : {40, 30}) {
     std::this_thread::sleep_for(200ms);
-    replace_file(s.manifest, fixture_with_ttl(ttl));
+    replace_file(s.manifest, original_fixture_with_ttl(ttl));
   }
   // Reconnects with Last-Event-ID until it holds the payload with ttl 30.
   bool seen = false;
@@ -365,7 +353,7 @@ TEST_CASE("stream: the broadcast metric counts one observation per published ver
   };
   const long before = settled();
   for (int ttl : {50, 40}) {
-    replace_file(s.manifest, fixture_with_ttl(ttl));
+    replace_file(s.manifest, original_fixture_with_ttl(ttl));
     for (auto& c : clients) REQUIRE(c->next_event(10s));
   }
   // Two versions reached three subscribers: two observations, not six.
@@ -445,7 +433,7 @@ TEST_CASE("stream: a Last-Event-ID from before a restart resumes with the delta 
   cc::test::TempDir dir;
   const auto manifest = dir / "connectors.manifest.json";
   const auto state = dir / "state";
-  cc::test::write_file(manifest, fixture());
+  cc::test::write_file(manifest, original_fixture());
   cc::Json p1;
   cc::Json p2;
   {
@@ -456,7 +444,7 @@ TEST_CASE("stream: a Last-Event-ID from before a restart resumes with the delta 
     REQUIRE(first);
     CHECK(first->id == "1");
     p1 = payload_of_status(*first);
-    replace_file(manifest, fixture_with_ttl(50));
+    replace_file(manifest, original_fixture_with_ttl(50));
     auto second = c.next_event(10s);
     REQUIRE(second);
     CHECK(second->id == "2");
@@ -476,7 +464,7 @@ TEST_CASE("stream: a Last-Event-ID from before a restart resumes with the delta 
   CHECK(payload_of_status(resume(server->port(), "77")) == p2);
   CHECK(payload_of_status(resume(server->port(), "99999")) == p2);
   // A change after the restart numbers after the first process's reservation.
-  replace_file(manifest, fixture_with_ttl(40));
+  replace_file(manifest, original_fixture_with_ttl(40));
   const std::uint64_t v3 = wait_version_change(server->port(), 2);
   CHECK(v3 > 1024);
   const Event from1_again = resume(server->port(), "1");
@@ -492,7 +480,7 @@ TEST_CASE("history: kill -9 while publishing never corrupts the store or reuses 
   cc::test::TempDir dir;
   const auto manifest = dir / "connectors.manifest.json";
   const auto state = dir / "state";
-  cc::test::write_file(manifest, fixture());
+  cc::test::write_file(manifest, original_fixture());
   std::uint64_t highest_seen = 0;
   int ttl = 100;
   std::mt19937 rng(9);
@@ -502,13 +490,13 @@ TEST_CASE("history: kill -9 while publishing never corrupts the store or reuses 
     CHECK(v >= highest_seen);  // equal only when the newest was resumed
     // Rewrites as fast as the watcher takes them, then SIGKILL in the middle of the stream.
     for (int i = 0; i < 8; ++i) {
-      replace_file(manifest, fixture_with_ttl(--ttl));
+      replace_file(manifest, original_fixture_with_ttl(--ttl));
       v = wait_version_change(server->port(), v);
       CHECK(v > highest_seen);
       highest_seen = std::max(highest_seen, v);
     }
     // The kill lands before, during or after that reload's recording.
-    replace_file(manifest, fixture_with_ttl(--ttl));
+    replace_file(manifest, original_fixture_with_ttl(--ttl));
     std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 40));
     ::kill(server->pid(), SIGKILL);
     server->wait_exit(5s);
@@ -534,7 +522,7 @@ TEST_CASE("history: a corrupt or unwritable store degrades to memory, never a re
           "[stream][history]") {
   cc::test::TempDir dir;
   const auto manifest = dir / "connectors.manifest.json";
-  cc::test::write_file(manifest, fixture());
+  cc::test::write_file(manifest, original_fixture());
   SECTION("a corrupt database file") {
     std::filesystem::create_directories(dir / "state");
     cc::test::write_file(dir / "state" / cc::kHistoryDatabaseName, std::string(10000, '\x5a'));
@@ -553,7 +541,7 @@ TEST_CASE("history: a corrupt or unwritable store degrades to memory, never a re
     CHECK(cc::test::read_file(dir / "state" / cc::kHistoryDatabaseName) ==
           std::string(10000, '\x5a'));
     // Deltas still work within this process.
-    replace_file(manifest, fixture_with_ttl(30));
+    replace_file(manifest, original_fixture_with_ttl(30));
     wait_version_change(server->port(), v);
     CHECK(resume(server->port(), std::to_string(v)).event == "delta");
   }
@@ -579,10 +567,10 @@ TEST_CASE("history: the CLI lists, shows and diffs versions, and rollback republ
   cc::test::TempDir dir;
   const auto manifest = dir / "connectors.manifest.json";
   const auto state = dir / "state";
-  cc::test::write_file(manifest, fixture());
+  cc::test::write_file(manifest, original_fixture());
   auto server = history_server(manifest, state);
   REQUIRE(wait_version_change(server->port(), 0) == 1);
-  replace_file(manifest, fixture_with_ttl(50));
+  replace_file(manifest, original_fixture_with_ttl(50));
   REQUIRE(wait_version_change(server->port(), 1) == 2);
   REQUIRE(cc::test::eventually_true([&] {
     auto list = cc::test::run_cli({"history", "list", "--state-dir", state.string()});
@@ -592,7 +580,7 @@ TEST_CASE("history: the CLI lists, shows and diffs versions, and rollback republ
   CHECK(list.out.rfind("1\t", 0) == 0);
   auto show = cc::test::run_cli({"history", "show", "1", "--state-dir", state.string()});
   CHECK(show.exit_code == 0);
-  CHECK(show.out == fixture());
+  CHECK(show.out == original_fixture());
   auto body =
       cc::test::run_cli({"history", "show", "2", "--service-map", "--state-dir", state.string()});
   CHECK(cc::verify_signed_body(body.out, cc::as_bytes(kSigningKey)));
@@ -613,7 +601,7 @@ TEST_CASE("history: the CLI lists, shows and diffs versions, and rollback republ
   auto rb = cc::test::run_cli(
       {"rollback", "1", "--manifest", manifest.string(), "--state-dir", state.string()});
   CHECK(rb.exit_code == 0);
-  CHECK(cc::test::read_file(manifest) == fixture());
+  CHECK(cc::test::read_file(manifest) == original_fixture());
   CHECK(wait_version_change(server->port(), 2) == 3);
   httplib::Client http("127.0.0.1", server->port());
   auto r = http.Get("/v1/connectors/service-map", {{"Authorization", "Bearer " + kApiKey}});
@@ -629,5 +617,5 @@ TEST_CASE("history: the CLI lists, shows and diffs versions, and rollback republ
   CHECK(served == recorded);
   // History is never rewritten: 1 and 2 are still there as they were.
   CHECK(cc::test::run_cli({"history", "show", "2", "--state-dir", state.string()}).out ==
-        fixture_with_ttl(50));
+        original_fixture_with_ttl(50));
 }

@@ -41,6 +41,20 @@ void write_file(const std::filesystem::path& path, std::string_view content) {
 
 std::string read_data(std::string_view relative) { return read_file(data_path(relative)); }
 
+void replace_file(const std::filesystem::path& path, std::string_view content) {
+  const auto tmp = path.parent_path() / ".tmp-manifest";
+  write_file(tmp, content);
+  std::filesystem::rename(tmp, path);
+}
+
+std::string original_fixture() { return read_data("manifests/original-fixture.manifest.json"); }
+
+std::string original_fixture_with_ttl(int ttl) {
+  std::string text = original_fixture();
+  text.replace(text.find("\"ttlSeconds\": 600"), 17, "\"ttlSeconds\": " + std::to_string(ttl));
+  return text;
+}
+
 int connect_to(int port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};

@@ -20,6 +20,13 @@ std::filesystem::path data_path(std::string_view relative);
 
 std::string read_file(const std::filesystem::path& path);
 void write_file(const std::filesystem::path& path, std::string_view content);
+// Replaces `path` whole in one rename (a watcher never sees a half-written file).
+void replace_file(const std::filesystem::path& path, std::string_view content);
+
+// tests/data/manifests/original-fixture.manifest.json, the original service's fixture.
+std::string original_fixture();
+// The same with the manifest ttl set to `ttl`: a new payload for every value <= 120.
+std::string original_fixture_with_ttl(int ttl);
 
 // A fresh directory under the system temporary directory, removed with the object.
 class TempDir {
