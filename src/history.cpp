@@ -185,8 +185,10 @@ struct HistoryRecorder::Impl {
     if (options.on_degraded) options.on_degraded(error);
   }
 
-  void write(Pending p) {
-    HistoryEntry entry = make_history_entry(*p.snapshot, std::move(p.manifest));
+  // `p` stays at the front of the queue until it is recorded, so that load() finds it in the
+  // queue or in the store at every moment (the manifest text is copied, not moved, for that).
+  void write(const Pending& p) {
+    HistoryEntry entry = make_history_entry(*p.snapshot, p.manifest);
     std::lock_guard lock(store_mutex);
     if (auto s = store->record(entry); !s) {
       degrade(s.error());
@@ -212,13 +214,12 @@ struct HistoryRecorder::Impl {
     for (;;) {
       queue_cv.wait(lock, [&] { return stopping || !queue.empty(); });
       if (queue.empty()) return;  // stopping and drained
-      Pending p = std::move(queue.front());
-      queue.pop_front();
-      writing = true;
+      // References to deque elements survive push_back; only this thread pops.
+      const Pending& p = queue.front();
       lock.unlock();
-      write(std::move(p));
+      write(p);
       lock.lock();
-      writing = false;
+      queue.pop_front();
       if (queue.empty()) idle_cv.notify_all();
     }
   }
@@ -244,7 +245,6 @@ struct HistoryRecorder::Impl {
   std::condition_variable queue_cv;
   std::condition_variable idle_cv;
   std::deque<Pending> queue;
-  bool writing = false;
   bool stopping = false;
   std::thread thread;
 };
@@ -293,7 +293,7 @@ void HistoryRecorder::submit(std::shared_ptr<const Snapshot> snapshot, std::stri
 
 void HistoryRecorder::flush() {
   std::unique_lock lock(impl_->queue_mutex);
-  impl_->idle_cv.wait(lock, [&] { return impl_->queue.empty() && !impl_->writing; });
+  impl_->idle_cv.wait(lock, [&] { return impl_->queue.empty(); });
 }
 
 Result<HistoryEntry> HistoryRecorder::load(std::uint64_t version) {
@@ -319,7 +319,7 @@ HistoryStatus HistoryRecorder::status() const {
     s = impl_->status;
   }
   std::lock_guard lock(impl_->queue_mutex);
-  s.pending = impl_->queue.size() + (impl_->writing ? 1 : 0);
+  s.pending = impl_->queue.size();  // includes the entry being written
   return s;
 }
 

@@ -1,7 +1,10 @@
 // history.h and sqlite_history.h: the stores, the recorder, and the registry numbering after a
 // store, with real database files.
 #include <atomic>
+#include <condition_variable>
 #include <fstream>
+#include <future>
+#include <mutex>
 
 #include "cortex_connectors/history.h"
 #include "cortex_connectors/registry.h"
@@ -101,6 +104,43 @@ class FailingStore final : public cc::HistoryStore {
                                 std::chrono::system_clock::time_point) override {
     return std::size_t{0};
   }
+};
+
+// A memory store whose record() waits for the test: holds the recorder in the middle of a
+// write, the moment a reader must still find the entry.
+class GatedStore final : public cc::HistoryStore {
+ public:
+  std::string name() const override { return "gated"; }
+  cc::Status record(const cc::HistoryEntry& e) override {
+    std::unique_lock lock(mutex_);
+    entered_ = true;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return released_; });
+    return inner_.record(e);
+  }
+  cc::Result<std::uint64_t> latest_version() override { return inner_.latest_version(); }
+  cc::Result<cc::HistoryEntry> load(std::uint64_t v) override { return inner_.load(v); }
+  cc::Result<std::vector<cc::HistoryInfo>> list() override { return inner_.list(); }
+  cc::Result<std::size_t> prune(const cc::RetentionPolicy& p,
+                                std::chrono::system_clock::time_point now) override {
+    return inner_.prune(p, now);
+  }
+  void wait_entered() {
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [&] { return entered_; });
+  }
+  void release() {
+    std::lock_guard lock(mutex_);
+    released_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  cc::MemoryHistoryStore inner_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool entered_ = false;
+  bool released_ = false;
 };
 
 }  // namespace
@@ -291,6 +331,40 @@ TEST_CASE("history: a restarted registry resumes the newest snapshot or numbers 
     REQUIRE_OK(registry.refresh());
     CHECK(registry.current()->version > 1025);
   }
+}
+
+TEST_CASE("history: load() finds an entry being written without waiting for the write",
+          "[history]") {
+  // An SSE resume reads the version a client last saw while the recorder may be writing it; a
+  // miss there sends a full status event where a delta was due.
+  auto store = std::make_shared<GatedStore>();
+  auto recorder = std::make_shared<cc::HistoryRecorder>(store);
+  cc::RegistryOptions ro;
+  ro.signing_key = std::string(kKey);
+  ro.history = recorder;
+  cc::Registry registry(ro);
+  REQUIRE_OK(registry.refresh_from_text(manifest(10, "2025-01-01T00:00:00Z")));
+  const auto v = registry.current()->version;
+  std::future<cc::Result<cc::HistoryEntry>> pending;  // joined after the release below
+  // Released on every exit, a failed REQUIRE included, so the recorder's thread can stop.
+  struct Release {
+    GatedStore& s;
+    ~Release() { s.release(); }
+  } release{*store};
+  store->wait_entered();
+  // Neither missed nor waiting for the write (an fsync can take half a second).
+  pending = std::async(std::launch::async, [&] { return recorder->load(v); });
+  REQUIRE(pending.wait_for(20s) == std::future_status::ready);
+  auto during = pending.get();
+  REQUIRE_OK(during);
+  CHECK(during->payload == registry.current()->canonical_payload());
+  CHECK(recorder->status().pending == 1);
+  store->release();
+  recorder->flush();
+  CHECK(recorder->status().pending == 0);
+  auto after = recorder->load(v);
+  REQUIRE_OK(after);
+  CHECK(after->manifest == manifest(10, "2025-01-01T00:00:00Z"));
 }
 
 TEST_CASE("history: a failing store degrades to memory and keeps recording", "[history]") {
