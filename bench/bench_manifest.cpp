@@ -15,6 +15,8 @@
 //   BM_WritePayload      write_service_map_payload(Manifest): the canonical payload bytes,
 //                        straight from the Manifest (no payload Json).
 //   BM_Sign              sign_hmac_sha256 of those canonical bytes.
+//   BM_RenderManifestMetrics  Metrics::render_manifest_text(Manifest): the per-connector
+//                        Prometheus series the registry renders once per snapshot.
 //   BM_WholeRebuild      parse_manifest(text) + sign_manifest_service_map (payload, HMAC and
 //                        the body): text in, signed body out. What Registry does per change,
 //                        minus reading, hashing and compression.
@@ -55,6 +57,7 @@
 #include "cortex_connectors/canonical_json.h"
 #include "cortex_connectors/json.h"
 #include "cortex_connectors/manifest.h"
+#include "cortex_connectors/metrics.h"
 #include "cortex_connectors/service_map.h"
 #include "cortex_connectors/signing.h"
 #include "cortex_connectors/validate.h"
@@ -237,6 +240,16 @@ void BM_WritePayload(benchmark::State& state) {
   set_counters(state, *in);
 }
 
+void BM_RenderManifestMetrics(benchmark::State& state) {
+  const Input* in = input(state);
+  if (in == nullptr) return;
+  for (auto _ : state) {
+    auto text = cc::Metrics::render_manifest_text(in->manifest);
+    benchmark::DoNotOptimize(text);
+  }
+  set_counters(state, *in);
+}
+
 void BM_JsonParse(benchmark::State& state) {
   const Input* in = input(state);
   if (in == nullptr) return;
@@ -381,6 +394,7 @@ BENCHMARK(BM_ReadAndParse)->Apply(connector_args);
 BENCHMARK(BM_ParseManifest)->Apply(connector_args);
 BENCHMARK(BM_WritePayload)->Apply(connector_args);
 BENCHMARK(BM_Sign)->Apply(connector_args);
+BENCHMARK(BM_RenderManifestMetrics)->Apply(connector_args);
 BENCHMARK(BM_WholeRebuild)->Apply(connector_args);
 BENCHMARK(BM_WholeRebuildParallel)->Apply(connector_args);
 BENCHMARK(BM_JsonParse)->Apply(connector_args);

@@ -2,6 +2,7 @@
 
 #include <map>
 #include <mutex>
+#include <string_view>
 #include <utility>
 
 #include <prometheus/counter.h>
@@ -152,16 +153,37 @@ std::string Metrics::render_text(const Snapshot* snapshot) const {
   return out;
 }
 
+// Written by hand, not through a prometheus::Family: one series per connector through
+// Family::Add (a label map, a hash, a Gauge each) and TextSerializer's ostream cost 1.7-2.7 us per
+// connector (bench_manifest BM_RenderManifestMetrics: 17 ms CPU at 10 000, more than writing the
+// service map) on every rebuild. The text is the same exposition format, series in file order.
 std::string Metrics::render_manifest_text(const Manifest& manifest) {
-  prometheus::Registry registry;
-  auto& up = prometheus::BuildGauge()
-                 .Name("brainwav_mcp_connector_proxy_up")
-                 .Help("Connector availability from the manifest (1 enabled, 0 disabled)")
-                 .Register(registry);
+  static constexpr std::string_view kHead =
+      "# HELP brainwav_mcp_connector_proxy_up Connector availability from the manifest "
+      "(1 enabled, 0 disabled)\n"
+      "# TYPE brainwav_mcp_connector_proxy_up gauge\n";
+  static constexpr std::string_view kSeries = "brainwav_mcp_connector_proxy_up{connector=\"";
+  std::size_t size = kHead.size();
+  for (const auto& c : manifest.connectors) size += kSeries.size() + c.id.size() + 5;
+  std::string out;
+  out.reserve(size);
+  out.append(kHead);
   for (const auto& c : manifest.connectors) {
-    up.Add({{"connector", c.id}}).Set(c.is_enabled() ? 1 : 0);
+    out.append(kSeries);
+    // Label values escape backslash, double quote and line feed (validated ids have none).
+    for (const char ch : c.id) {
+      if (ch == '\\' || ch == '"') {
+        out.push_back('\\');
+        out.push_back(ch);
+      } else if (ch == '\n') {
+        out.append("\\n");
+      } else {
+        out.push_back(ch);
+      }
+    }
+    out.append(c.is_enabled() ? "\"} 1\n" : "\"} 0\n");
   }
-  return prometheus::TextSerializer().Serialize(registry.Collect());
+  return out;
 }
 
 }  // namespace cortex_connectors

@@ -51,6 +51,27 @@ TEST_CASE("metrics text carries every series", "[metrics]") {
   }
 }
 
+TEST_CASE("the manifest's series: one gauge per connector, in file order", "[metrics]") {
+  auto manifest =
+      cc::parse_manifest(cc::test::read_data("manifests/cortex-os-example.manifest.json"));
+  REQUIRE_OK(manifest);
+  CHECK(cc::Metrics::render_manifest_text(*manifest) ==
+        "# HELP brainwav_mcp_connector_proxy_up Connector availability from the manifest (1 "
+        "enabled, 0 disabled)\n"
+        "# TYPE brainwav_mcp_connector_proxy_up gauge\n"
+        "brainwav_mcp_connector_proxy_up{connector=\"perplexity-search\"} 1\n"
+        "brainwav_mcp_connector_proxy_up{connector=\"github-actions\"} 0\n"
+        "brainwav_mcp_connector_proxy_up{connector=\"wikidata\"} 1\n");
+  // A Manifest built in code is not validated: label values are escaped all the same.
+  cc::Manifest odd;
+  odd.connectors.resize(1);
+  odd.connectors[0].id = "a\"b\\c\nd";
+  odd.connectors[0].enabled = false;
+  const std::string text = cc::Metrics::render_manifest_text(odd);
+  CHECK(text.substr(text.find("brainwav_mcp_connector_proxy_up{")) ==
+        "brainwav_mcp_connector_proxy_up{connector=\"a\\\"b\\\\c\\nd\"} 0\n");
+}
+
 TEST_CASE("promtool accepts the metrics text", "[metrics]") {
   if (::access("/usr/bin/promtool", X_OK) != 0) {
     WARN("promtool not installed (Debian package prometheus); scripts/install-deps.sh adds it");
