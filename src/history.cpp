@@ -131,9 +131,9 @@ struct HistoryRecorder::Impl {
         reserved = std::max(*r, latest);
       }
     }
-    if (latest > 0) {
-      if (auto e = store->load(latest)) resumable = std::move(*e);
-    }
+    // Loaded when asked for (take_resumable()), off the start-up path: ~8 MB at 10 000
+    // connectors.
+    resumable_version = latest;
     first_free = reserved + 1;
     if (degraded) {
       // Nothing durable to number after: start at the wall clock's milliseconds, so that an id
@@ -236,7 +236,7 @@ struct HistoryRecorder::Impl {
   std::atomic<std::uint64_t> reserved_fast{0};
   std::uint64_t first_free = 1;
   std::uint64_t recorded = 0;
-  std::optional<HistoryEntry> resumable;
+  std::uint64_t resumable_version = 0;  // the newest stored entry at start, until taken
 
   mutable std::mutex status_mutex;  // guards `status`
   HistoryStatus status;
@@ -271,7 +271,11 @@ std::uint64_t HistoryRecorder::next_version() {
 
 std::optional<HistoryEntry> HistoryRecorder::take_resumable() {
   std::lock_guard lock(impl_->store_mutex);
-  return std::exchange(impl_->resumable, std::nullopt);
+  const std::uint64_t version = std::exchange(impl_->resumable_version, 0);
+  if (version == 0) return std::nullopt;
+  auto entry = impl_->store->load(version);
+  if (!entry) return std::nullopt;
+  return std::move(*entry);
 }
 
 void HistoryRecorder::submit(std::shared_ptr<const Snapshot> snapshot, std::string manifest_text) {

@@ -113,7 +113,6 @@ struct Registry::Impl {
     if (!options.clock) options.clock = [] { return std::chrono::system_clock::now(); };
     if (options.history) {
       options.first_version = std::max(options.first_version, options.history->next_version());
-      resumable = options.history->take_resumable();
     }
   }
 
@@ -123,9 +122,12 @@ struct Registry::Impl {
 
   // Serialises refreshes; guards the fields below it.
   std::mutex refresh_mutex;
-  std::string last_hash;                  // of the last content processed, good or bad
-  std::optional<HistoryEntry> resumable;  // the newest recorded entry, until the first publish
-  std::optional<Error> last_error;        // that content's error, returned again while unchanged
+  std::string last_hash;  // of the last content processed, good or bad
+  // The newest recorded entry, read on the first rebuild (off the thread that constructs the
+  // registry: the server listens meanwhile) and kept until the first publish.
+  bool resumable_taken = false;
+  std::optional<HistoryEntry> resumable;
+  std::optional<Error> last_error;  // that content's error, returned again while unchanged
 
   mutable std::mutex state_mutex;  // guards failure; pairs with version_cv
   mutable std::condition_variable version_cv;
@@ -222,6 +224,10 @@ struct Registry::Impl {
     const std::string now_text = format_rfc3339(loaded_at);
     // The same manifest as the newest recorded snapshot: rebuild it as it was (see
     // RegistryOptions::history).
+    if (!resumable_taken && options.history) {
+      resumable_taken = true;
+      resumable = options.history->take_resumable();
+    }
     const bool resuming = !previous && resumable && resumable->content_hash == hash;
     std::optional<std::string> resumed_time;
     if (resuming && !manifest->generated_at)
