@@ -151,9 +151,10 @@ class CORTEX_CONNECTORS_API HistoryRecorder {
   // The first version a new registry may hand out: after every stored and reserved version.
   std::uint64_t next_version();
   // The newest stored entry when the recorder started (the snapshot a restarted registry may
-  // resume under the same version), or nullopt. Read from the store by this call, not by the
-  // constructor, and handed over once: the recorder keeps no copy (~8 MB at 10 000 connectors),
-  // later calls return nullopt. The Registry calls it on its first rebuild.
+  // resume under the same version), or nullopt. Read from the store by the recording thread
+  // as it starts (the constructor does not wait for it; this call does) and handed over once:
+  // the recorder keeps no copy after this call (~8 MB at 10 000 connectors), later calls return
+  // nullopt. The Registry calls it on its first rebuild.
   std::optional<HistoryEntry> take_resumable();
 
   // Queues `snapshot` for recording; returns at once. When `snapshot->version` is beyond the
