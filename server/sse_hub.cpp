@@ -270,8 +270,11 @@ class SseHub::Loop {
       s.sent_version = p->version;  // the first version this loop has is the client's
     }
     if (s.sent_version >= p->version) return;
-    const bool delta =
-        s.delta_mode && p->delta && s.sent_version != 0 && s.sent_version == p->delta_from;
+    // Until something is sent, the version the client has is its Last-Event-ID: one that
+    // reconnects with version N while N + 1 reaches the hub (adopt() saw N as the newest, this
+    // loop already has N + 1) is owed N + 1's delta, not a status event.
+    const std::uint64_t has = s.sent_version != 0 ? s.sent_version : s.last_event_id;
+    const bool delta = s.delta_mode && p->delta && has != 0 && has == p->delta_from;
     s.queue.push_back({delta ? p->delta : p->full, 0, true});
     s.sent_version = p->version;
   }
