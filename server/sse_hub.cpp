@@ -35,7 +35,14 @@ struct SseHub::Published {
   Bytes full;   // status event
   Bytes delta;  // delta event from version - 1 (null when none)
   std::uint64_t delta_from = 0;
-  std::shared_ptr<const Snapshot> snapshot;
+  // The signed payload of this version, a view into `full` (or into `payload_copy`): what
+  // deltas from and to it are computed from. The hub keeps no Snapshot: the registry replaces
+  // a large one with its compressed copy after publishing, and a Snapshot held here would keep
+  // the first copy (~4 MB at 10 000 connectors) alive as long as this version is the newest.
+  std::string_view payload;
+  std::string payload_copy;  // only if `full` does not hold the body verbatim
+  std::string signature;
+  std::string signatures;
   SteadyClock::time_point at;
   std::chrono::system_clock::time_point at_wall;
   std::string trace_id;  // of the broadcast span
@@ -379,12 +386,26 @@ void SseHub::publish(std::shared_ptr<const Snapshot> snapshot, std::string trace
                      std::string parent_span_id, bool unsampled) {
   if (!snapshot || loops_.empty() || stopping_) return;
   std::lock_guard publish_lock(publish_mutex_);
-  if (previous_snapshot_ && previous_snapshot_->version >= snapshot->version) return;
+  if (previous_ && previous_->version >= snapshot->version) return;
   auto p = std::make_shared<Published>();
   p->version = snapshot->version;
   p->full = std::make_shared<const std::string>(
       sse_status_event(*snapshot, format_rfc3339(std::chrono::system_clock::now())));
-  p->snapshot = snapshot;
+  p->signature = snapshot->signature;
+  p->signatures = snapshot->signatures;
+  // The status event carries the body verbatim ("data: {"payload":<body>,..."), one data line
+  // since canonical JSON has no raw line breaks; checked, with a copy as the fallback.
+  const std::string_view payload = snapshot->canonical_payload();
+  const std::size_t at = p->full->find(R"({"payload":)");
+  const std::size_t body_at = at == std::string::npos ? at : at + sizeof(R"({"payload":)") - 1;
+  if (body_at != std::string::npos &&
+      std::string_view(*p->full).substr(body_at, snapshot->body.size()) == snapshot->body) {
+    p->payload = std::string_view(*p->full).substr(
+        body_at + static_cast<std::size_t>(payload.data() - snapshot->body.data()), payload.size());
+  } else {
+    p->payload_copy = std::string(payload);
+    p->payload = p->payload_copy;
+  }
   p->at = SteadyClock::now();
   p->at_wall = std::chrono::system_clock::now();
   if (!unsampled && spans_enabled()) {
@@ -397,13 +418,13 @@ void SseHub::publish(std::shared_ptr<const Snapshot> snapshot, std::string trace
   }
   p->loops_pending = loops_.size();
   // Delta from the previous snapshot we published; parsing both payloads happens once here.
-  if (previous_snapshot_) {
-    if (auto delta = sse_delta_event(*previous_snapshot_, *snapshot)) {
+  if (previous_) {
+    if (auto delta = sse_delta_event(previous_->payload, previous_->version, *snapshot)) {
       p->delta = std::make_shared<const std::string>(std::move(*delta));
-      p->delta_from = previous_snapshot_->version;
+      p->delta_from = previous_->version;
     }
   }
-  previous_snapshot_ = snapshot;
+  previous_ = p;
   {
     std::lock_guard lock(latest_mutex_);
     latest_ = p;
@@ -418,7 +439,7 @@ std::shared_ptr<const SseHub::Published> SseHub::latest() const {
 
 std::shared_ptr<const std::string> SseHub::resume_delta(std::uint64_t from,
                                                         const std::shared_ptr<const Published>& p) {
-  if (!options_.history || !p->snapshot) return nullptr;
+  if (!options_.history) return nullptr;
   std::lock_guard lock(resume_mutex_);
   if (resume_to_ != p->version) {
     resume_cache_.clear();
@@ -427,7 +448,8 @@ std::shared_ptr<const std::string> SseHub::resume_delta(std::uint64_t from,
   if (auto it = resume_cache_.find(from); it != resume_cache_.end()) return it->second;
   auto entry = options_.history->load(from);
   if (!entry) return nullptr;
-  auto event = sse_delta_event(entry->payload, from, *p->snapshot);
+  auto event =
+      sse_delta_event(entry->payload, from, p->payload, p->version, p->signature, p->signatures);
   if (!event) return nullptr;
   auto bytes = std::make_shared<const std::string>(std::move(*event));
   // Bounded: clients resume from a few versions at a time, but ids are the client's to choose.

@@ -99,9 +99,9 @@ class SseHub {
   std::atomic<std::size_t> next_loop_{0};
   std::vector<std::unique_ptr<Loop>> loops_;
 
-  // publish() state: the snapshot the last delta is computed from.
-  std::mutex publish_mutex_;  // serialises publish(); guards previous_snapshot_
-  std::shared_ptr<const Snapshot> previous_snapshot_;
+  // publish() state: the version the next delta is computed from.
+  std::mutex publish_mutex_;  // serialises publish(); guards previous_
+  std::shared_ptr<const Published> previous_;
   mutable std::mutex latest_mutex_;
   std::shared_ptr<const Published> latest_;
 

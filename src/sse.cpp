@@ -178,20 +178,27 @@ Result<std::string> sse_delta_event(const Snapshot& previous, const Snapshot& ne
 
 Result<std::string> sse_delta_event(std::string_view from_payload, std::uint64_t from_version,
                                     const Snapshot& next) {
+  return sse_delta_event(from_payload, from_version, next.canonical_payload(), next.version,
+                         next.signature, next.signatures);
+}
+
+Result<std::string> sse_delta_event(std::string_view from_payload, std::uint64_t from_version,
+                                    std::string_view to_payload, std::uint64_t to_version,
+                                    std::string_view to_signature, std::string_view to_signatures) {
   auto from = parse_json(from_payload);
   if (!from) return std::move(from).error();
-  auto to = parse_json(next.canonical_payload());
+  auto to = parse_json(to_payload);
   if (!to) return std::move(to).error();
-  Json delta = compute_delta(*from, *to, from_version, next.version, next.signature);
-  if (!next.signatures.empty()) {
+  Json delta = compute_delta(*from, *to, from_version, to_version, to_signature);
+  if (!to_signatures.empty()) {
     // The Ed25519 signatures of the new payload, so that a pinned-key client can verify too.
-    auto signatures = parse_json(next.signatures);
+    auto signatures = parse_json(to_signatures);
     if (!signatures) return std::move(signatures).error();
     delta.set("signatures", std::move(*signatures));
   }
   auto data = canonical_json(delta);
   if (!data) return std::move(data).error();
-  return sse_event("delta", std::to_string(next.version), *data);
+  return sse_event("delta", std::to_string(to_version), *data);
 }
 
 std::optional<std::uint64_t> parse_last_event_id(std::string_view header) noexcept {

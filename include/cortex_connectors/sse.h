@@ -65,6 +65,12 @@ CORTEX_CONNECTORS_API Result<std::string> sse_delta_event(std::string_view from_
                                                           std::uint64_t from_version,
                                                           const Snapshot& next);
 
+// As above, with the new version given by its parts (`to_signatures`: the canonical
+// "signatures" array or ""): for a holder that keeps a snapshot's bytes but not the Snapshot.
+CORTEX_CONNECTORS_API Result<std::string> sse_delta_event(
+    std::string_view from_payload, std::uint64_t from_version, std::string_view to_payload,
+    std::uint64_t to_version, std::string_view to_signature, std::string_view to_signatures);
+
 // Parses a Last-Event-ID header: a version number (1-20 ASCII digits, no sign, no spaces,
 // within 64 bits). Anything else is nullopt: the client then gets a full status event.
 CORTEX_CONNECTORS_API std::optional<std::uint64_t> parse_last_event_id(
