@@ -94,6 +94,12 @@ TEST_CASE("deltas rebuild byte-identical, verifiable payloads over random edits"
     if (next == previous) continue;
     auto event = cc::sse_delta_event(*previous, *next);
     REQUIRE_OK(event);
+    // The same event from the new version's parts (what the server's hub keeps).
+    auto from_parts =
+        cc::sse_delta_event(previous->canonical_payload(), previous->version,
+                            next->canonical_payload(), next->version, next->signature, "");
+    REQUIRE_OK(from_parts);
+    CHECK(*from_parts == *event);
     REQUIRE(event->rfind("id: " + std::to_string(next->version) + "\nevent: delta\ndata: ", 0) ==
             0);
     const auto data_at = event->find("data: ") + 6;
