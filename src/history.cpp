@@ -247,6 +247,8 @@ struct HistoryRecorder::Impl {
   std::uint64_t reserved = 0;
   // `reserved` (UINT64_MAX when degraded), read by submit() without waiting for a write.
   std::atomic<std::uint64_t> reserved_fast{0};
+  // Set by the constructor, before the thread starts; read without the lock (the thread may
+  // hold it for a while reading the resumable entry).
   std::uint64_t first_free = 1;
   std::uint64_t recorded = 0;
   std::uint64_t resumable_version = 0;    // the newest stored entry at start
@@ -281,7 +283,6 @@ HistoryRecorder::~HistoryRecorder() {
 }
 
 std::uint64_t HistoryRecorder::next_version() {
-  std::lock_guard lock(impl_->store_mutex);
   return impl_->first_free;
 }
 
