@@ -490,9 +490,14 @@ bool SseHub::adopt(int fd, std::string preamble, bool delta_mode,
     count_.fetch_sub(1);
     return false;
   }
+  const auto newest = latest();
+  // Before this process has published anything, an id can only come from an earlier process,
+  // whose version 1 may be other content than ours (a new state directory, --no-history): the
+  // client gets the full status event, as without an id.
+  if (!newest) last_event_id.reset();
   Adoption a{fd, std::move(preamble), delta_mode, last_event_id, nullptr, 0};
   if (delta_mode && last_event_id) {
-    if (auto p = latest(); p && *last_event_id < p->version) {
+    if (const auto& p = newest; p && *last_event_id < p->version) {
       a.resume = *last_event_id == p->delta_from ? p->delta : resume_delta(*last_event_id, p);
       if (a.resume) a.resume_to = p->version;
     }

@@ -148,6 +148,33 @@ TEST_CASE("stream: Last-Event-ID of the current version resends nothing", "[stre
   CHECK(junk.next_event(10s)->id == "2");
 }
 
+TEST_CASE("stream: a Last-Event-ID sent before the first snapshot gets the full status event",
+          "[stream]") {
+  // Before this process has published anything, an id can only come from an earlier one, whose
+  // version 1 may be other content (a new state directory): it names nothing here.
+  cc::test::TempDir dir;
+  const auto manifest = dir / "connectors.manifest.json";  // absent at start
+  ServerProcess server({"--port", "0"},
+                       {"CONNECTORS_SIGNATURE_KEY=" + kSigningKey, "CONNECTORS_API_KEY=" + kApiKey,
+                        "CONNECTORS_MANIFEST_PATH=" + manifest.string(),
+                        "CONNECTORS_POLL_INTERVAL_MS=50", "LOG_LEVEL=warning"});
+  REQUIRE(server.port() > 0);
+  SseClient plain(server.port(), "/v1/connectors/stream", {kAuth[0], "Last-Event-ID: 1"});
+  REQUIRE(plain.head().rfind("HTTP/1.1 200", 0) == 0);
+  SseClient delta(server.port(), "/v1/connectors/stream?mode=delta",
+                  {kAuth[0], "Last-Event-ID: 1"});
+  REQUIRE(delta.head().rfind("HTTP/1.1 200", 0) == 0);
+  CHECK_FALSE(plain.next_event(300ms));
+  cc::test::write_file(manifest, original_fixture());
+  for (SseClient* c : {&plain, &delta}) {
+    auto e = c->next_event(10s);
+    REQUIRE(e);
+    CHECK(e->id == "1");
+    CHECK(e->event == "status");
+    CHECK(cc::verify_signed_body(body_of(*e), cc::as_bytes(kSigningKey)));
+  }
+}
+
 TEST_CASE("stream: delta mode rebuilds every payload byte for byte", "[stream]") {
   StreamServer s;
   SseClient c(s.port(), "/v1/connectors/stream?mode=delta", kAuth);
