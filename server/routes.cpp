@@ -444,6 +444,13 @@ void install_stream(HardenedServer& server, SseHub& hub, Registry& registry,
           return finish(Takeover::kAnswered);
         }
         const bool delta = head.query_param("mode") == "delta";
+        // The registry stores a snapshot before its listeners (the hub) are told. A hub that
+        // has nothing yet would take this stream for one opened before the first snapshot and
+        // ignore its Last-Event-ID: hand it the registry's snapshot first (a later publish()
+        // of the same version is a no-op).
+        if (hub.latest_version() == 0) {
+          if (auto snapshot = registry.current()) hub.publish(std::move(snapshot));
+        }
         if (!hub.adopt(fd, std::move(preamble), delta,
                        parse_last_event_id(head.header("last-event-id")))) {
           status = 503;

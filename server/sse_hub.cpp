@@ -432,6 +432,11 @@ void SseHub::publish(std::shared_ptr<const Snapshot> snapshot, std::string trace
   for (auto& loop : loops_) loop->offer(p);
 }
 
+std::uint64_t SseHub::latest_version() const {
+  const auto p = latest();
+  return p ? p->version : 0;
+}
+
 std::shared_ptr<const SseHub::Published> SseHub::latest() const {
   std::lock_guard lock(latest_mutex_);
   return latest_;

@@ -73,6 +73,8 @@ class SseHub {
   bool adopt(int fd, std::string preamble, bool delta_mode,
              std::optional<std::uint64_t> last_event_id);
 
+  // The newest version publish() has been given, 0 before the first.
+  std::uint64_t latest_version() const;
   std::size_t subscribers() const noexcept { return count_.load(); }
   std::size_t max_subscribers() const noexcept { return options_.max_subscribers; }
   std::size_t loops() const noexcept { return loops_.size(); }
