@@ -282,9 +282,7 @@ HistoryRecorder::~HistoryRecorder() {
   if (impl_->thread.joinable()) impl_->thread.join();
 }
 
-std::uint64_t HistoryRecorder::next_version() {
-  return impl_->first_free;
-}
+std::uint64_t HistoryRecorder::next_version() { return impl_->first_free; }
 
 std::optional<HistoryEntry> HistoryRecorder::take_resumable() {
   std::unique_lock lock(impl_->store_mutex);
