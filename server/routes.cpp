@@ -403,64 +403,67 @@ std::size_t answer(int fd, int status, std::string_view request_id, std::string_
   return head_only ? 0 : body.size();
 }
 
+// The registry stores a snapshot before its listeners (the hub) are told. A hub behind it
+// would answer a new stream from the older version: with nothing yet, take it for one opened
+// before the first snapshot and ignore its Last-Event-ID; else resume it to the older version.
+// Hands the hub the registry's snapshot (the listener's publish() of it is then a no-op).
+void bring_hub_up_to_date(SseHub& hub, const Registry& registry) {
+  if (auto snapshot = registry.current(); snapshot && hub.latest_version() < snapshot->version) {
+    hub.publish(std::move(snapshot));
+  }
+}
+
 }  // namespace
 
 void install_stream(HardenedServer& server, SseHub& hub, Registry& registry,
                     const ServerConfig& config) {
-  server.set_takeover("/v1/connectors/stream", [&hub, &registry, &config](int fd,
-                                                                          const RequestHead& head) {
-    RequestContext ctx;
-    ctx.begin(head.header("x-request-id"), head.header("traceparent"));
-    const std::string& request_id = ctx.id;
-    const bool head_only = head.method == "HEAD";
-    int status = 200;
-    std::size_t bytes = 0;
-    // The span and the access line cover the handshake, not the stream's lifetime.
-    auto finish = [&](Takeover outcome) {
-      finish_request(registry, ctx, head.method, "stream", status, bytes,
-                     Json(Json::Object{{"subscribers", hub.subscribers()}}));
-      ctx.end();
-      return outcome;
-    };
-    if (!config.no_auth) {
-      const auto auth = check_bearer(head.header("authorization"), config.api_keys);
-      if (auth != AuthResult::kOk) {
-        status = auth == AuthResult::kForbidden ? 403 : 401;
-        bytes =
-            answer(fd, status, request_id, status == 401 ? "WWW-Authenticate: Bearer\r\n" : "",
-                   detail_body(status == 403                  ? "invalid API key"
-                               : auth == AuthResult::kMissing ? "missing bearer token"
-                                                              : "malformed Authorization header"),
-                   head_only);
-        return finish(Takeover::kAnswered);
-      }
-    }
-    std::string preamble =
-        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-        "Connection: keep-alive\r\nX-Accel-Buffering: no\r\nX-Request-Id: " +
-        request_id + "\r\n\r\n";
-    if (head_only) {
-      send_all(fd, preamble);
-      return finish(Takeover::kAnswered);
-    }
-    const bool delta = head.query_param("mode") == "delta";
-    // The registry stores a snapshot before its listeners (the hub) are told. A hub behind
-    // it would answer this stream from the older version: with nothing yet, take it for
-    // one opened before the first snapshot and ignore its Last-Event-ID; else resume it
-    // to the older version. Hand the hub the registry's snapshot first (the listener's
-    // publish() of the same version is then a no-op).
-    if (auto snapshot = registry.current(); snapshot && hub.latest_version() < snapshot->version) {
-      hub.publish(std::move(snapshot));
-    }
-    if (!hub.adopt(fd, std::move(preamble), delta,
-                   parse_last_event_id(head.header("last-event-id")))) {
-      status = 503;
-      bytes = answer(fd, 503, request_id, "Retry-After: 5\r\n",
-                     detail_body("too many stream subscribers"), false);
-      return finish(Takeover::kAnswered);
-    }
-    return finish(Takeover::kAdopted);
-  });
+  server.set_takeover(
+      "/v1/connectors/stream", [&hub, &registry, &config](int fd, const RequestHead& head) {
+        RequestContext ctx;
+        ctx.begin(head.header("x-request-id"), head.header("traceparent"));
+        const std::string& request_id = ctx.id;
+        const bool head_only = head.method == "HEAD";
+        int status = 200;
+        std::size_t bytes = 0;
+        // The span and the access line cover the handshake, not the stream's lifetime.
+        auto finish = [&](Takeover outcome) {
+          finish_request(registry, ctx, head.method, "stream", status, bytes,
+                         Json(Json::Object{{"subscribers", hub.subscribers()}}));
+          ctx.end();
+          return outcome;
+        };
+        if (!config.no_auth) {
+          const auto auth = check_bearer(head.header("authorization"), config.api_keys);
+          if (auth != AuthResult::kOk) {
+            status = auth == AuthResult::kForbidden ? 403 : 401;
+            bytes = answer(
+                fd, status, request_id, status == 401 ? "WWW-Authenticate: Bearer\r\n" : "",
+                detail_body(status == 403                  ? "invalid API key"
+                            : auth == AuthResult::kMissing ? "missing bearer token"
+                                                           : "malformed Authorization header"),
+                head_only);
+            return finish(Takeover::kAnswered);
+          }
+        }
+        std::string preamble =
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+            "Connection: keep-alive\r\nX-Accel-Buffering: no\r\nX-Request-Id: " +
+            request_id + "\r\n\r\n";
+        if (head_only) {
+          send_all(fd, preamble);
+          return finish(Takeover::kAnswered);
+        }
+        const bool delta = head.query_param("mode") == "delta";
+        bring_hub_up_to_date(hub, registry);
+        if (!hub.adopt(fd, std::move(preamble), delta,
+                       parse_last_event_id(head.header("last-event-id")))) {
+          status = 503;
+          bytes = answer(fd, 503, request_id, "Retry-After: 5\r\n",
+                         detail_body("too many stream subscribers"), false);
+          return finish(Takeover::kAnswered);
+        }
+        return finish(Takeover::kAdopted);
+      });
 }
 
 }  // namespace cortex_connectors::server
