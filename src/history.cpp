@@ -131,9 +131,9 @@ struct HistoryRecorder::Impl {
         reserved = std::max(*r, latest);
       }
     }
-    // Read by the recording thread as its first task, off the start-up path (~8 MB at 10 000
-    // connectors, 15-60 ms from SQLite): it overlaps the registry's first read and parse.
-    resumable_version = latest;
+    // The entry of `latest` is read by the recording thread as its first task, off the
+    // start-up path (~8 MB at 10 000 connectors, 15-60 ms from SQLite): it overlaps the
+    // registry's first read and parse.
     first_free = reserved + 1;
     if (degraded) {
       // Nothing durable to number after: start at the wall clock's milliseconds, so that an id
@@ -209,8 +209,9 @@ struct HistoryRecorder::Impl {
   void load_resumable() {
     {
       std::lock_guard lock(store_mutex);
-      if (resumable_version > 0) {
-        if (auto e = store->load(resumable_version)) resumable = std::move(*e);
+      // Before any write on this thread: `latest` is still the newest entry at start.
+      if (latest > 0) {
+        if (auto e = store->load(latest)) resumable = std::move(*e);
       }
       resumable_ready = true;
     }
@@ -251,8 +252,7 @@ struct HistoryRecorder::Impl {
   // hold it for a while reading the resumable entry).
   std::uint64_t first_free = 1;
   std::uint64_t recorded = 0;
-  std::uint64_t resumable_version = 0;    // the newest stored entry at start
-  std::optional<HistoryEntry> resumable;  // its entry, until taken
+  std::optional<HistoryEntry> resumable;  // the newest stored entry at start, until taken
   bool resumable_ready = false;           // load_resumable() has run
   std::condition_variable resumable_cv;   // signals resumable_ready
 

@@ -123,9 +123,8 @@ struct Registry::Impl {
   // Serialises refreshes; guards the fields below it.
   std::mutex refresh_mutex;
   std::string last_hash;  // of the last content processed, good or bad
-  // The newest recorded entry, read on the first rebuild (off the thread that constructs the
-  // registry: the server listens meanwhile) and kept until the first publish.
-  bool resumable_taken = false;
+  // The newest recorded entry, asked for while nothing is published (off the thread that
+  // constructs the registry: the server listens meanwhile) and kept until the first publish.
   std::optional<HistoryEntry> resumable;
   std::optional<Error> last_error;  // that content's error, returned again while unchanged
 
@@ -224,10 +223,8 @@ struct Registry::Impl {
     const std::string now_text = format_rfc3339(loaded_at);
     // The same manifest as the newest recorded snapshot: rebuild it as it was (see
     // RegistryOptions::history).
-    if (!resumable_taken && options.history) {
-      resumable_taken = true;
-      resumable = options.history->take_resumable();
-    }
+    // Handed over once: later calls return nullopt at once.
+    if (!previous && !resumable && options.history) resumable = options.history->take_resumable();
     const bool resuming = !previous && resumable && resumable->content_hash == hash;
     std::optional<std::string> resumed_time;
     if (resuming && !manifest->generated_at)
