@@ -110,8 +110,11 @@ struct ServiceMapClient::Impl {
   }
 
   // Offers through `offer`, then runs on_update for a new version. Rejections are reported.
-  template <class F>
-  Result<CacheUpdate> deliver(F offer) {
+  // `account` records an accepted offer in the stats before on_update runs, so that a callback
+  // (or whoever it wakes) sees the stats of the version it is given.
+  template <class F, class G = void (*)(ServiceMapClientStats&)>
+  Result<CacheUpdate> deliver(
+      F offer, G account = [](ServiceMapClientStats&) {}) {
     std::lock_guard lock(update_mu);
     Result<CacheUpdate> r = offer();
     if (!r) {
@@ -119,8 +122,12 @@ struct ServiceMapClient::Impl {
       report(r.error());
       return r;
     }
-    if (*r == CacheUpdate::kReplaced) {
-      bump([](ServiceMapClientStats& s) { ++s.updates; });
+    const bool replaced = *r == CacheUpdate::kReplaced;
+    bump([&](ServiceMapClientStats& s) {
+      account(s);
+      if (replaced) ++s.updates;
+    });
+    if (replaced) {
       if (options.on_update) {
         try {
           options.on_update(cache.current());
@@ -196,6 +203,12 @@ struct ServiceMapClient::Impl {
       out.error = std::move(e);
       return false;
     };
+    // A verified event, counted with the update it delivers.
+    const auto account = [&](ServiceMapClientStats& s) {
+      ++s.events;
+      if (ev.type == "delta") ++s.deltas;
+      if (!ev.id.empty()) s.last_event_id = ev.id;
+    };
     if (ev.type == "status") {
       auto data = parse_json(ev.data);
       if (!data) return reject(std::move(data).error());
@@ -211,10 +224,12 @@ struct ServiceMapClient::Impl {
       }
       std::optional<Json> keep;
       if (options.delta) keep = *payload;
-      auto r = deliver([&] {
-        Json owned = std::move(*payload);
-        return cache.offer_signed(std::move(owned), *body, now, version);
-      });
+      auto r = deliver(
+          [&] {
+            Json owned = std::move(*payload);
+            return cache.offer_signed(std::move(owned), *body, now, version);
+          },
+          account);
       if (!r) {
         out.error = r.error();
         return false;
@@ -239,8 +254,8 @@ struct ServiceMapClient::Impl {
         return reject(std::move(rebuilt).error());
       }
       Json next_base = *rebuilt;
-      auto r =
-          deliver([&] { return cache.offer_signed(std::move(*rebuilt), *delta, now, version); });
+      auto r = deliver(
+          [&] { return cache.offer_signed(std::move(*rebuilt), *delta, now, version); }, account);
       if (!r) {
         bump([](ServiceMapClientStats& s) { s.last_event_id.clear(); });
         out.error = r.error();
@@ -252,11 +267,6 @@ struct ServiceMapClient::Impl {
       return true;  // other event types are not ours
     }
     out.verified_event = true;
-    bump([&](ServiceMapClientStats& s) {
-      ++s.events;
-      if (ev.type == "delta") ++s.deltas;
-      if (!ev.id.empty()) s.last_event_id = ev.id;
-    });
     return true;
   }
 

@@ -542,7 +542,19 @@ TEST_CASE("client: pinned Ed25519 keys verify bodies and deltas without the HMAC
   o.public_keys = *pinned;
   o.delta = true;
   rec.install(o);
+  // The stats a callback sees already count the event that delivers its version.
+  std::atomic<cc::ServiceMapClient*> self{nullptr};
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> seen;  // (events, deltas) per update
+  o.on_update = [&, record = o.on_update](const std::shared_ptr<const cc::VerifiedServiceMap>& m) {
+    const auto st = self.load()->stats();
+    {
+      std::lock_guard lock(rec.mu);
+      seen.emplace_back(st.events, st.deltas);
+    }
+    record(m);
+  };
   cc::ServiceMapClient client(o);
+  self = &client;
   REQUIRE_OK(client.start());
   REQUIRE(eventually_true([&] { return rec.count() == 1; }));
   for (int i = 1; i <= 3; ++i) {
@@ -550,7 +562,13 @@ TEST_CASE("client: pinned Ed25519 keys verify bodies and deltas without the HMAC
     REQUIRE(eventually_true([&] { return rec.count() == static_cast<std::size_t>(i + 1); }));
     CHECK(ttl_of(*rec.last()) == 100 - i);
   }
-  CHECK(client.stats().deltas >= 3);
+  CHECK(client.stats().deltas == 3);
+  {
+    std::lock_guard lock(rec.mu);
+    const std::vector<std::pair<std::uint64_t, std::uint64_t>> counted = {
+        {1, 0}, {2, 1}, {3, 2}, {4, 3}};
+    CHECK(seen == counted);
+  }
   CHECK(rec.last()->kid == pinned->front().kid);
   CHECK(rec.last()->body() == s.body());
   CHECK(rec.all_errors().empty());

@@ -64,7 +64,8 @@ struct ServiceMapClientOptions {
   // server sends one every 15 s by default).
   std::chrono::milliseconds stream_idle_timeout{45000};
 
-  // Called with each new verified version (exactly once per version).
+  // Called with each new verified version (exactly once per version); stats() already counts
+  // the fetch or event that delivered it.
   std::function<void(const std::shared_ptr<const VerifiedServiceMap>&)> on_update;
   // Called for each failure: rejected bodies/events (kParse, kInvalid, kSignature, kExpired) and
   // transport failures (kIo: connection refused, HTTP status, stream ended).
