@@ -55,11 +55,13 @@ const char* server_usage() {
          "                                [--apps-dir DIR] [--heartbeat-seconds N] [--dev]\n"
          "                                [--signing-key-file FILE] [--previous-key-file FILE]...\n"
          "                                [--previous-keys-not-after RFC3339]\n"
+         "                                [--trusted-keys KEYS.json] (replica)\n"
          "                                [--state-dir DIR] [--no-history]\n"
          "                                [--history-max-entries N] [--history-max-age-seconds N]\n"
          "                                [--role single|publisher|replica] [--redis URL]\n"
          "                                [--redis-prefix PREFIX]\n"
-         "environment: CONNECTORS_SIGNATURE_KEY (required), CONNECTORS_API_KEY or MCP_API_KEY\n"
+         "environment: CONNECTORS_SIGNATURE_KEY (required; a replica with --trusted-keys may\n"
+         "             do without), CONNECTORS_API_KEY or MCP_API_KEY\n"
          "             (required unless NO_AUTH=true), CONNECTORS_MANIFEST_PATH, CONNECTORS_HOST,\n"
          "             CONNECTORS_PORT, LOG_LEVEL, APPS_BUNDLE_DIR, ENABLE_PROMETHEUS,\n"
          "             OTEL_EXPORTER_OTLP_ENDPOINT, CONNECTORS_SIGNING_KEY_FILE,\n"
@@ -67,7 +69,8 @@ const char* server_usage() {
          "             OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_TIMEOUT, OTEL_BSP_SCHEDULE_DELAY,\n"
          "             OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_MAX_EXPORT_BATCH_SIZE,\n"
          "             OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG, CONNECTORS_ROLE,\n"
-         "             CONNECTORS_REDIS_URL, CONNECTORS_REDIS_PREFIX\n";
+         "             CONNECTORS_REDIS_URL, CONNECTORS_REDIS_PREFIX, "
+         "CONNECTORS_TRUSTED_KEYS_FILE\n";
 }
 
 std::string RedisEndpoint::display() const {
@@ -155,6 +158,7 @@ Result<ServerConfig> parse_server_config(std::span<char* const> args, const EnvL
   if (auto v = env("CONNECTORS_PREVIOUS_KEYS_NOT_AFTER"); v && !v->empty()) {
     c.previous_keys_not_after = *v;
   }
+  if (auto v = env("CONNECTORS_TRUSTED_KEYS_FILE"); v && !v->empty()) c.trusted_keys_file = *v;
   c.no_auth = truthy(env("NO_AUTH"));
   c.state_dir = default_state_dir(env);
   if (auto v = env("CONNECTORS_STATE_DIR"); v && !v->empty()) c.state_dir = *v;
@@ -278,11 +282,13 @@ Result<ServerConfig> parse_server_config(std::span<char* const> args, const EnvL
         c.redis_prefix = std::string(*v);
       }
     } else if (a == "--signing-key-file" || a == "--previous-key-file" ||
-               a == "--previous-keys-not-after") {
+               a == "--previous-keys-not-after" || a == "--trusted-keys") {
       auto v = next();
       if (!v || v->empty()) return usage(fmt::format("{} needs a value", a));
       if (a == "--signing-key-file") {
         c.signing_key_file = std::string(*v);
+      } else if (a == "--trusted-keys") {
+        c.trusted_keys_file = std::string(*v);
       } else if (a == "--previous-key-file") {
         c.previous_key_files.emplace_back(*v);
       } else {
@@ -366,7 +372,17 @@ Result<ServerConfig> parse_server_config(std::span<char* const> args, const EnvL
   if (!c.previous_key_files.empty() && !c.signing_key_file) {
     return usage("previous key files need an active one (CONNECTORS_SIGNING_KEY_FILE)");
   }
-  if (c.signing_key.empty()) return usage("CONNECTORS_SIGNATURE_KEY is required");
+  if (c.trusted_keys_file) {
+    if (c.role != Role::kReplica) {
+      return usage("--trusted-keys / CONNECTORS_TRUSTED_KEYS_FILE is for --role replica");
+    }
+    if (c.signing_key_file || !c.previous_key_files.empty()) {
+      return usage("a replica takes --trusted-keys or key files, not both");
+    }
+  }
+  if (c.signing_key.empty() && !c.trusted_keys_file) {
+    return usage("CONNECTORS_SIGNATURE_KEY is required");
+  }
   if (c.api_keys.empty() && !c.no_auth) {
     return usage("CONNECTORS_API_KEY or MCP_API_KEY is required (or NO_AUTH=true)");
   }
@@ -375,6 +391,12 @@ Result<ServerConfig> parse_server_config(std::span<char* const> args, const EnvL
 
 Result<SigningKeys> load_signing_keys(const ServerConfig& config) {
   SigningKeys out;
+  if (config.trusted_keys_file) {
+    auto keys = read_keys_document_file(*config.trusted_keys_file);
+    if (!keys) return std::move(keys).error();
+    out.published = std::move(*keys);
+    return out;
+  }
   if (!config.signing_key_file) return out;
   auto active = read_ed25519_key_file(*config.signing_key_file);
   if (!active) return std::move(active).error();

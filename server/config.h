@@ -51,6 +51,10 @@ struct ServerConfig {
   std::optional<std::string> signing_key_file;
   std::vector<std::string> previous_key_files;
   std::optional<std::string> previous_keys_not_after;
+  // A replica's alternative to key files and CONNECTORS_SIGNATURE_KEY: the publisher's
+  // GET /v1/connectors/keys document (CONNECTORS_TRUSTED_KEYS_FILE / --trusted-keys), whose
+  // public keys every snapshot from Redis must be signed by. The replica holds no secret.
+  std::optional<std::string> trusted_keys_file;
   std::vector<std::string> api_keys;  // CONNECTORS_API_KEY and/or MCP_API_KEY
   bool no_auth = false;               // NO_AUTH=true
   std::string log_level = "info";
@@ -112,8 +116,8 @@ struct SigningKeys {
   PublicKeySet published;
 };
 
-// Reads the key files named by `config` (keys.h: read_ed25519_key_file). Errors carry one line
-// naming the file, never a key.
+// Reads the key files named by `config` (keys.h: read_ed25519_key_file), or the trusted keys
+// document (published only, nothing active). Errors carry one line naming the file, never a key.
 Result<SigningKeys> load_signing_keys(const ServerConfig& config);
 
 // The usage text of the server.

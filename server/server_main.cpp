@@ -335,6 +335,14 @@ int main(int argc, char** argv) {
               {"max_subscribers", hub.max_subscribers()},
               {"ed25519_kid",
                signing_keys->active.empty() ? std::string() : signing_keys->active.front().kid()},
+              // What a replica checks every snapshot from Redis with.
+              {"verifies_with",
+               !replica ? std::string()
+               : config.signing_key.empty()
+                   ? fmt::format("{} Ed25519 key(s), no HMAC key", signing_keys->published.size())
+               : signing_keys->published.empty()
+                   ? std::string("HMAC key")
+                   : fmt::format("HMAC key and {} Ed25519 key(s)", signing_keys->published.size())},
               {"nofile_limit", static_cast<std::uint64_t>(nofile.rlim_cur)}}));
   if (config.no_auth) {
     srv::log(srv::LogLevel::kWarning,

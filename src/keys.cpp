@@ -34,9 +34,10 @@ Ed25519PublicKey public_key_of(std::span<const unsigned char, 32> pk) {
   return out;
 }
 
-// Reads a whole file that must not be readable by group or others.
-Result<std::string> read_private_file(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+// Reads a whole key file (at most a little over 64 KiB); a private one must not be readable by
+// group or others.
+Result<std::string> read_key_file(const std::string& path, bool is_private) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     return error(ErrorCode::kIo,
                  fmt::format("cannot open key file {}: {}", path, std::strerror(errno)));
@@ -46,7 +47,7 @@ Result<std::string> read_private_file(const std::string& path) {
     ::close(fd);
     return error(ErrorCode::kIo, fmt::format("key file {} is not a regular file", path));
   }
-  if ((st.st_mode & 077) != 0) {
+  if (is_private && (st.st_mode & 077) != 0) {
     ::close(fd);
     return error(ErrorCode::kIo,
                  fmt::format("key file {} has mode {:04o}: it must not be accessible by group or "
@@ -174,7 +175,7 @@ bool verify_ed25519(const Ed25519PublicKey& public_key, std::string_view message
 }
 
 Result<Ed25519Key> read_ed25519_key_file(const std::string& path) {
-  auto text = read_private_file(path);
+  auto text = read_key_file(path, /*is_private=*/true);
   if (!text) return std::move(text).error();
   WipedString content{std::move(*text)};
   auto not_a_key = [&](const char* why) {
@@ -361,6 +362,19 @@ Result<PublicKeySet> parse_keys_document(std::string_view text) {
   }
   if (out.empty()) return error(ErrorCode::kInvalid, "the keys document lists no Ed25519 key");
   return out;
+}
+
+Result<PublicKeySet> read_keys_document_file(const std::string& path) {
+  auto text = read_key_file(path, /*is_private=*/false);
+  if (!text) return std::move(text).error();
+  auto keys = parse_keys_document(*text);
+  if (!keys) {
+    Error e = std::move(keys).error();
+    std::string_view why = e.message;
+    if (why.starts_with("[brAInwav] ")) why.remove_prefix(sizeof("[brAInwav] ") - 1);
+    return error(e.code, fmt::format("{} is not a usable keys document: {}", path, why));
+  }
+  return keys;
 }
 
 }  // namespace cortex_connectors

@@ -218,6 +218,38 @@ TEST_CASE("ed25519: rotation publishes old and new keys while the new one signs"
   CHECK_FALSE(cc::parse_keys_document(lying));
 }
 
+TEST_CASE("ed25519: a keys document file is read like the route serves it", "[keys]") {
+  cc::test::TempDir dir;
+  const auto a = seeded_key(30);
+  auto b = seeded_key(31);
+  b.set_validity("", "2099-01-01T00:00:00Z");
+  const std::vector<cc::Ed25519PublicKey> published{a.public_key(), b.public_key()};
+  const auto path = (dir / "keys.json").string();
+  cc::test::write_file(path,
+                       cc::build_keys_document(published, std::chrono::system_clock::now()).body);
+  fs::permissions(path, static_cast<fs::perms>(0644));  // public keys: any mode
+  auto read = cc::read_keys_document_file(path);
+  REQUIRE_OK(read);
+  CHECK(*read == cc::PublicKeySet(published.begin(), published.end()));
+
+  const auto missing = (dir / "missing.json").string();
+  auto r = cc::read_keys_document_file(missing);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == cc::ErrorCode::kIo);
+  CHECK(r.error().message.find(missing) != std::string::npos);
+  r = cc::read_keys_document_file(dir.path().string());
+  REQUIRE_FALSE(r);
+  CHECK(r.error().message.find("not a regular file") != std::string::npos);
+  for (const char* bad : {"", "{", R"({"keys":[]})", R"({"keys":[{"alg":"Ed25519"}]})"}) {
+    CAPTURE(bad);
+    cc::test::write_file(path, bad);
+    r = cc::read_keys_document_file(path);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().message.find(path + " is not a usable keys document: ") != std::string::npos);
+    CHECK(r.error().message.starts_with("[brAInwav] "));
+  }
+}
+
 TEST_CASE("ed25519: key files are 0600, round-trip and loose permissions are refused", "[keys]") {
   cc::test::TempDir dir;
   const auto path = (dir / "signing.key").string();

@@ -20,6 +20,7 @@
 
 #include "cortex_connectors/canonical_json.h"
 #include "cortex_connectors/json.h"
+#include "cortex_connectors/keys.h"
 #include "server_process.h"
 #include "sse_client.h"
 #include "test_utils.h"
@@ -510,7 +511,96 @@ TEST_CASE("a tampered snapshot in Redis is rejected and the last good one kept",
   CHECK(scaling_number(replica->port(), "rejected") == 1);
 }
 
+TEST_CASE("a replica with the publisher's public keys alone verifies, serves and rejects",
+          "[redis][server]") {
+  REQUIRE_REDIS();
+  RedisServer redis(*redis_bin, free_port());
+  redis.start();
+  cc::test::TempDir dir;
+  const auto manifest = dir / "connectors.manifest.json";
+  cc::test::write_file(manifest, original_fixture());
+  const std::string key_file = (dir / "signing.key").string();
+  REQUIRE(cc::test::run_cli({"keygen", key_file}).exit_code == 0);
+  auto publisher = start_publisher(redis, manifest, {"--signing-key-file", key_file});
+  REQUIRE(cc::test::eventually_true(
+      [&] { return get(publisher->port(), "/v1/connectors/service-map").status == 200; }));
+  const std::string first = get(publisher->port(), "/v1/connectors/service-map").body;
+  const Fetched keys = get(publisher->port(), "/v1/connectors/keys");
+  REQUIRE(keys.status == 200);
+  const auto pinned = cc::parse_keys_document(keys.body);
+  REQUIRE_OK(pinned);
+  const auto keys_file = dir / "keys.json";
+  cc::test::write_file(keys_file, keys.body);
+
+  // The replica gets no secret at all: no CONNECTORS_SIGNATURE_KEY, no key file.
+  auto env = base_env();
+  std::erase_if(env,
+                [](const std::string& e) { return e.starts_with("CONNECTORS_SIGNATURE_KEY="); });
+  const auto start_trusting = [&](const std::filesystem::path& trusted) {
+    auto p = std::make_unique<ServerProcess>(
+        std::vector<std::string>{"--port", "0", "--role", "replica", "--redis", redis.url(),
+                                 "--trusted-keys", trusted.string()},
+        env);
+    REQUIRE(p->port() > 0);
+    return p;
+  };
+  auto replica = start_trusting(keys_file);
+  REQUIRE(serves(replica->port(), first));
+  CHECK(replica->log().find("1 Ed25519 key(s), no HMAC key") != std::string::npos);
+  // It publishes the keys it trusts, as the publisher does.
+  const auto replica_keys =
+      cc::parse_keys_document(get(replica->port(), "/v1/connectors/keys").body);
+  REQUIRE_OK(replica_keys);
+  CHECK(*replica_keys == *pinned);
+
+  // Changes arrive verified, over HTTP and SSE.
+  SseClient sse(replica->port(), "/v1/connectors/stream", kAuth);
+  REQUIRE(sse.head().find("200") != std::string::npos);
+  auto e = next_status(sse);
+  REQUIRE(e);
+  CHECK(body_of(*e) == first);
+  replace_file(manifest, original_fixture_with_ttl(90));
+  e = next_status(sse);
+  REQUIRE(e);
+  CHECK(body_of(*e).find("\"ttlSeconds\":90") != std::string::npos);
+  const std::string second = get(publisher->port(), "/v1/connectors/service-map").body;
+  CHECK(body_of(*e) == second);
+  CHECK(get(replica->port(), "/v1/connectors/service-map").body == second);
+
+  // A body changed in Redis (the Ed25519 signature no longer matches) is rejected.
+  const std::uint64_t version =
+      std::stoull(redis.command({"HGET", kPrefix + ":snapshot", "version"}));
+  std::string tampered = second;
+  const auto at = tampered.find("https://");
+  REQUIRE(at != std::string::npos);
+  tampered.replace(at, 8, "http://");
+  redis.command(
+      {"HSET", kPrefix + ":snapshot", "version", std::to_string(version + 1), "body", tampered});
+  redis.command({"XADD", kPrefix + ":events", "*", "version", std::to_string(version + 1)});
+  REQUIRE(
+      cc::test::eventually_true([&] { return scaling_number(replica->port(), "rejected") == 1; }));
+  CHECK(get(replica->port(), "/v1/connectors/service-map").body == second);
+  CHECK(health(replica->port()).find("lastError")->find("message")->as_string().find("signature") !=
+        std::string::npos);
+
+  // A replica that trusts another key serves nothing it cannot verify: 503, alarmed.
+  const auto other = cc::Ed25519Key::generate().public_key();
+  const auto other_file = dir / "other-keys.json";
+  cc::test::write_file(
+      other_file,
+      cc::build_keys_document(std::span(&other, 1), std::chrono::system_clock::now()).body);
+  auto stranger = start_trusting(other_file);
+  REQUIRE(
+      cc::test::eventually_true([&] { return scaling_number(stranger->port(), "rejected") >= 1; }));
+  CHECK(get(stranger->port(), "/v1/connectors/service-map").status == 503);
+  CHECK(get(stranger->port(), "/ready").status == 503);
+  CHECK(stranger->log().find("ALARM: snapshot in Redis REJECTED") != std::string::npos);
+}
+
 TEST_CASE("role and Redis flags: a bad combination exits 2 with one line", "[redis][server]") {
+  cc::test::TempDir dir;
+  const std::string not_keys = (dir / "not-keys.json").string();
+  cc::test::write_file(not_keys, R"({"keys":"none"})");
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
       {{"--role", "replica"}, "need --redis"},
       {{"--redis", "redis://127.0.0.1:6379"}, "needs --role publisher"},
@@ -524,6 +614,17 @@ TEST_CASE("role and Redis flags: a bad combination exits 2 with one line", "[red
       {{"--role", "replica", "--redis", "redis://[::1:6379"}, "needs a closing ]"},
       {{"--role", "replica", "--redis", "redis://[::1]x:6379"}, "must be redis://"},
       {{"--role", "replica", "--redis", "redis://127.0.0.1/x"}, "database (/N)"},
+      {{"--trusted-keys", "keys.json"}, "is for --role replica"},
+      {{"--role", "publisher", "--redis", "redis://127.0.0.1", "--trusted-keys", "keys.json"},
+       "is for --role replica"},
+      {{"--role", "replica", "--redis", "redis://127.0.0.1", "--trusted-keys", "keys.json",
+        "--signing-key-file", "k.key"},
+       "not both"},
+      {{"--role", "replica", "--redis", "redis://127.0.0.1", "--trusted-keys",
+        "/nonexistent/keys.json"},
+       "cannot open key file /nonexistent/keys.json"},
+      {{"--role", "replica", "--redis", "redis://127.0.0.1", "--trusted-keys", not_keys},
+       not_keys + " is not a usable keys document"},
   };
   for (const auto& [args, message] : cases) {
     std::vector<std::string> argv = {CORTEX_CONNECTORS_SERVER};

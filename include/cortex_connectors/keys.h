@@ -126,4 +126,9 @@ CORTEX_CONNECTORS_API KeysDocument build_keys_document(std::span<const Ed25519Pu
 // other algorithms are skipped; a kid that does not match its key is an error (kInvalid).
 CORTEX_CONNECTORS_API Result<PublicKeySet> parse_keys_document(std::string_view text);
 
+// Reads a keys document from a file (at most 64 KiB; need not be private: it holds public keys
+// only). Errors name the path: kIo (cannot open, not a regular file), kParse / kInvalid (as
+// parse_keys_document).
+CORTEX_CONNECTORS_API Result<PublicKeySet> read_keys_document_file(const std::string& path);
+
 }  // namespace cortex_connectors
