@@ -188,9 +188,15 @@ struct ServiceMapClient::Impl {
     }
     bump([](ServiceMapClientStats& s) { ++s.fetches; });
     auto r = deliver([&] { return cache.offer(res->body, fetched); });
+    // A new map from a GET: the last event's id no longer names what this client holds.
+    if (r && *r == CacheUpdate::kReplaced) forget_last_event_id();
     std::lock_guard lock(fetch_mu);
     etag = r && *r != CacheUpdate::kOlder ? res->get_header_value("ETag") : std::string();
     return r;
+  }
+
+  void forget_last_event_id() {
+    bump([](ServiceMapClientStats& s) { s.last_event_id.clear(); });
   }
 
   // Handles one complete SSE event; false ends the connection.
@@ -244,20 +250,20 @@ struct ServiceMapClient::Impl {
           from->as_number() != static_cast<double>(base_version) ||
           (delta->find("signature") == nullptr && delta->find("signatures") == nullptr)) {
         // Not applicable to what this connection holds: reconnect for a full event.
-        bump([](ServiceMapClientStats& s) { s.last_event_id.clear(); });
+        forget_last_event_id();
         return reject(Error{
             ErrorCode::kInvalid, "[brAInwav] delta event does not follow the last event", {}, {}});
       }
       auto rebuilt = apply_delta(*base_payload, *delta);
       if (!rebuilt) {
-        bump([](ServiceMapClientStats& s) { s.last_event_id.clear(); });
+        forget_last_event_id();
         return reject(std::move(rebuilt).error());
       }
       Json next_base = *rebuilt;
       auto r = deliver(
           [&] { return cache.offer_signed(std::move(*rebuilt), *delta, now, version); }, account);
       if (!r) {
-        bump([](ServiceMapClientStats& s) { s.last_event_id.clear(); });
+        forget_last_event_id();
         out.error = r.error();
         return false;
       }
@@ -380,8 +386,13 @@ struct ServiceMapClient::Impl {
         continue;
       }
       // Before every reconnect, a conditional GET (cheap when unchanged): covers what the
-      // stream cannot resume, e.g. a restarted server whose version counter began again.
-      if (!first) (void)fetch();
+      // stream cannot resume, e.g. a restarted server whose version counter began again. The
+      // Last-Event-ID names what this client holds only while a GET confirms it: after a
+      // failed one (a server still loading, say) the stream starts without it, since a
+      // restarted server may number another payload with the same id and send nothing.
+      if (!first) {
+        if (!fetch()) forget_last_event_id();
+      }
       first = false;
       if (stop_flag.load()) break;
       const StreamOutcome o = run_stream();

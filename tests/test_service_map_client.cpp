@@ -345,6 +345,31 @@ TEST_CASE("client: a restart with another payload under the same version is not 
   CHECK(client.current()->body() == s.body());
 }
 
+TEST_CASE("client: a reconnect whose GET failed does not claim its Last-Event-ID", "[client]") {
+  // The GET before a reconnect is what notices a restarted server that numbers another payload
+  // 1 again. When it fails (here always: a path the server does not have; in life, a server
+  // still loading), the stream must not resume from the old id: the server would take the
+  // client to hold its version 1 and send nothing.
+  Server s(fixture_with(100));
+  Recorder rec;
+  auto o = options_for(s.url());
+  o.service_map_path = "/v1/connectors/not-here";
+  rec.install(o);
+  cc::ServiceMapClient client(o);
+  REQUIRE_OK(client.start());
+  REQUIRE(eventually_true([&] {
+    return rec.count() == 1 && client.stats().streaming && client.stats().last_event_id == "1";
+  }));
+  const int port = s.port;
+  s.stop();
+  cc::test::write_file(s.manifest, fixture_with(70));
+  s.start(port);
+  REQUIRE(eventually_true([&] { return rec.count() == 2; }, 30s));
+  CHECK(ttl_of(*rec.last()) == 70);
+  CHECK(client.current()->body() == s.body());
+  CHECK(eventually_true([&] { return client.stats().last_event_id == "1"; }));
+}
+
 TEST_CASE("client: a tampered body is rejected and the last good map kept", "[client]") {
   FakeServer fake;
   const cc::Json good = fixture_payload(100);
