@@ -69,8 +69,8 @@ const char* server_usage() {
          "             OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_TIMEOUT, OTEL_BSP_SCHEDULE_DELAY,\n"
          "             OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_MAX_EXPORT_BATCH_SIZE,\n"
          "             OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG, CONNECTORS_ROLE,\n"
-         "             CONNECTORS_REDIS_URL, CONNECTORS_REDIS_PREFIX, "
-         "CONNECTORS_TRUSTED_KEYS_FILE\n";
+         "             CONNECTORS_REDIS_URL, CONNECTORS_REDIS_PREFIX,\n"
+         "             CONNECTORS_TRUSTED_KEYS_FILE\n";
 }
 
 std::string RedisEndpoint::display() const {
