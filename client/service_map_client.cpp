@@ -276,7 +276,7 @@ struct ServiceMapClient::Impl {
     return true;
   }
 
-  StreamOutcome run_stream() {
+  StreamOutcome run_stream(bool send_last_event_id) {
     StreamOutcome out;
     auto cli = make_client(options.stream_idle_timeout);
     {
@@ -287,7 +287,7 @@ struct ServiceMapClient::Impl {
     httplib::Headers headers = auth_headers();
     headers.emplace("Accept", "text/event-stream");
     headers.emplace("Cache-Control", "no-cache");
-    if (auto last = stats_copy().last_event_id; !last.empty()) {
+    if (auto last = stats_copy().last_event_id; send_last_event_id && !last.empty()) {
       headers.emplace("Last-Event-ID", last);
     }
     const std::string target = options.stream_path + (options.delta ? "?mode=delta" : "");
@@ -387,15 +387,14 @@ struct ServiceMapClient::Impl {
       }
       // Before every reconnect, a conditional GET (cheap when unchanged): covers what the
       // stream cannot resume, e.g. a restarted server whose version counter began again. The
-      // Last-Event-ID names what this client holds only while a GET confirms it: after a
-      // failed one (a server still loading, say) the stream starts without it, since a
-      // restarted server may number another payload with the same id and send nothing.
-      if (!first) {
-        if (!fetch()) forget_last_event_id();
-      }
+      // Last-Event-ID is sent only when that GET answered: after a failed one (a server still
+      // loading, say) this attempt goes without it, since a restarted server may number another
+      // payload with the same id and send nothing. (A GET that brought a new map has already
+      // forgotten the id.)
+      const bool send_last_event_id = first || fetch().has_value();
       first = false;
       if (stop_flag.load()) break;
-      const StreamOutcome o = run_stream();
+      const StreamOutcome o = run_stream(send_last_event_id);
       if (stop_flag.load()) break;
       failures = o.verified_event ? 1 : failures + 1;
       // While the stream is down, poll (the polling fallback) until the next attempt.
