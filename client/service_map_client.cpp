@@ -287,11 +287,13 @@ struct ServiceMapClient::Impl {
     httplib::Headers headers = auth_headers();
     headers.emplace("Accept", "text/event-stream");
     headers.emplace("Cache-Control", "no-cache");
-    if (auto last = stats_copy().last_event_id; send_last_event_id && !last.empty()) {
-      headers.emplace("Last-Event-ID", last);
-    }
+    const std::string last = stats_copy().last_event_id;
+    const bool resume = send_last_event_id && !last.empty();
+    if (resume) headers.emplace("Last-Event-ID", last);
     const std::string target = options.stream_path + (options.delta ? "?mode=delta" : "");
-    base_payload.reset();
+    // A resumed stream may begin with the delta from that id: it applies to the payload of the
+    // event that had it. (A GET that replaced the map forgot the id, so nothing stale resumes.)
+    if (!resume || parse_last_event_id(last).value_or(0) != base_version) base_payload.reset();
     SseParser parser;
     int status = 0;
     bool wrong_type = false;

@@ -14,6 +14,7 @@
 #include "cortex_connectors/service_map.h"
 #include "cortex_connectors/service_map_client.h"
 #include "cortex_connectors/signing.h"
+#include "cortex_connectors/sse.h"
 #include "server_process.h"
 #include "test_utils.h"
 
@@ -101,6 +102,10 @@ struct Recorder {
     std::lock_guard lock(mu);
     return updates.size();
   }
+  std::shared_ptr<const cc::VerifiedServiceMap> first() const {
+    std::lock_guard lock(mu);
+    return updates.empty() ? nullptr : updates.front();
+  }
   std::shared_ptr<const cc::VerifiedServiceMap> last() const {
     std::lock_guard lock(mu);
     return updates.empty() ? nullptr : updates.back();
@@ -140,8 +145,9 @@ struct FakeServer {
   std::mutex mu;
   std::string body;
   std::string stream;
-  std::vector<std::string> last_event_ids;  // one per stream request ("" when not sent)
-  std::atomic<int> hold_ms{0};              // how long each GET waits before answering
+  std::vector<std::string> last_event_ids;           // one per stream request ("" when not sent)
+  std::map<std::string, std::string> stream_for_id;  // instead of `stream` for that Last-Event-ID
+  std::atomic<int> hold_ms{0};                       // how long each GET waits before answering
   std::atomic<int> gets_started{0};
   std::atomic<bool> releasing{false};
   std::condition_variable cv;
@@ -162,16 +168,20 @@ struct FakeServer {
                  res.set_content(body, "application/json");
                });
     // The stream: 404, or `stream` once (then the connection ends and the client reconnects).
-    server.Get("/v1/connectors/stream",
-               [this](const httplib::Request& req, httplib::Response& res) {
-                 std::lock_guard lock(mu);
-                 last_event_ids.push_back(req.get_header_value("Last-Event-ID"));
-                 if (stream.empty()) {
-                   res.status = 404;
-                   return;
-                 }
-                 res.set_content(stream, "text/event-stream");
-               });
+    server.Get(
+        "/v1/connectors/stream", [this](const httplib::Request& req, httplib::Response& res) {
+          std::lock_guard lock(mu);
+          last_event_ids.push_back(req.get_header_value("Last-Event-ID"));
+          if (auto it = stream_for_id.find(last_event_ids.back()); it != stream_for_id.end()) {
+            res.set_content(it->second, "text/event-stream");
+            return;
+          }
+          if (stream.empty()) {
+            res.status = 404;
+            return;
+          }
+          res.set_content(stream, "text/event-stream");
+        });
     port = server.bind_to_any_port("127.0.0.1");
     REQUIRE(port > 0);
     thread = std::thread([this] { server.listen_after_bind(); });
@@ -438,6 +448,47 @@ TEST_CASE("client: stream events resume with Last-Event-ID and tampered events a
   fake.serve_stream("event: status\nid: 7\ndata: {\"payload\":{\"signature\":\"x\"}}\n\n");
   REQUIRE(eventually_true([&] { return rec.saw_error(cc::ErrorCode::kInvalid); }));
   CHECK(ttl_of(*client.current()) == 100);
+}
+
+TEST_CASE("client: a delta-mode stream resumed with Last-Event-ID applies the delta from it",
+          "[client]") {
+  FakeServer fake;
+  const cc::Json v5 = fixture_payload(100);
+  const cc::Json v6 = fixture_payload(60);
+  const std::string body5 = signed_body(v5);
+  fake.serve(body5);  // the GET before each reconnect: unchanged, so the id stays usable
+  fake.serve_stream(status_event("5", body5));
+  auto signed6 = cc::sign_service_map(v6, cc::as_bytes(kSigningKey));
+  REQUIRE_OK(signed6);
+  {
+    // Resuming from 5: the delta to 6. Resuming from 6: nothing new (a heartbeat).
+    auto delta = cc::sse_delta_event(*cc::canonical_json(v5), 5, signed6->canonical_payload, 6,
+                                     signed6->signature, "");
+    REQUIRE_OK(delta);
+    std::lock_guard lock(fake.mu);
+    fake.stream_for_id["5"] = *delta;
+    fake.stream_for_id["6"] = ": heartbeat\n\n";
+  }
+  Recorder rec;
+  auto o = options_for(fake.url());
+  o.delta = true;
+  rec.install(o);
+  // Once 6 is applied, the GET serves it too (before the client's next reconnect).
+  o.on_update = [&, record = o.on_update](const std::shared_ptr<const cc::VerifiedServiceMap>& m) {
+    if (m->version == 6) fake.serve(signed6->body);
+    record(m);
+  };
+  cc::ServiceMapClient client(o);
+  REQUIRE_OK(client.start());
+  REQUIRE(eventually_true([&] { return rec.count() == 2; }));
+  CHECK(rec.first()->version == 5);
+  CHECK(rec.last()->version == 6);
+  CHECK(ttl_of(*rec.last()) == 60);
+  CHECK(rec.last()->body() == signed6->body);
+  REQUIRE(eventually_true([&] { return fake.saw_last_event_id("6"); }));
+  CHECK(client.stats().deltas == 1);
+  CHECK(client.stats().rejected == 0);
+  CHECK(rec.all_errors().find("delta") == std::string::npos);
 }
 
 TEST_CASE("client: delta mode equals full mode over a random edit series", "[client]") {
