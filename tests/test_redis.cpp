@@ -230,6 +230,22 @@ std::string body_of(const Event& e) {
   return *cc::canonical_json(*data->find("payload"));
 }
 
+// Stores `body` with a link changed (http:// for https://; its signatures no longer match) in
+// Redis as the next version and announces it, as someone with write access to Redis could.
+// Returns the version that was current before.
+std::uint64_t store_tampered(RedisServer& redis, const std::string& body) {
+  const std::uint64_t version =
+      std::stoull(redis.command({"HGET", kPrefix + ":snapshot", "version"}));
+  std::string tampered = body;
+  const auto at = tampered.find("https://");
+  REQUIRE(at != std::string::npos);
+  tampered.replace(at, 8, "http://");
+  redis.command(
+      {"HSET", kPrefix + ":snapshot", "version", std::to_string(version + 1), "body", tampered});
+  redis.command({"XADD", kPrefix + ":events", "*", "version", std::to_string(version + 1)});
+  return version;
+}
+
 #define REQUIRE_REDIS()                                                                   \
   auto redis_bin = redis_binary();                                                        \
   if (!redis_bin) {                                                                       \
@@ -476,17 +492,8 @@ TEST_CASE("a tampered snapshot in Redis is rejected and the last good one kept",
   auto& redis = d.redis;
   auto& replica = d.replicas[0];
   const std::string good = d.first;
-  const std::uint64_t version =
-      std::stoull(redis.command({"HGET", kPrefix + ":snapshot", "version"}));
-
   // Someone with write access to Redis points a connector elsewhere, keeping the signature.
-  std::string tampered = good;
-  const auto at = tampered.find("https://");
-  REQUIRE(at != std::string::npos);
-  tampered.replace(at, 8, "http://");
-  redis.command(
-      {"HSET", kPrefix + ":snapshot", "version", std::to_string(version + 1), "body", tampered});
-  redis.command({"XADD", kPrefix + ":events", "*", "version", std::to_string(version + 1)});
+  const std::uint64_t version = store_tampered(redis, good);
 
   REQUIRE(
       cc::test::eventually_true([&] { return scaling_number(replica->port(), "rejected") == 1; }));
@@ -568,15 +575,7 @@ TEST_CASE("a replica with the publisher's public keys alone verifies, serves and
   CHECK(get(replica->port(), "/v1/connectors/service-map").body == second);
 
   // A body changed in Redis (the Ed25519 signature no longer matches) is rejected.
-  const std::uint64_t version =
-      std::stoull(redis.command({"HGET", kPrefix + ":snapshot", "version"}));
-  std::string tampered = second;
-  const auto at = tampered.find("https://");
-  REQUIRE(at != std::string::npos);
-  tampered.replace(at, 8, "http://");
-  redis.command(
-      {"HSET", kPrefix + ":snapshot", "version", std::to_string(version + 1), "body", tampered});
-  redis.command({"XADD", kPrefix + ":events", "*", "version", std::to_string(version + 1)});
+  store_tampered(redis, second);
   REQUIRE(
       cc::test::eventually_true([&] { return scaling_number(replica->port(), "rejected") == 1; }));
   CHECK(get(replica->port(), "/v1/connectors/service-map").body == second);

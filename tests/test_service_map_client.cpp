@@ -314,7 +314,7 @@ TEST_CASE("client: survives a server restart and resumes with Last-Event-ID", "[
   rec.install(o);
   cc::ServiceMapClient client(o);
   REQUIRE_OK(client.start());
-  // on_update runs before the event's id is recorded in stats(): wait for both.
+  // Streaming, with the event's id recorded.
   REQUIRE(eventually_true([&] {
     return rec.count() == 1 && client.stats().streaming && client.stats().last_event_id == "1";
   }));
