@@ -61,6 +61,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   if (!manifest) {
     const cc::Error& e = manifest.error();
+    auto from_text =
+        cc::sign_manifest_text(text, "2025-01-01T00:00:00Z", cc::as_bytes(kKey), {}, limits);
+    FUZZ_CHECK(!from_text && from_text.error().message == e.message);
     FUZZ_CHECK(e.code == cc::ErrorCode::kParse || e.code == cc::ErrorCode::kInvalid);
     if (e.code == cc::ErrorCode::kInvalid) {
       FUZZ_CHECK(!e.issues.empty() && e.issues.size() <= cc::kMaxIssues);
@@ -84,5 +87,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto written =
       cc::sign_manifest_service_map(*manifest, "2025-01-01T00:00:00Z", cc::as_bytes(kKey));
   FUZZ_CHECK(written && written->body == signed_map->body);
+  // The rebuild's path: the body written from the DOM of the text, without a Manifest.
+  auto from_text =
+      cc::sign_manifest_text(text, "2025-01-01T00:00:00Z", cc::as_bytes(kKey), {}, limits);
+  FUZZ_CHECK(from_text && from_text->body == signed_map->body);
   return 0;
 }

@@ -461,11 +461,9 @@ RefreshTrace::RefreshTrace(const RefreshReport& report)
   attributes_ = {{"manifest.path", report.path}, {"reload.result", error_ ? "failure" : "success"}};
   if (report.snapshot != nullptr) {
     Json ids = Json::array();
-    if (report.manifest != nullptr) {
-      const auto& connectors = report.manifest->connectors;
-      for (std::size_t i = 0; i < connectors.size() && i < kMaxConnectorIds; ++i) {
-        ids.push_back(connectors[i].id);
-      }
+    const auto& connectors = report.connector_ids;
+    for (std::size_t i = 0; i < connectors.size() && i < kMaxConnectorIds; ++i) {
+      ids.push_back(connectors[i]);
     }
     snapshot_attributes_ = {{"snapshot.version", report.snapshot->version},
                             {"connectors.count", report.snapshot->connector_count()},

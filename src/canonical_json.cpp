@@ -562,9 +562,17 @@ Error non_finite_error() {
 namespace internal {
 
 struct CanonicalWriter::Impl {
-  explicit Impl(std::string& s) : out(s), serializer(out, false, nullptr) {}
+  // The DOM of a FreeForm was checked when its view was read.
+  explicit Impl(std::string& s)
+      : out(s), serializer(out, false, nullptr), dom(out, false, &unchecked_dom_limits()) {}
+
+  bool value(const FreeForm& v) {
+    return v.is_dom() ? dom.value(v.dom(), v.depth()) : serializer.value(v.json(), 1);
+  }
+
   Out out;
   Serializer<const Json*> serializer;
+  Serializer<simdjson::dom::element> dom;
   std::vector<std::uint32_t> order;  // object()'s
 };
 
@@ -576,17 +584,28 @@ void CanonicalWriter::raw(std::string_view text) { impl_->out.write(text); }
 void CanonicalWriter::raw(char c) { impl_->out.put(c); }
 void CanonicalWriter::string(std::string_view text) { write_string(impl_->out, text); }
 void CanonicalWriter::number(double value) { write_number(impl_->out, value); }
-bool CanonicalWriter::value(const Json& value) { return impl_->serializer.value(&value, 1); }
+bool CanonicalWriter::value(const FreeForm& value) { return impl_->value(value); }
 
 bool CanonicalWriter::object(std::span<CanonicalMember> members) {
   auto& order = impl_->order;
   const std::size_t n = members.size();
   order.resize(n);
   for (std::uint32_t i = 0; i < n; ++i) order[i] = i;
-  // Stable: of equal keys, the last in member order ends its run.
-  std::stable_sort(order.begin(), order.end(), [&members](std::uint32_t a, std::uint32_t b) {
+  // Stable: of equal keys, the last in member order ends its run. These objects are small
+  // (metadata, headers): an insertion sort needs no buffer, where std::stable_sort allocates one.
+  const auto before = [&members](std::uint32_t a, std::uint32_t b) {
     return utf16_compare(members[a].key, members[b].key) < 0;
-  });
+  };
+  if (n <= 32) {
+    for (std::size_t i = 1; i < n; ++i) {
+      const std::uint32_t x = order[i];
+      std::size_t j = i;
+      for (; j > 0 && before(x, order[j - 1]); --j) order[j] = order[j - 1];
+      order[j] = x;
+    }
+  } else {
+    std::stable_sort(order.begin(), order.end(), before);
+  }
   Out& out = impl_->out;
   bool first = true;
   for (std::size_t i = 0; i < n; ++i) {
@@ -596,9 +615,9 @@ bool CanonicalWriter::object(std::span<CanonicalMember> members) {
     first = false;
     write_string(out, m.key);
     out.put(':');
-    if (m.json == nullptr) {
+    if (!m.value.present()) {
       write_string(out, m.text);
-    } else if (!impl_->serializer.value(m.json, 1)) {
+    } else if (!impl_->value(m.value)) {
       return false;
     }
   }

@@ -1,7 +1,9 @@
 #include "cortex_connectors/json.h"
 
+#include <array>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <optional>
 #include <string>
 #include <unordered_set>
@@ -476,6 +478,68 @@ namespace internal {
 bool json_from_dom(simdjson::dom::element element, const DomLimits& limits, std::size_t depth,
                    Json& out) {
   return DomBuilder(limits).build(element, out, depth);
+}
+
+const DomLimits& unchecked_dom_limits() {
+  static const JsonParseOptions options = [] {
+    JsonParseOptions o;
+    o.max_depth = std::numeric_limits<std::size_t>::max();
+    o.max_document_bytes = std::numeric_limits<std::size_t>::max();
+    o.max_string_bytes = std::numeric_limits<std::size_t>::max();
+    o.reject_unsafe_integers = false;
+    return o;
+  }();
+  static const DomLimits limits(options);
+  return limits;
+}
+
+bool dom_ok(simdjson::dom::element element, const DomLimits& limits, std::size_t depth) {
+  using simdjson::dom::element_type;
+  switch (element.type()) {
+    case element_type::OBJECT: {
+      if (!limits.depth_ok(depth)) return false;
+      const simdjson::dom::object members = element.get_object().value_unsafe();
+      // Free-form objects are small: their keys are compared pairwise on the stack.
+      constexpr std::size_t kOnStack = 16;
+      std::array<std::string_view, kOnStack> keys;
+      std::unordered_set<std::string_view> many;
+      std::size_t n = 0;
+      for (const simdjson::dom::key_value_pair m : members) {
+        if (!limits.string_ok(m.key) || !dom_ok(m.value, limits, depth + 1)) return false;
+        if (n < kOnStack) {
+          for (std::size_t i = 0; i < n; ++i) {
+            if (keys[i] == m.key) return false;
+          }
+          keys[n] = m.key;
+        } else {
+          if (n == kOnStack) many.insert(keys.begin(), keys.end());
+          if (!many.insert(m.key).second) return false;
+        }
+        ++n;
+      }
+      return true;
+    }
+    case element_type::ARRAY:
+      if (!limits.depth_ok(depth)) return false;
+      {
+        const simdjson::dom::array items = element.get_array().value_unsafe();
+        for (const simdjson::dom::element item : items) {
+          if (!dom_ok(item, limits, depth + 1)) return false;
+        }
+        return true;
+      }
+    case element_type::STRING:
+      return limits.string_ok(element.get_string().value_unsafe());
+    case element_type::INT64:
+      return limits.int64_ok(element.get_int64().value_unsafe());
+    case element_type::UINT64:
+      return limits.uint64_ok(element.get_uint64().value_unsafe());
+    case element_type::DOUBLE:
+    case element_type::BOOL:
+    case element_type::NULL_VALUE:
+      return true;
+  }
+  return false;
 }
 
 Status visit_dom(std::string_view text, const JsonParseOptions& options, DomVisitor visit) {

@@ -10,6 +10,7 @@
 
 #include "internal/json_reader.h"
 #include "internal/manifest_dom.h"
+#include "internal/manifest_view.h"
 #include "internal/manifest_walker.h"
 
 namespace cortex_connectors {
@@ -56,26 +57,14 @@ Result<Manifest> manifest_from_json(Json document) {
 }
 
 Result<Manifest> parse_manifest(std::string_view text, const ManifestLimits& limits) {
-  JsonParseOptions options;
-  options.max_depth = limits.max_depth;
-  options.max_document_bytes = limits.max_bytes;
-  options.max_string_bytes = limits.max_string_bytes;
-  options.reject_unsafe_integers = true;
-  // Fast path: a valid manifest is checked and converted in one walk over simdjson's DOM.
-  const internal::DomLimits dom_limits(options);
+  // Fast path: a valid manifest is checked in one walk over simdjson's DOM, then copied out of
+  // it; anything else gets the slow path's findings (internal/manifest_dom.h).
   Manifest manifest;
-  bool valid = false;
-  auto read = [&](simdjson::dom::element root) {
-    valid = internal::manifest_from_dom(root, dom_limits, manifest, limits.parallel_connectors);
-    return true;  // the text is JSON: a failed walk only means "ask the slow path"
-  };
-  Status parsed = internal::visit_dom(text, options, read);
-  if (!parsed) return parsed.error();  // what parse_json() reports for this text
-  if (valid) return manifest;
-  // Slow path: the Json tree and ManifestWalker, which list every finding.
-  auto doc = parse_json(text, options);
-  if (!doc) return std::move(doc).error();
-  return manifest_from_json(std::move(*doc));
+  Status status = internal::visit_manifest(text, limits, [&](const internal::ManifestView& view) {
+    manifest = internal::to_manifest(view, limits.parallel_connectors);
+  });
+  if (!status) return status.error();
+  return manifest;
 }
 
 namespace {

@@ -11,6 +11,8 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include "internal/manifest_view.h"
+
 namespace cortex_connectors {
 
 namespace {
@@ -153,11 +155,15 @@ std::string Metrics::render_text(const Snapshot* snapshot) const {
   return out;
 }
 
+std::string Metrics::render_manifest_text(const Manifest& manifest) {
+  return internal::render_manifest_text(internal::view_of(manifest));
+}
+
 // Written by hand, not through a prometheus::Family: one series per connector through
 // Family::Add (a label map, a hash, a Gauge each) and TextSerializer's ostream cost 1.7-2.7 us per
 // connector (bench_manifest BM_RenderManifestMetrics: 17 ms CPU at 10 000, more than writing the
 // service map) on every rebuild. The text is the same exposition format, series in file order.
-std::string Metrics::render_manifest_text(const Manifest& manifest) {
+std::string internal::render_manifest_text(const internal::ManifestView& manifest) {
   static constexpr std::string_view kHead =
       "# HELP brainwav_mcp_connector_proxy_up Connector availability from the manifest "
       "(1 enabled, 0 disabled)\n"

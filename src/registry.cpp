@@ -24,6 +24,8 @@
 #include "internal/atomic_shared_ptr.h"
 #include "internal/compress.h"
 #include "internal/digest.h"
+#include "internal/manifest_dom.h"
+#include "internal/manifest_view.h"
 
 namespace cortex_connectors {
 
@@ -159,7 +161,8 @@ struct Registry::Impl {
 
   void report(ReloadResult result, const StageTimings& timings, std::string_view path_for_report,
               std::chrono::system_clock::time_point started, const Error* error,
-              const Snapshot* published = nullptr, const Manifest* manifest = nullptr) {
+              const Snapshot* published = nullptr,
+              std::span<const std::string> connector_ids = {}) {
     if (!options.on_refresh) return;
     const auto snap = current.load();
     RefreshReport r;
@@ -170,7 +173,8 @@ struct Registry::Impl {
     r.timings = timings;
     r.error = error;
     r.snapshot = published;
-    r.manifest = manifest;
+    r.manifest = published != nullptr ? published->manifest.get() : nullptr;
+    r.connector_ids = connector_ids;
     options.on_refresh(r);
   }
 
@@ -208,56 +212,84 @@ struct Registry::Impl {
       last_error = e;
       return e;
     };
-    // Parsing and validation are one walk over simdjson's DOM (see parse_manifest()): the time
-    // is all in `parse`, `validate` stays 0.
-    auto manifest = parse_manifest(content, options.limits);
-    timings.parse = since(t);
-    if (!manifest) return fail(with_source(std::move(manifest).error()), timings, source, started);
-
-    const auto loaded_at = options.clock();
     const auto previous = current.load();
-    // generatedAt falls back to the time this content was first loaded: keep the previous
-    // snapshot's while the payload is otherwise the same.
-    const bool keep_previous_time =
-        !manifest->generated_at && previous && !previous->manifest_generated_at;
-    const std::string now_text = format_rfc3339(loaded_at);
-    // The same manifest as the newest recorded snapshot: rebuild it as it was (see
-    // RegistryOptions::history).
-    // Handed over once: later calls return nullopt at once.
-    if (!previous && !resumable && options.history) resumable = options.history->take_resumable();
-    const bool resuming = !previous && resumable && resumable->content_hash == hash;
-    std::optional<std::string> resumed_time;
-    if (resuming && !manifest->generated_at)
-      resumed_time = payload_generated_at(resumable->payload);
-    std::string generated_at = manifest->generated_at ? *manifest->generated_at
-                               : keep_previous_time   ? previous->generated_at
-                               : resumed_time         ? *resumed_time
-                                                      : now_text;
-    // The canonical payload straight from the Manifest: no payload Json is built.
-    auto payload = write_service_map_payload(*manifest, generated_at);
-    timings.build = since(t);
-    if (!payload) return fail(with_source(std::move(payload).error()), timings, source, started);
-    std::optional<SignedServiceMap> signed_map = sign_canonical_payload(
-        std::move(*payload), as_bytes(options.signing_key), options.ed25519_keys);
-    if (previous && signed_map->body == previous->body) {
-      // Good content again (e.g. a fix after a bad edit) that serves the same bytes: nothing
-      // to publish, but the failure is over.
-      timings.sign = since(t);
+    std::chrono::system_clock::time_point loaded_at;
+    bool keep_previous_time = false;
+    bool resuming = false;
+    std::string now_text;
+    std::string generated_at;
+    std::optional<SignedServiceMap> signed_map;
+    std::optional<Error> build_error;
+    bool same_body = false;
+    ManifestFacts facts;
+    // Text -> checked view of simdjson's DOM -> signed body, without a Manifest (see
+    // sign_manifest_text()). Everything that reads the view runs while the DOM is alive.
+    Status parsed =
+        internal::visit_manifest(content, options.limits, [&](const internal::ManifestView& view) {
+          // Parsing and validation are one walk: the time is all in `parse`, `validate` stays 0.
+          timings.parse = since(t);
+          loaded_at = options.clock();
+          // generatedAt falls back to the time this content was first loaded: keep the previous
+          // snapshot's while the payload is otherwise the same.
+          keep_previous_time = !view.generated_at && previous && !previous->manifest_generated_at;
+          now_text = format_rfc3339(loaded_at);
+          // The same manifest as the newest recorded snapshot: rebuild it as it was (see
+          // RegistryOptions::history). Handed over once: later calls return nullopt at once.
+          if (!previous && !resumable && options.history)
+            resumable = options.history->take_resumable();
+          resuming = !previous && resumable && resumable->content_hash == hash;
+          std::optional<std::string> resumed_time;
+          if (resuming && !view.generated_at)
+            resumed_time = payload_generated_at(resumable->payload);
+          generated_at = view.generated_at    ? std::string(*view.generated_at)
+                         : keep_previous_time ? previous->generated_at
+                         : resumed_time       ? *resumed_time
+                                              : now_text;
+          // The canonical payload straight from the view into the body: no payload Json.
+          auto body = internal::write_payload_body(view, generated_at);
+          timings.build = since(t);
+          if (!body) {
+            build_error = std::move(body).error();
+            return;
+          }
+          signed_map = internal::sign_payload_body(std::move(*body), as_bytes(options.signing_key),
+                                                   options.ed25519_keys);
+          if (previous && signed_map->body == previous->body) {
+            // Good content again (e.g. a fix after a bad edit) that serves the same bytes: nothing
+            // to publish, but the failure is over.
+            timings.sign = since(t);
+            same_body = true;
+            return;
+          }
+          if (keep_previous_time && generated_at != now_text) {
+            // New content: generatedAt is now.
+            generated_at = now_text;
+            auto renewed = internal::write_payload_body(view, generated_at);
+            if (!renewed) {
+              build_error = std::move(renewed).error();
+              return;
+            }
+            signed_map = internal::sign_payload_body(
+                std::move(*renewed), as_bytes(options.signing_key), options.ed25519_keys);
+          }
+          timings.sign = since(t);
+          facts = facts_of(view);
+          if (options.keep_manifest) {
+            facts.kept = std::make_shared<const Manifest>(internal::to_manifest(view));
+          }
+        });
+    if (!parsed) {
+      timings.parse = since(t);
+      return fail(with_source(parsed.error()), timings, source, started);
+    }
+    if (build_error) return fail(with_source(std::move(*build_error)), timings, source, started);
+    if (same_body) {
       {
         std::lock_guard lock(state_mutex);
         failure.reset();
       }
       return unchanged(timings, source, started);
     }
-    if (keep_previous_time && generated_at != now_text) {
-      // New content: generatedAt is now.
-      generated_at = now_text;
-      auto renewed = write_service_map_payload(*manifest, generated_at);
-      if (!renewed) return fail(with_source(std::move(renewed).error()), timings, source, started);
-      signed_map = sign_canonical_payload(std::move(*renewed), as_bytes(options.signing_key),
-                                          options.ed25519_keys);
-    }
-    timings.sign = since(t);
 
     auto snap = std::make_shared<Snapshot>();
     // After a resumed snapshot, versions continue after every recorded or reserved one.
@@ -278,15 +310,36 @@ struct Registry::Impl {
       resumed = true;
     }
     resumable.reset();
-    return complete(std::move(snap), std::move(*manifest), timings, t, started,
+    return complete(std::move(snap), std::move(facts), timings, t, started,
                     options.history && !resumed ? &content : nullptr);
   }
 
+  // What a snapshot takes from the manifest it was built from (see complete()).
+  struct ManifestFacts {
+    std::string metrics_text;  // Snapshot::metrics_text
+    std::size_t connectors = 0;
+    bool generated_at = false;             // the manifest has its own generatedAt
+    std::vector<std::string> ids;          // RefreshReport::connector_ids, when on_refresh is set
+    std::shared_ptr<const Manifest> kept;  // Snapshot::manifest: RegistryOptions::keep_manifest
+  };
+
+  ManifestFacts facts_of(const internal::ManifestView& view) const {
+    ManifestFacts f;
+    f.metrics_text = internal::render_manifest_text(view);
+    f.connectors = view.connectors.size();
+    f.generated_at = view.generated_at.has_value();
+    if (options.on_refresh) {
+      f.ids.reserve(view.connectors.size());
+      for (const auto& c : view.connectors) f.ids.emplace_back(c.id);
+    }
+    return f;
+  }
+
   // REQUIRES: refresh_mutex held. Compresses, tags and publishes `snap` (body, signatures,
-  // version and the fields of its origin set) built from `manifest`; queues it for the history
-  // with `history_content` when given. See RegistryOptions::gzip_level for when the compressed
-  // bodies are made.
-  std::shared_ptr<const Snapshot> complete(std::shared_ptr<Snapshot> snap, Manifest manifest,
+  // version and the fields of its origin set) built from the manifest of `facts`; queues it for
+  // the history with `history_content` when given. See RegistryOptions::gzip_level for when the
+  // compressed bodies are made.
+  std::shared_ptr<const Snapshot> complete(std::shared_ptr<Snapshot> snap, ManifestFacts facts,
                                            StageTimings timings, Clock::time_point t,
                                            std::chrono::system_clock::time_point started,
                                            std::string* history_content) {
@@ -310,21 +363,16 @@ struct Registry::Impl {
     snap->etag.push_back('"');
     snap->etag.append(digest, 0, 32);
     snap->etag.push_back('"');
-    snap->metrics_text = Metrics::render_manifest_text(manifest);
-    snap->connectors = manifest.connectors.size();
-    snap->manifest_generated_at = manifest.generated_at.has_value();
-    const Manifest* built_from = &manifest;
-    if (options.keep_manifest) {
-      auto kept = std::make_shared<const Manifest>(std::move(manifest));
-      built_from = kept.get();
-      snap->manifest = std::move(kept);
-    }
+    snap->metrics_text = std::move(facts.metrics_text);
+    snap->connectors = facts.connectors;
+    snap->manifest_generated_at = facts.generated_at;
+    snap->manifest = std::move(facts.kept);
     timings.compress = since(t);
     snap->timings = timings;
     std::shared_ptr<const Snapshot> published(std::move(snap));
     // Queued before any listener sees the version: the SSE hub may look it up at once.
     if (history_content != nullptr) options.history->submit(published, std::move(*history_content));
-    publish(published, started, built_from);
+    publish(published, started, facts.ids);
     if (refine || compress_later) {
       // The same version with other compressed bodies: the served bytes decompress to the same
       // body, so listeners are not called again.
@@ -353,7 +401,7 @@ struct Registry::Impl {
   }
 
   void publish(std::shared_ptr<const Snapshot> snap, std::chrono::system_clock::time_point started,
-               const Manifest* manifest) {
+               std::span<const std::string> connector_ids) {
     {
       std::lock_guard lock(state_mutex);
       current.store(snap);
@@ -364,7 +412,7 @@ struct Registry::Impl {
     metrics.record_reload(ReloadResult::kSuccess);
     metrics.record_timings(snap->timings);
     report(ReloadResult::kSuccess, snap->timings, snap->path, started, nullptr, snap.get(),
-           manifest);
+           connector_ids);
     std::vector<Listener> to_call;
     {
       std::lock_guard lock(listeners_mutex);
@@ -479,7 +527,10 @@ Result<std::shared_ptr<const Snapshot>> Registry::publish_signed(
   }
   Manifest manifest = manifest_from_payload(verified->payload);
   timings.validate = since(t);
-  return impl_->complete(std::move(snap), std::move(manifest), timings, t, started, nullptr);
+  auto facts = impl_->facts_of(internal::view_of(manifest));
+  if (impl_->options.keep_manifest)
+    facts.kept = std::make_shared<const Manifest>(std::move(manifest));
+  return impl_->complete(std::move(snap), std::move(facts), timings, t, started, nullptr);
 }
 
 void Registry::refresh_async() {

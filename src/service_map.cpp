@@ -14,6 +14,8 @@
 #include "cortex_connectors/canonical_json.h"
 #include "cortex_connectors/signing.h"
 #include "internal/canonical_writer.h"
+#include "internal/manifest_dom.h"
+#include "internal/manifest_view.h"
 
 namespace cortex_connectors {
 
@@ -80,14 +82,17 @@ Json connector_entry(const Connector& c) {
   return e;
 }
 
-// The connectors in service-map order (by id) and the payload's ttlSeconds.
+// The connectors in service-map order (by id) and the payload's ttlSeconds; C is Connector or
+// internal::ConnectorView, M the Manifest or view holding them.
+template <class C>
 struct Order {
-  std::vector<const Connector*> sorted;
+  std::vector<const C*> sorted;
   std::int64_t ttl = 1;
 };
 
-Order service_map_order(const Manifest& manifest) {
-  Order o;
+template <class M, class C = typename decltype(M::connectors)::value_type>
+Order<C> service_map_order(const M& manifest) {
+  Order<C> o;
   o.sorted.reserve(manifest.connectors.size());
   std::int64_t min_connector_ttl = 0;
   for (const auto& c : manifest.connectors) {
@@ -96,7 +101,7 @@ Order service_map_order(const Manifest& manifest) {
       min_connector_ttl = c.ttl_seconds;
     }
   }
-  const auto by_id = [](const Connector* a, const Connector* b) { return a->id < b->id; };
+  const auto by_id = [](const C* a, const C* b) { return a->id < b->id; };
   // Manifests often list connectors by id already: then one pass says so.
   if (!std::is_sorted(o.sorted.begin(), o.sorted.end(), by_id)) {
     std::sort(o.sorted.begin(), o.sorted.end(), by_id);
@@ -113,42 +118,51 @@ Order service_map_order(const Manifest& manifest) {
 
 using internal::CanonicalMember;
 using internal::CanonicalWriter;
+using internal::ConnectorView;
+using internal::FreeForm;
+using internal::ManifestView;
+using internal::StringList;
 
 // branded(overlay).
-bool write_branded(CanonicalWriter& w, const Json& overlay, std::vector<CanonicalMember>& scratch) {
+bool write_branded(CanonicalWriter& w, const FreeForm& overlay,
+                   std::vector<CanonicalMember>& scratch) {
   scratch.clear();
-  scratch.push_back({"brand", nullptr, kBrand});
+  scratch.push_back({"brand", {}, kBrand});
   if (overlay.is_object()) {
-    for (const auto& [key, value] : overlay.as_object()) scratch.push_back({key, &value, {}});
+    overlay.for_each_member([&scratch](std::string_view key, FreeForm value) {
+      scratch.push_back({key, value, {}});
+    });
   }
   return w.object(scratch);
 }
 
-void write_string_array(CanonicalWriter& w, const std::vector<std::string>& items) {
-  w.raw('[');
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    if (i != 0) w.raw(',');
-    w.string(items[i]);
-  }
-  w.raw(']');
+void write_string_array(CanonicalWriter& w, const StringList& items) {
+  char sep = '[';
+  items.for_each([&w, &sep](std::string_view s) {
+    w.raw(sep);
+    sep = ',';
+    w.string(s);
+  });
+  w.raw(sep == '[' ? "[]" : "]");
 }
 
 // connector_entry(c): keys auth description displayName enabled endpoint headers id metadata
 // quotas remoteTools scopes tags timeouts ttlSeconds version.
-bool write_entry(CanonicalWriter& w, const Connector& c, std::vector<CanonicalMember>& scratch) {
+bool write_entry(CanonicalWriter& w, const ConnectorView& c,
+                 std::vector<CanonicalMember>& scratch) {
   w.raw(R"({"auth":{)");
-  if (c.auth.header_name) {
+  if (c.auth_header_name) {
     w.raw(R"("headerName":)");
-    w.string(*c.auth.header_name);
+    w.string(*c.auth_header_name);
     w.raw(',');
   }
-  if (c.auth.query_param) {
+  if (c.auth_query_param) {
     w.raw(R"("queryParam":)");
-    w.string(*c.auth.query_param);
+    w.string(*c.auth_query_param);
     w.raw(',');
   }
   w.raw(R"("type":)");
-  w.string(to_string(c.auth.type));
+  w.string(to_string(c.auth_type));
   w.raw('}');
   if (c.description) {
     w.raw(R"(,"description":)");
@@ -161,11 +175,15 @@ bool write_entry(CanonicalWriter& w, const Connector& c, std::vector<CanonicalMe
   w.string(c.endpoint);
   // authentication.headers first, then headers on top: object() keeps the last of equal names.
   scratch.clear();
-  if (c.authentication_headers) {
-    for (const auto& h : *c.authentication_headers) scratch.push_back({h.name, nullptr, h.value});
+  if (c.authentication_headers.present()) {
+    c.authentication_headers.for_each([&scratch](std::string_view name, std::string_view value) {
+      scratch.push_back({name, {}, value});
+    });
   }
   if (c.headers.is_object()) {
-    for (const auto& [name, value] : c.headers.as_object()) scratch.push_back({name, &value, {}});
+    c.headers.for_each_member([&scratch](std::string_view name, FreeForm value) {
+      scratch.push_back({name, value, {}});
+    });
   }
   if (!scratch.empty()) {
     w.raw(R"(,"headers":)");
@@ -191,19 +209,19 @@ bool write_entry(CanonicalWriter& w, const Connector& c, std::vector<CanonicalMe
     limit(R"("perMinute":)", c.quotas->per_minute);
     w.raw(sep == '{' ? "{}" : "}");
   }
-  if (c.remote_tools.is_array() && !c.remote_tools.as_array().empty()) {
+  if (c.remote_tools.is_array() && !c.remote_tools.is_empty_container()) {
     w.raw(R"(,"remoteTools":)");
     if (!w.value(c.remote_tools)) return false;
   }
   w.raw(R"(,"scopes":)");
   write_string_array(w, c.scopes);
   w.raw(R"(,"tags":)");
-  if (c.tags) {
-    write_string_array(w, *c.tags);
+  if (c.tags.present()) {
+    write_string_array(w, c.tags);
   } else {
     w.raw("[]");
   }
-  if (c.timeouts.is_object() && !c.timeouts.as_object().empty()) {
+  if (c.timeouts.is_object() && !c.timeouts.is_empty_container()) {
     w.raw(R"(,"timeouts":)");
     if (!w.value(c.timeouts)) return false;
   }
@@ -216,9 +234,9 @@ bool write_entry(CanonicalWriter& w, const Connector& c, std::vector<CanonicalMe
 }
 
 // build_service_map(): keys brand connectors count generatedAt id metadata ttlSeconds.
-bool write_payload(CanonicalWriter& w, const Manifest& manifest,
+bool write_payload(CanonicalWriter& w, const ManifestView& manifest,
                    std::string_view generated_at_fallback, std::size_t parallel_entries) {
-  const Order order = service_map_order(manifest);
+  const Order<ConnectorView> order = service_map_order(manifest);
   // About the canonical size of the benchmark's connectors, so that big maps seldom regrow.
   w.reserve(256 + 640 * order.sorted.size());
   std::vector<CanonicalMember> scratch;
@@ -265,8 +283,7 @@ bool write_payload(CanonicalWriter& w, const Manifest& manifest,
   w.raw(R"(],"count":)");
   w.number(static_cast<double>(manifest.connectors.size()));
   w.raw(R"(,"generatedAt":)");
-  w.string(manifest.generated_at ? std::string_view(*manifest.generated_at)
-                                 : generated_at_fallback);
+  w.string(manifest.generated_at ? *manifest.generated_at : generated_at_fallback);
   w.raw(R"(,"id":)");
   w.string(manifest.id);
   w.raw(R"(,"metadata":)");
@@ -280,7 +297,7 @@ bool write_payload(CanonicalWriter& w, const Manifest& manifest,
 }  // namespace
 
 Json build_service_map(const Manifest& manifest, std::string_view generated_at_fallback) {
-  const Order order = service_map_order(manifest);
+  const Order<Connector> order = service_map_order(manifest);
   Json::Array connectors;
   connectors.reserve(order.sorted.size());
   for (const Connector* c : order.sorted) connectors.push_back(connector_entry(*c));
@@ -312,14 +329,16 @@ Result<SignedServiceMap> sign_service_map(Json payload, std::span<const std::byt
   return out;
 }
 
-Result<std::string> write_service_map_payload(const Manifest& manifest,
+namespace internal {
+
+Result<std::string> write_service_map_payload(const ManifestView& view,
                                               std::string_view generated_at_fallback,
                                               std::size_t parallel_entries) {
   std::string canonical;
   bool ok = false;
   {
-    internal::CanonicalWriter w(canonical);
-    ok = write_payload(w, manifest, generated_at_fallback, parallel_entries);
+    CanonicalWriter w(canonical);
+    ok = write_payload(w, view, generated_at_fallback, parallel_entries);
   }
   if (!ok) {
     return Error{ErrorCode::kInvalid, "[brAInwav] JSON cannot represent NaN or Infinity", {}, {}};
@@ -327,20 +346,30 @@ Result<std::string> write_service_map_payload(const Manifest& manifest,
   return canonical;
 }
 
-SignedServiceMap sign_canonical_payload(std::string canonical_payload,
-                                        std::span<const std::byte> key,
-                                        std::span<const Ed25519Key> ed25519_keys) {
-  SignedServiceMap out;
-  out.canonical_payload = std::move(canonical_payload);
-  out.signature = sign_hmac_sha256(key, out.canonical_payload);
-  if (!ed25519_keys.empty())
-    out.signatures = ed25519_signatures(ed25519_keys, out.canonical_payload);
+}  // namespace internal
+
+Result<std::string> write_service_map_payload(const Manifest& manifest,
+                                              std::string_view generated_at_fallback,
+                                              std::size_t parallel_entries) {
+  return internal::write_service_map_payload(internal::view_of(manifest), generated_at_fallback,
+                                             parallel_entries);
+}
+
+namespace {
+
+constexpr std::string_view kBodyPrefix = R"({"payload":)";
+
+// Signs the canonical payload that `out.body` holds from kBodyPrefix on and ends the body.
+void finish_body(SignedServiceMap& out, std::span<const std::byte> key,
+                 std::span<const Ed25519Key> ed25519_keys) {
+  {
+    const std::string_view payload = std::string_view(out.body).substr(kBodyPrefix.size());
+    out.signature = sign_hmac_sha256(key, payload);
+    if (!ed25519_keys.empty()) out.signatures = ed25519_signatures(ed25519_keys, payload);
+  }
   // Members in canonical order ("payload" < "signature" < "signatures"), so the body is
   // canonical JSON too.
-  out.body.reserve(out.canonical_payload.size() + out.signature.size() + out.signatures.size() +
-                   48);
-  out.body.append(R"({"payload":)");
-  out.body.append(out.canonical_payload);
+  out.body.reserve(out.body.size() + out.signature.size() + out.signatures.size() + 32);
   out.body.append(R"(,"signature":)");
   append_canonical_string(out.body, out.signature);
   if (!out.signatures.empty()) {
@@ -348,8 +377,47 @@ SignedServiceMap sign_canonical_payload(std::string canonical_payload,
     out.body.append(out.signatures);
   }
   out.body.push_back('}');
+}
+
+}  // namespace
+
+SignedServiceMap sign_canonical_payload(std::string canonical_payload,
+                                        std::span<const std::byte> key,
+                                        std::span<const Ed25519Key> ed25519_keys) {
+  SignedServiceMap out;
+  out.body.reserve(kBodyPrefix.size() + canonical_payload.size() + 160);
+  out.body.append(kBodyPrefix);
+  out.body.append(canonical_payload);
+  out.canonical_payload = std::move(canonical_payload);
+  finish_body(out, key, ed25519_keys);
   return out;
 }
+
+namespace internal {
+
+Result<std::string> write_payload_body(const ManifestView& view,
+                                       std::string_view generated_at_fallback) {
+  std::string body(kBodyPrefix);
+  bool ok = false;
+  {
+    CanonicalWriter w(body);
+    ok = write_payload(w, view, generated_at_fallback, 0);
+  }
+  if (!ok) {
+    return Error{ErrorCode::kInvalid, "[brAInwav] JSON cannot represent NaN or Infinity", {}, {}};
+  }
+  return body;
+}
+
+SignedServiceMap sign_payload_body(std::string body, std::span<const std::byte> key,
+                                   std::span<const Ed25519Key> ed25519_keys) {
+  SignedServiceMap out;
+  out.body = std::move(body);
+  finish_body(out, key, ed25519_keys);
+  return out;
+}
+
+}  // namespace internal
 
 Result<SignedServiceMap> sign_manifest_service_map(const Manifest& manifest,
                                                    std::string_view generated_at_fallback,
@@ -358,6 +426,21 @@ Result<SignedServiceMap> sign_manifest_service_map(const Manifest& manifest,
   auto canonical = write_service_map_payload(manifest, generated_at_fallback);
   if (!canonical) return std::move(canonical).error();
   return sign_canonical_payload(std::move(*canonical), key, ed25519_keys);
+}
+
+Result<SignedServiceMap> sign_manifest_text(std::string_view text,
+                                            std::string_view generated_at_fallback,
+                                            std::span<const std::byte> key,
+                                            std::span<const Ed25519Key> ed25519_keys,
+                                            const ManifestLimits& limits) {
+  Result<std::string> body = std::string();
+  Status status = internal::visit_manifest(text, limits, [&](const internal::ManifestView& view) {
+    // The payload is written into the body itself: no copy of a few megabytes.
+    body = internal::write_payload_body(view, generated_at_fallback);
+  });
+  if (!status) return status.error();
+  if (!body) return std::move(body).error();
+  return internal::sign_payload_body(std::move(*body), key, ed25519_keys);
 }
 
 std::string format_rfc3339(std::chrono::system_clock::time_point time) {

@@ -4,6 +4,8 @@
 #include "cortex_connectors/canonical_json.h"
 #include "cortex_connectors/json.h"
 #include "cortex_connectors/manifest.h"
+#include "cortex_connectors/service_map.h"
+#include "cortex_connectors/signing.h"
 #include "cortex_connectors/validate.h"
 #include "internal/json_reader.h"
 #include "internal/manifest_dom.h"
@@ -424,13 +426,21 @@ void check_fast_matches_slow(std::string_view text, const cc::ManifestLimits& li
     return true;
   };
   (void)cc::internal::visit_dom(text, options, walk);
+  // The rebuild's path: the body written from the DOM, without a Manifest.
+  constexpr std::string_view kKey = "fast-slow-key";
+  auto body = cc::sign_manifest_text(text, "2025-01-01T00:00:00Z", cc::as_bytes(kKey), {}, limits);
+  REQUIRE(static_cast<bool>(body) == static_cast<bool>(slow));
   if (slow) {
     CHECK(*fast == *slow);
     CHECK(walked);
     CHECK(direct == *slow);
+    CHECK(body->body ==
+          cc::sign_manifest_service_map(*slow, "2025-01-01T00:00:00Z", cc::as_bytes(kKey))->body);
     return;
   }
   CHECK_FALSE(walked);
+  CHECK(body.error().message == slow.error().message);
+  CHECK(body.error().issues.size() == slow.error().issues.size());
   CHECK(fast.error().code == slow.error().code);
   CHECK(fast.error().message == slow.error().message);
   CHECK(fast.error().offset == slow.error().offset);

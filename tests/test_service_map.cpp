@@ -3,6 +3,8 @@
 #include <cstdlib>
 #include <limits>
 #include <random>
+#include <span>
+#include <vector>
 
 #include "cortex_connectors/canonical_json.h"
 #include "cortex_connectors/service_map.h"
@@ -427,4 +429,115 @@ TEST_CASE("the payload written by one or two threads is the same", "[service_map
     CHECK(*cc::write_service_map_payload(m, kFallback, from) == *serial);
   }
   CHECK(*serial == *cc::canonical_json(cc::build_service_map(m, kFallback)));
+}
+
+// ---- sign_manifest_text(): the body written from the parsed text, without a Manifest --------
+
+namespace {
+
+// sign_manifest_text() must serve exactly what parse_manifest() + sign_manifest_service_map()
+// serve, and fail with the same Error.
+void check_text_same_as_manifest_path(std::string_view text,
+                                      std::span<const cc::Ed25519Key> ed25519_keys = {},
+                                      const cc::ManifestLimits& limits = {}) {
+  INFO(text.substr(0, 1000));
+  auto manifest = cc::parse_manifest(text, limits);
+  auto from_text =
+      cc::sign_manifest_text(text, kFallback, cc::as_bytes(kKey), ed25519_keys, limits);
+  REQUIRE(static_cast<bool>(from_text) == static_cast<bool>(manifest));
+  if (!manifest) {
+    const cc::Error& want = manifest.error();
+    const cc::Error& got = from_text.error();
+    CHECK(got.code == want.code);
+    CHECK(got.message == want.message);
+    CHECK(got.offset == want.offset);
+    REQUIRE(got.issues.size() == want.issues.size());
+    for (std::size_t i = 0; i < want.issues.size(); ++i) {
+      CHECK(got.issues[i].pointer == want.issues[i].pointer);
+      CHECK(got.issues[i].message == want.issues[i].message);
+    }
+    return;
+  }
+  auto via_manifest =
+      cc::sign_manifest_service_map(*manifest, kFallback, cc::as_bytes(kKey), ed25519_keys);
+  REQUIRE_OK(via_manifest);
+  CHECK(from_text->body == via_manifest->body);
+  CHECK(from_text->signature == via_manifest->signature);
+  CHECK(from_text->signatures == via_manifest->signatures);
+  CHECK(from_text->canonical_payload.empty());
+  CHECK(from_text->payload.is_null());
+}
+
+}  // namespace
+
+TEST_CASE("the body written from the manifest text equals the Manifest path",
+          "[service_map][fast_path]") {
+  check_text_same_as_manifest_path(read_data("manifests/original-fixture.manifest.json"));
+  check_text_same_as_manifest_path(read_data("manifests/cortex-os-example.manifest.json"));
+  check_text_same_as_manifest_path(kBase);
+  // The golden body, now from the text.
+  auto golden = cc::sign_manifest_text(read_data("manifests/original-fixture.manifest.json"),
+                                       kFallback, cc::as_bytes(kKey));
+  REQUIRE_OK(golden);
+  CHECK(golden->body == read_data("golden/original-fixture.service-map.json"));
+  CHECK(cc::verify_signed_body(golden->body, cc::as_bytes(kKey)));
+  // With Ed25519 signatures too.
+  const std::vector<cc::Ed25519Key> keys = {cc::Ed25519Key::generate(), cc::Ed25519Key::generate()};
+  check_text_same_as_manifest_path(kBase, keys);
+  for (const std::size_t n :
+       {std::size_t{1}, std::size_t{3}, std::size_t{100}, std::size_t{1000}, std::size_t{3000}}) {
+    for (const std::uint64_t seed : {std::uint64_t{301}, std::uint64_t{302}, std::uint64_t{7}}) {
+      INFO("connectors " << n << ", seed " << seed);
+      check_text_same_as_manifest_path(cc::bench::generate_manifest(n, seed));
+    }
+  }
+}
+
+TEST_CASE("the body written from the manifest text: free-form edge cases and errors",
+          "[service_map][fast_path]") {
+  auto with = [](std::string_view from, std::string_view to) {
+    std::string text = kBase;
+    const auto at = text.find(from);
+    REQUIRE(at != std::string::npos);
+    return text.replace(at, from.size(), to);
+  };
+  const std::string alpha_meta = R"("metadata": {"brand": "override", "k": 1})";
+  // Numbers of every shape canonical JSON writes differently, as integers and as doubles.
+  check_text_same_as_manifest_path(with(alpha_meta, R"("metadata": {"n": [0, -0, -0.0, 1e21,
+      1E-7, 0.1, 100, 1.0, 9007199254740991, -9007199254740991, 5e-324,
+      1.7976931348623157e308, 123456789012345678e-3, 2.5e+2]})"));
+  // Keys that sort differently in UTF-16 than in UTF-8, an overlaid brand, escapes.
+  check_text_same_as_manifest_path(with(alpha_meta, R"("metadata": {"\ud83d\ude00": 1,
+      "\uff61": 2, "brand": "b", "é": {"z": null, "a": [true, false, "\u0001\"\\"]}, "": ""})"));
+  // Header names repeated within authentication.headers and with headers.
+  check_text_same_as_manifest_path(with(R"({"name": "X-Both", "value": "from-authentication"})",
+                                        R"({"name": "X-Both", "value": "from-authentication"},
+                                           {"name": "X-Key", "value": "second"})"));
+  // Non-empty timeouts and remoteTools; empty quotas; no tags; neither header source.
+  check_text_same_as_manifest_path(
+      with(R"("quotas": {"perHour": 10}, "timeouts": {}, "remoteTools": [], "tags": ["t"])",
+           R"("quotas": {}, "timeouts": {"connect": 0, "read": 2.0},
+              "remoteTools": [{"name": "r", "tags": [], "scopes": ["s"], "description": ""}])"));
+  // Rejected the same way: duplicate keys inside free-form objects, a number beyond 2^53 in
+  // metadata, a free-form object nested too deep, not JSON at all, an unknown member.
+  check_text_same_as_manifest_path(with(alpha_meta, R"("metadata": {"k": 1, "k": 2})"));
+  check_text_same_as_manifest_path(with(R"("X-Plain": "p")", R"("X-Plain": "p", "X-Plain": "q")"));
+  check_text_same_as_manifest_path(
+      with(R"("timeouts": {"read": 5})", R"("timeouts": {"a": 1, "a": 1})"));
+  check_text_same_as_manifest_path(with(alpha_meta, R"("metadata": {"k": 9007199254740993})"));
+  check_text_same_as_manifest_path(with(alpha_meta, R"("metadata": {"a": {"b": {"c": [[1]]}}})"));
+  cc::ManifestLimits shallow;
+  shallow.max_depth = 6;
+  check_text_same_as_manifest_path(with(alpha_meta, R"("metadata": {"a": {"b": {"c": [[1]]}}})"),
+                                   {}, shallow);
+  cc::ManifestLimits short_strings;
+  short_strings.max_string_bytes = 30;  // the longest string of kBase is the 26-byte id
+  check_text_same_as_manifest_path(
+      with(alpha_meta, R"("metadata": {"k": "1234567890123456789012345678901"})"), {},
+      short_strings);
+  check_text_same_as_manifest_path(
+      with(alpha_meta, R"("metadata": {"1234567890123456789012345678901": 1})"), {}, short_strings);
+  check_text_same_as_manifest_path("{\"id\": ");
+  check_text_same_as_manifest_path("");
+  check_text_same_as_manifest_path(with(R"("description": "d")", R"("description": "d", "x": 1)"));
 }

@@ -11,14 +11,15 @@
 #include <string_view>
 
 #include "cortex_connectors/json.h"
+#include "internal/manifest_view.h"
 
 namespace cortex_connectors::internal {
 
-// One member of an object written by CanonicalWriter::object(): the Json `*json`, or the string
-// `text` when `json` is nullptr.
+// One member of an object written by CanonicalWriter::object(): the free-form `value`, or the
+// string `text` when `value` is absent.
 struct CanonicalMember {
   std::string_view key;
-  const Json* json = nullptr;
+  FreeForm value;
   std::string_view text;
 };
 
@@ -39,8 +40,10 @@ class CanonicalWriter {
   void string(std::string_view text);
   // A number as a Json holding it would be written. REQUIRES: finite.
   void number(double value);
-  // `value` as canonical_json() writes it; false when it holds a NaN or an infinity.
-  bool value(const Json& value);
+  // `value` as canonical_json() writes it (a DOM value as canonical_json() writes the Json
+  // parse_json() builds of it); false when it holds a NaN or an infinity.
+  // REQUIRES: value.present().
+  bool value(const FreeForm& value);
   // The object of `members` in canonical order; of members with equal keys the last one wins, as
   // with Json::set() in member order. Reorders `members`. False as value().
   bool object(std::span<CanonicalMember> members);

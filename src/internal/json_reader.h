@@ -49,10 +49,17 @@ class DomLimits {
   const JsonParseOptions& options_;
 };
 
+// Limits that let everything through, for a DOM that was checked already.
+const DomLimits& unchecked_dom_limits();
+
 // What parse_json() builds from `element`, a value at nesting `depth` (the root is 1), with the
 // same checks (`limits`, duplicate keys). Returns false when one fails; `out` is then partial.
 bool json_from_dom(simdjson::dom::element element, const DomLimits& limits, std::size_t depth,
                    Json& out);
+
+// Whether parse_json() would accept `element`, a value at nesting `depth`: json_from_dom()'s
+// checks without building anything.
+bool dom_ok(simdjson::dom::element element, const DomLimits& limits, std::size_t depth);
 
 // A non-owning reference to a callable `bool(simdjson::dom::element root)`.
 class DomVisitor {

@@ -3,11 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <future>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <vector>
 
 #include "cortex_connectors/validate.h"
@@ -19,46 +18,52 @@ namespace {
 using simdjson::dom::element;
 using simdjson::dom::element_type;
 
+// `text == literal`, with a compare of known length that compiles to a few loads (a chain of
+// string_view == literal called memcmp for each).
+template <std::size_t N>
+bool is(std::string_view text, const char (&literal)[N]) noexcept {
+  return text.size() == N - 1 && std::memcmp(text.data(), literal, N - 1) == 0;
+}
+
 // Mirrors ManifestWalker (src/validate.cpp) rule by rule, on the DOM, for valid documents only:
 // each function returns false where ManifestWalker would report a finding, and where parse_json()
 // would fail a DomLimits check or a duplicate key. Depths are those of parse_json(): the root is 1.
 class DomManifestReader {
  public:
-  DomManifestReader(const DomLimits& limits, std::size_t parallel_from)
-      : limits_(limits), parallel_from_(parallel_from) {}
+  explicit DomManifestReader(const DomLimits& limits) : limits_(limits) {}
 
-  bool root(element e, Manifest& out) {
+  bool root(element e, ManifestView& out) {
     if (e.type() != element_type::OBJECT || !limits_.depth_ok(1)) return false;
     unsigned seen = 0;
     for (const auto [key, v] : members_of(e)) {
       if (!limits_.string_ok(key)) return false;
       std::string_view s;
-      if (key == "id") {
+      if (is(key, "id")) {
         if (!first(seen, 0) || !non_empty(v, s) || !is_ulid(s)) return false;
         out.id = s;
-      } else if (key == "manifestVersion") {
+      } else if (is(key, "manifestVersion")) {
         if (!first(seen, 1) || !non_empty(v, s)) return false;
         out.manifest_version = s;
-      } else if (key == "connectors") {
+      } else if (is(key, "connectors")) {
         if (!first(seen, 2) || !connectors(v, out.connectors)) return false;
-      } else if (key == "$schema") {
+      } else if (is(key, "$schema")) {
         if (!first(seen, 3) || !string(v, s)) return false;
         out.schema = s;
-      } else if (key == "brand") {
-        if (!first(seen, 4) || !string(v, s) || s != "brAInwav") return false;
+      } else if (is(key, "brand")) {
+        if (!first(seen, 4) || !string(v, s) || !is(s, "brAInwav")) return false;
         out.brand = s;
-      } else if (key == "schemaVersion") {
+      } else if (is(key, "schemaVersion")) {
         if (!first(seen, 5) || !string(v, s)) return false;
         out.schema_version = s;
-      } else if (key == "generatedAt") {
+      } else if (is(key, "generatedAt")) {
         if (!first(seen, 6) || !string(v, s) || !is_rfc3339_date_time(s)) return false;
         out.generated_at = s;
-      } else if (key == "ttlSeconds") {
+      } else if (is(key, "ttlSeconds")) {
         std::int64_t i = 0;
         if (!first(seen, 7) || !integer(v, 1, i)) return false;
         out.ttl_seconds = i;
-      } else if (key == "metadata") {
-        if (!first(seen, 8) || !json_object(v, 2, out.metadata)) return false;
+      } else if (is(key, "metadata")) {
+        if (!first(seen, 8) || !free_object(v, 2, out.metadata)) return false;
       } else {
         return false;
       }
@@ -117,142 +122,120 @@ class DomManifestReader {
   bool array(element e, std::size_t depth) const {
     return e.type() == element_type::ARRAY && limits_.depth_ok(depth);
   }
-  // A free-form object at `depth`, as parse_json() builds it.
-  bool json_object(element e, std::size_t depth, Json& out) const {
-    return e.type() == element_type::OBJECT && json_from_dom(e, limits_, depth, out);
+  // A free-form object at `depth`, within the limits parse_json() applies.
+  bool free_object(element e, std::size_t depth, FreeForm& out) const {
+    if (e.type() != element_type::OBJECT || !dom_ok(e, limits_, depth)) return false;
+    out = FreeForm(e, depth);
+    return true;
   }
 
   // An array of strings at `depth`: non-empty, of non-empty unique items for scopes.
-  bool strings(element e, std::size_t depth, bool scopes, std::vector<std::string>* out) const {
+  bool strings(element e, std::size_t depth, bool scopes) {
     if (!array(e, depth)) return false;
     const simdjson::dom::array items = e.get_array().value_unsafe();
     if (scopes && items.size() == 0) return false;
-    if (out != nullptr) out->reserve(items.size());
+    seen_.clear();
     for (const element item : items) {
       std::string_view s;
       if (!string(item, s) || (scopes && s.empty())) return false;
-      if (out != nullptr) {
-        if (scopes && std::find(out->begin(), out->end(), s) != out->end()) return false;
-        out->emplace_back(s);
+      if (scopes) {
+        if (std::find(seen_.begin(), seen_.end(), s) != seen_.end()) return false;
+        seen_.push_back(s);
       }
     }
     return true;
   }
 
-  bool connectors(element e, std::vector<Connector>& out) const {
+  bool connectors(element e, std::vector<ConnectorView>& out) {
     if (!array(e, 2)) return false;
-    std::vector<element> items;
-    for (const element item : items_of(e)) items.push_back(item);
-    const std::size_t n = items.size();
+    const simdjson::dom::array items = e.get_array().value_unsafe();
+    out.reserve(items.size());
+    for (const element item : items) {
+      if (!connector(item, out.emplace_back())) return false;
+    }
+    const std::size_t n = out.size();
     if (n == 0) return false;
-    out.resize(n);
-    // Each connector is read into its own slot from the read-only DOM, so halves can be read
-    // at once.
-    auto read = [this, &items, &out](std::size_t begin, std::size_t end) {
-      for (std::size_t i = begin; i < end; ++i) {
-        if (!connector(items[i], out[i])) return false;
-      }
-      return true;
-    };
-    bool ok = false;
-    std::future<bool> second;
-    const std::size_t half = n / 2;
-    if (parallel_from_ != 0 && n >= parallel_from_ && n >= 2) {
-      try {
-        second = std::async(std::launch::async, read, half, n);
-      } catch (const std::system_error&) {
-        // No thread to be had: read it all here.
-      }
-    }
-    if (second.valid()) {
-      const bool first_ok = read(0, half);
-      ok = second.get() && first_ok;  // get() in any case: the thread must be done with `out`
-    } else {
-      ok = read(0, n);
-    }
-    if (!ok) return false;
     // Unique ids. Manifests often list them in order: then one pass says so.
     bool ascending = true;
     for (std::size_t i = 1; i < n && ascending; ++i) ascending = out[i - 1].id < out[i].id;
     if (ascending) return true;
     std::vector<std::string_view> ids;
     ids.reserve(n);
-    for (const Connector& c : out) ids.push_back(c.id);
+    for (const ConnectorView& c : out) ids.push_back(c.id);
     std::sort(ids.begin(), ids.end());
     return std::adjacent_find(ids.begin(), ids.end()) == ids.end();
   }
 
-  bool connector(element e, Connector& c) const {
+  bool connector(element e, ConnectorView& c) {
     if (!object(e, 3)) return false;
     unsigned seen = 0;
     for (const auto [key, v] : members_of(e)) {
       if (!limits_.string_ok(key)) return false;
       std::string_view s;
-      if (key == "id") {
+      if (is(key, "id")) {
         if (!first(seen, 0) || !non_empty(v, s) || !is_connector_id(s)) return false;
         c.id = s;
-      } else if (key == "name") {
+      } else if (is(key, "name")) {
         if (!first(seen, 1) || !non_empty(v, s)) return false;
         c.name = s;
-      } else if (key == "version") {
+      } else if (is(key, "version")) {
         if (!first(seen, 2) || !non_empty(v, s)) return false;
         c.version = s;
-      } else if (key == "endpoint") {
+      } else if (is(key, "endpoint")) {
         if (!first(seen, 3) || !non_empty(v, s) || !is_absolute_uri(s)) return false;
         c.endpoint = s;
-      } else if (key == "auth") {
-        if (!first(seen, 4) || !auth(v, c.auth)) return false;
-      } else if (key == "scopes") {
-        if (!first(seen, 5) || !strings(v, 4, true, &c.scopes)) return false;
-      } else if (key == "ttlSeconds") {
+      } else if (is(key, "auth")) {
+        if (!first(seen, 4) || !auth(v, c)) return false;
+      } else if (is(key, "scopes")) {
+        if (!first(seen, 5) || !strings(v, 4, true)) return false;
+        c.scopes = StringList(v);
+      } else if (is(key, "ttlSeconds")) {
         if (!first(seen, 6) || !integer(v, 1, c.ttl_seconds)) return false;
-      } else if (key == "displayName") {
+      } else if (is(key, "displayName")) {
         if (!first(seen, 7) || !non_empty(v, s)) return false;
         c.display_name = s;
-      } else if (key == "description") {
+      } else if (is(key, "description")) {
         if (!first(seen, 8) || !non_empty(v, s)) return false;
         c.description = s;
-      } else if (key == "authentication") {
+      } else if (is(key, "authentication")) {
         if (!first(seen, 9) || !authentication(v, c)) return false;
-      } else if (key == "headers") {
+      } else if (is(key, "headers")) {
         if (!first(seen, 10) || !object(v, 4)) return false;
         for (const auto [name, value] : members_of(v)) {
           if (!string(value, s)) return false;
         }
-        if (!json_object(v, 4, c.headers)) return false;
-      } else if (key == "quotas") {
+        if (!free_object(v, 4, c.headers)) return false;
+      } else if (is(key, "quotas")) {
         if (!first(seen, 11) || !quotas(v, c)) return false;
-      } else if (key == "timeouts") {
+      } else if (is(key, "timeouts")) {
         if (!first(seen, 12) || !object(v, 4)) return false;
         for (const auto [name, value] : members_of(v)) {
           std::int64_t ignored = 0;
           if (!integer(value, 0, ignored)) return false;
         }
-        if (!json_object(v, 4, c.timeouts)) return false;
-      } else if (key == "status") {
+        if (!free_object(v, 4, c.timeouts)) return false;
+      } else if (is(key, "status")) {
         if (!first(seen, 13) || !string(v, s)) return false;
-        if (s == "enabled") {
+        if (is(s, "enabled")) {
           c.status = ConnectorStatus::kEnabled;
-        } else if (s == "disabled") {
+        } else if (is(s, "disabled")) {
           c.status = ConnectorStatus::kDisabled;
-        } else if (s == "preview") {
+        } else if (is(s, "preview")) {
           c.status = ConnectorStatus::kPreview;
         } else {
           return false;
         }
-      } else if (key == "enabled") {
+      } else if (is(key, "enabled")) {
         if (!first(seen, 14) || v.type() != element_type::BOOL) return false;
         c.enabled = v.get_bool().value_unsafe();
-      } else if (key == "metadata") {
-        if (!first(seen, 15) || !json_object(v, 4, c.metadata)) return false;
-      } else if (key == "tags") {
-        if (!first(seen, 16)) return false;
-        c.tags.emplace();
-        if (!strings(v, 4, false, &*c.tags)) return false;
-      } else if (key == "remoteTools") {
-        if (!first(seen, 17) || !remote_tools(v) || !json_from_dom(v, limits_, 4, c.remote_tools)) {
-          return false;
-        }
+      } else if (is(key, "metadata")) {
+        if (!first(seen, 15) || !free_object(v, 4, c.metadata)) return false;
+      } else if (is(key, "tags")) {
+        if (!first(seen, 16) || !strings(v, 4, false)) return false;
+        c.tags = StringList(v);
+      } else if (is(key, "remoteTools")) {
+        if (!first(seen, 17) || !remote_tools(v) || !dom_ok(v, limits_, 4)) return false;
+        c.remote_tools = FreeForm(v, 4);
       } else {
         return false;
       }
@@ -260,29 +243,29 @@ class DomManifestReader {
     return (seen & 0x7FU) == 0x7FU;  // id name version endpoint auth scopes ttlSeconds
   }
 
-  bool auth(element e, Auth& auth) const {
+  bool auth(element e, ConnectorView& c) const {
     if (!object(e, 4)) return false;
     unsigned seen = 0;
     for (const auto [key, v] : members_of(e)) {
       if (!limits_.string_ok(key)) return false;
       std::string_view s;
-      if (key == "type") {
+      if (is(key, "type")) {
         if (!first(seen, 0) || !string(v, s)) return false;
-        if (s == "apiKey") {
-          auth.type = AuthType::kApiKey;
-        } else if (s == "bearer") {
-          auth.type = AuthType::kBearer;
-        } else if (s == "none") {
-          auth.type = AuthType::kNone;
+        if (is(s, "apiKey")) {
+          c.auth_type = AuthType::kApiKey;
+        } else if (is(s, "bearer")) {
+          c.auth_type = AuthType::kBearer;
+        } else if (is(s, "none")) {
+          c.auth_type = AuthType::kNone;
         } else {
           return false;
         }
-      } else if (key == "headerName") {
+      } else if (is(key, "headerName")) {
         if (!first(seen, 1) || !non_empty(v, s)) return false;
-        auth.header_name = s;
-      } else if (key == "queryParam") {
+        c.auth_header_name = s;
+      } else if (is(key, "queryParam")) {
         if (!first(seen, 2) || !non_empty(v, s)) return false;
-        auth.query_param = s;
+        c.auth_query_param = s;
       } else {
         return false;
       }
@@ -290,38 +273,35 @@ class DomManifestReader {
     return (seen & 1U) != 0;
   }
 
-  bool authentication(element e, Connector& c) const {
+  bool authentication(element e, ConnectorView& c) const {
     if (!object(e, 4)) return false;
     unsigned seen = 0;
     for (const auto [key, v] : members_of(e)) {
-      if (!limits_.string_ok(key) || key != "headers" || !first(seen, 0) || !array(v, 5)) {
+      if (!limits_.string_ok(key) || !is(key, "headers") || !first(seen, 0) || !array(v, 5)) {
         return false;
       }
       const simdjson::dom::array items = v.get_array().value_unsafe();
       if (items.size() == 0) return false;
-      auto& headers = c.authentication_headers.emplace();
-      headers.reserve(items.size());
       for (const element h : items) {
-        if (!header_template(h, headers.emplace_back())) return false;
+        if (!header_template(h)) return false;
       }
+      c.authentication_headers = HeaderList(v);
     }
     return seen == 1U;
   }
 
   // One item of authentication.headers: {name, value}.
-  bool header_template(element e, HeaderTemplate& t) const {
+  bool header_template(element e) const {
     if (!object(e, 6)) return false;
     const simdjson::dom::object fields = members_of(e);
     unsigned has = 0;
     for (const simdjson::dom::key_value_pair field : fields) {
       if (!limits_.string_ok(field.key)) return false;
       std::string_view s;
-      if (field.key == "name") {
+      if (is(field.key, "name")) {
         if (!first(has, 0) || !non_empty(field.value, s)) return false;
-        t.name = s;
-      } else if (field.key == "value") {
+      } else if (is(field.key, "value")) {
         if (!first(has, 1) || !string(field.value, s)) return false;
-        t.value = s;
       } else {
         return false;
       }
@@ -329,7 +309,7 @@ class DomManifestReader {
     return has == 3U;
   }
 
-  bool quotas(element e, Connector& c) const {
+  bool quotas(element e, ConnectorView& c) const {
     if (!object(e, 4)) return false;
     Quotas q;
     unsigned seen = 0;
@@ -337,15 +317,15 @@ class DomManifestReader {
       if (!limits_.string_ok(key)) return false;
       std::optional<std::int64_t>* slot = nullptr;
       unsigned bit = 0;
-      if (key == "perMinute") {
+      if (is(key, "perMinute")) {
         slot = &q.per_minute;
-      } else if (key == "perHour") {
+      } else if (is(key, "perHour")) {
         slot = &q.per_hour;
         bit = 1;
-      } else if (key == "perDay") {
+      } else if (is(key, "perDay")) {
         slot = &q.per_day;
         bit = 2;
-      } else if (key == "concurrent") {
+      } else if (is(key, "concurrent")) {
         slot = &q.concurrent;
         bit = 3;
       } else {
@@ -360,7 +340,7 @@ class DomManifestReader {
   }
 
   // Checks remoteTools; the caller converts it whole.
-  bool remote_tools(element e) const {
+  bool remote_tools(element e) {
     if (!array(e, 4)) return false;
     for (const element tool : items_of(e)) {
       if (!object(tool, 5)) return false;
@@ -368,14 +348,14 @@ class DomManifestReader {
       for (const auto [key, v] : members_of(tool)) {
         if (!limits_.string_ok(key)) return false;
         std::string_view s;
-        if (key == "name") {
+        if (is(key, "name")) {
           if (!first(seen, 0) || !non_empty(v, s)) return false;
-        } else if (key == "description") {
+        } else if (is(key, "description")) {
           if (!first(seen, 1) || !string(v, s)) return false;
-        } else if (key == "tags") {
-          if (!first(seen, 2) || !strings(v, 6, false, nullptr)) return false;
-        } else if (key == "scopes") {
-          if (!first(seen, 3) || !strings(v, 6, false, nullptr)) return false;
+        } else if (is(key, "tags")) {
+          if (!first(seen, 2) || !strings(v, 6, false)) return false;
+        } else if (is(key, "scopes")) {
+          if (!first(seen, 3) || !strings(v, 6, false)) return false;
         } else {
           return false;
         }
@@ -386,14 +366,40 @@ class DomManifestReader {
   }
 
   const DomLimits& limits_;
-  std::size_t parallel_from_;
+  std::vector<std::string_view> seen_;  // strings()' scopes so far
 };
 
 }  // namespace
 
+bool manifest_view_from_dom(simdjson::dom::element root, const DomLimits& limits,
+                            ManifestView& out) {
+  return DomManifestReader(limits).root(root, out);
+}
+
 bool manifest_from_dom(simdjson::dom::element root, const DomLimits& limits, Manifest& out,
                        std::size_t parallel_from) {
-  return DomManifestReader(limits, parallel_from).root(root, out);
+  ManifestView view;
+  if (!manifest_view_from_dom(root, limits, view)) return false;
+  out = to_manifest(view, parallel_from);
+  return true;
+}
+
+JsonParseOptions manifest_parse_options(const ManifestLimits& limits) {
+  JsonParseOptions options;
+  options.max_depth = limits.max_depth;
+  options.max_document_bytes = limits.max_bytes;
+  options.max_string_bytes = limits.max_string_bytes;
+  options.reject_unsafe_integers = true;
+  return options;
+}
+
+Error manifest_error(std::string_view text, const JsonParseOptions& options) {
+  auto doc = parse_json(text, options);
+  if (!doc) return std::move(doc).error();
+  auto manifest = manifest_from_json(std::move(*doc));
+  if (!manifest) return std::move(manifest).error();
+  // Unreachable while the two paths agree (the tests and the fuzzer hold them to it).
+  return Error{ErrorCode::kInvalid, "[brAInwav] manifest is invalid", {}, {}};
 }
 
 }  // namespace cortex_connectors::internal

@@ -1,0 +1,216 @@
+// ManifestView: a validated manifest as views, either into simdjson's DOM of its text or into a
+// Manifest. The service-map writer and the connector series read it, so that the rebuild of a
+// manifest file (text -> signed body) never builds the typed Manifest: at 10 000 connectors,
+// allocating and freeing that model cost more than parsing the text (bench/README.md). A
+// Manifest is made from a view only where one is asked for (parse_manifest(), a registry that
+// keeps it).
+//
+// A view holds no string of its own: it is valid while the DOM (or the Manifest) it was read
+// from is.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <simdjson.h>
+
+#include "cortex_connectors/json.h"
+#include "cortex_connectors/manifest.h"
+#include "cortex_connectors/result.h"
+#include "cortex_connectors/service_map.h"
+
+namespace cortex_connectors::internal {
+
+// A free-form value (metadata, headers, timeouts, remoteTools and the values inside them): a Json
+// of a Manifest, or an element of the DOM with its nesting depth (the root is 1); absent when
+// neither.
+class FreeForm {
+ public:
+  FreeForm() = default;
+  // `json` may be null: absent.
+  explicit FreeForm(const Json* json) noexcept : json_(json) {}
+  FreeForm(simdjson::dom::element dom, std::size_t depth) noexcept : dom_(dom), depth_(depth) {}
+
+  bool present() const noexcept { return json_ != nullptr || depth_ != 0; }
+  bool is_dom() const noexcept { return depth_ != 0; }
+  const Json* json() const noexcept { return json_; }
+  simdjson::dom::element dom() const noexcept { return *dom_; }  // REQUIRES: is_dom()
+  std::size_t depth() const noexcept { return depth_; }
+
+  bool is_object() const noexcept {
+    if (json_ != nullptr) return json_->is_object();
+    return is_dom() && dom_->type() == simdjson::dom::element_type::OBJECT;
+  }
+  bool is_array() const noexcept {
+    if (json_ != nullptr) return json_->is_array();
+    return is_dom() && dom_->type() == simdjson::dom::element_type::ARRAY;
+  }
+  // An object without members or an array without items.
+  bool is_empty_container() const noexcept;
+  // Calls f(std::string_view key, FreeForm value) for each member, in document order.
+  // REQUIRES: is_object().
+  template <class F>
+  void for_each_member(F&& f) const {
+    if (json_ != nullptr) {
+      for (const auto& [key, value] : json_->as_object())
+        f(std::string_view(key), FreeForm(&value));
+      return;
+    }
+    // get(), not value_unsafe(): on the (unreachable) wrong type that would be an object without
+    // a document, which GCC's -Wnull-dereference sees flowing into simdjson's accessors.
+    simdjson::dom::object members;
+    if (dom_->get_object().get(members) != simdjson::SUCCESS) return;
+    for (const simdjson::dom::key_value_pair m : members) {
+      f(m.key, FreeForm(m.value, depth_ + 1));
+    }
+  }
+
+ private:
+  const Json* json_ = nullptr;
+  std::optional<simdjson::dom::element> dom_;
+  std::size_t depth_ = 0;  // 0: not the DOM
+};
+
+// scopes, tags: the strings of a Manifest or of a DOM array of strings; absent when neither.
+class StringList {
+ public:
+  StringList() = default;
+  explicit StringList(const std::vector<std::string>* items) noexcept : items_(items) {}
+  explicit StringList(simdjson::dom::element dom) noexcept : dom_(dom) {}
+
+  bool present() const noexcept { return items_ != nullptr || dom_.has_value(); }
+  // Calls f(std::string_view) for each item. REQUIRES: present().
+  template <class F>
+  void for_each(F&& f) const {
+    if (items_ != nullptr) {
+      for (const std::string& s : *items_) f(std::string_view(s));
+      return;
+    }
+    simdjson::dom::array items;
+    if (dom_->get_array().get(items) != simdjson::SUCCESS) return;
+    for (const simdjson::dom::element item : items) {
+      f(item.get_string().value_unsafe());
+    }
+  }
+  // A copy of the items. REQUIRES: present().
+  std::vector<std::string> to_vector() const;
+
+ private:
+  const std::vector<std::string>* items_ = nullptr;
+  std::optional<simdjson::dom::element> dom_;
+};
+
+// authentication.headers: {name, value} items of a Manifest or of the DOM; absent when there is
+// no "authentication" member.
+class HeaderList {
+ public:
+  HeaderList() = default;
+  explicit HeaderList(const std::vector<HeaderTemplate>* items) noexcept : items_(items) {}
+  explicit HeaderList(simdjson::dom::element dom) noexcept : dom_(dom) {}
+
+  bool present() const noexcept { return items_ != nullptr || dom_.has_value(); }
+  // Calls f(std::string_view name, std::string_view value) for each item. REQUIRES: present().
+  template <class F>
+  void for_each(F&& f) const {
+    if (items_ != nullptr) {
+      for (const HeaderTemplate& h : *items_)
+        f(std::string_view(h.name), std::string_view(h.value));
+      return;
+    }
+    simdjson::dom::array items;
+    if (dom_->get_array().get(items) != simdjson::SUCCESS) return;
+    for (const simdjson::dom::element item : items) {
+      simdjson::dom::object fields;
+      std::string_view name;
+      std::string_view value;
+      if (item.get_object().get(fields) != simdjson::SUCCESS ||
+          fields["name"].get(name) != simdjson::SUCCESS ||
+          fields["value"].get(value) != simdjson::SUCCESS) {
+        continue;  // not after manifest_view_from_dom()
+      }
+      f(name, value);
+    }
+  }
+
+ private:
+  const std::vector<HeaderTemplate>* items_ = nullptr;
+  std::optional<simdjson::dom::element> dom_;
+};
+
+// Connector, field by field, as views.
+struct ConnectorView {
+  std::string_view id;
+  std::string_view name;
+  std::string_view version;
+  std::string_view endpoint;
+  AuthType auth_type = AuthType::kNone;
+  std::optional<std::string_view> auth_header_name;
+  std::optional<std::string_view> auth_query_param;
+  StringList scopes;
+  std::int64_t ttl_seconds = 1;
+  std::optional<std::string_view> display_name;
+  std::optional<std::string_view> description;
+  HeaderList authentication_headers;
+  FreeForm headers;
+  std::optional<Quotas> quotas;
+  FreeForm timeouts;
+  std::optional<ConnectorStatus> status;
+  std::optional<bool> enabled;
+  FreeForm metadata;
+  StringList tags;
+  FreeForm remote_tools;
+
+  // Connector::is_enabled().
+  bool is_enabled() const noexcept {
+    if (enabled) return *enabled;
+    return status != ConnectorStatus::kDisabled;
+  }
+};
+
+// Manifest, field by field, as views.
+struct ManifestView {
+  std::string_view id;
+  std::string_view manifest_version;
+  std::vector<ConnectorView> connectors;  // in file order
+  std::optional<std::string_view> schema;
+  std::optional<std::string_view> brand;
+  std::optional<std::string_view> schema_version;
+  std::optional<std::string_view> generated_at;
+  std::optional<std::int64_t> ttl_seconds;
+  FreeForm metadata;
+};
+
+// The view of `manifest`: valid while `manifest` is, and unchanged.
+ManifestView view_of(const Manifest& manifest);
+
+// The Manifest of a view read by visit_manifest(): its strings copied, its free-form parts as
+// parse_json() builds them. With `parallel_from` connectors or more (0: never), a second thread
+// converts the second half (ManifestLimits::parallel_connectors); the Manifest is the same.
+Manifest to_manifest(const ManifestView& view, std::size_t parallel_from = 0);
+
+// write_service_map_payload() of a view (src/service_map.cpp).
+Result<std::string> write_service_map_payload(const ManifestView& view,
+                                              std::string_view generated_at_fallback,
+                                              std::size_t parallel_entries = 0);
+
+// The start of a service-map body, `{"payload":` and the canonical payload of `view`, as
+// sign_manifest_text() writes it: the payload goes straight into the body (no copy of a few
+// megabytes). Errors as write_service_map_payload().
+Result<std::string> write_payload_body(const ManifestView& view,
+                                       std::string_view generated_at_fallback);
+
+// Signs the payload of a body begun by write_payload_body() and ends it: SignedServiceMap::body,
+// signature and signatures; its payload and canonical_payload are left empty (the signed bytes
+// are the body's "payload" member).
+SignedServiceMap sign_payload_body(std::string body, std::span<const std::byte> key,
+                                   std::span<const Ed25519Key> ed25519_keys);
+
+// Metrics::render_manifest_text() of a view (src/metrics.cpp).
+std::string render_manifest_text(const ManifestView& view);
+
+}  // namespace cortex_connectors::internal
