@@ -19,10 +19,11 @@ namespace cortex_connectors {
 // How long each stage of a rebuild took.
 struct StageTimings {
   std::chrono::nanoseconds read{0};  // reading the file
-  // Text -> Manifest, every rule checked: parse_manifest(), one walk over simdjson's DOM.
+  // Text -> every rule checked, in one walk over simdjson's DOM (no Manifest is built unless
+  // RegistryOptions::keep_manifest asks for one; see sign_manifest_text()).
   std::chrono::nanoseconds parse{0};
   std::chrono::nanoseconds validate{0};  // 0: parse_manifest() validates while it parses
-  std::chrono::nanoseconds build{0};     // Manifest -> canonical service-map payload
+  std::chrono::nanoseconds build{0};     // the canonical service-map payload, into the body
   std::chrono::nanoseconds sign{0};      // HMAC-SHA256 (+ Ed25519) and the body
   std::chrono::nanoseconds compress{0};  // gzip + brotli bodies, ETag
 };
