@@ -37,11 +37,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   limits.max_string_bytes = 4096;
   auto manifest = cc::parse_manifest(text, limits);
 
-  cc::JsonParseOptions options;
-  options.max_depth = limits.max_depth;
-  options.max_document_bytes = limits.max_bytes;
-  options.max_string_bytes = limits.max_string_bytes;
-  options.reject_unsafe_integers = true;
+  const cc::JsonParseOptions options = cc::internal::manifest_parse_options(limits);
   auto json_doc = cc::parse_json(text, options);
   const bool json_valid = json_doc && cc::validate_manifest(*json_doc).empty();
   FUZZ_CHECK(static_cast<bool>(manifest) == json_valid);

@@ -398,19 +398,10 @@ TEST_CASE("load_manifest names the file in parse and validation errors", "[manif
 
 namespace {
 
-cc::JsonParseOptions options_of(const cc::ManifestLimits& limits) {
-  cc::JsonParseOptions options;
-  options.max_depth = limits.max_depth;
-  options.max_document_bytes = limits.max_bytes;
-  options.max_string_bytes = limits.max_string_bytes;
-  options.reject_unsafe_integers = true;
-  return options;
-}
-
 // parse_manifest() must give what parse_json() + manifest_from_json() give, and a manifest the
 // Json path accepts must be accepted by the DOM walk itself, not by its fallback.
 void check_fast_matches_slow(std::string_view text, const cc::ManifestLimits& limits = {}) {
-  const cc::JsonParseOptions options = options_of(limits);
+  const cc::JsonParseOptions options = cc::internal::manifest_parse_options(limits);
   auto doc = cc::parse_json(text, options);
   cc::Result<cc::Manifest> slow =
       doc ? cc::manifest_from_json(std::move(*doc)) : cc::Result<cc::Manifest>(doc.error());
