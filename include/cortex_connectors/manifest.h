@@ -111,9 +111,10 @@ struct ManifestLimits {
   std::size_t max_bytes = std::size_t{128} << 20;        // whole file
   std::size_t max_string_bytes = std::size_t{64} << 10;  // any one string or key
   std::size_t max_depth = 32;                            // nesting, metadata included
-  // Not a limit: parse_manifest() reads the connectors of a manifest with at least this many on
-  // two threads, half each; 0 (the default): always on the calling thread. Same result either
-  // way. Off by default: on the shared 2-core machine of bench/README.md it did not help.
+  // Not a limit: parse_manifest() copies the connectors of a manifest with at least this many
+  // into the Manifest on two threads, half each (after one checking walk over the parsed text);
+  // 0 (the default): always on the calling thread. Same result either way. Off by default: on
+  // the shared 2-core machine of bench/README.md it did not help.
   std::size_t parallel_connectors = 0;
 };
 
