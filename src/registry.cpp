@@ -213,104 +213,49 @@ struct Registry::Impl {
       return e;
     };
     const auto previous = current.load();
-    std::chrono::system_clock::time_point loaded_at;
-    bool keep_previous_time = false;
-    bool resuming = false;
-    std::string now_text;
-    std::string generated_at;
-    std::optional<SignedServiceMap> signed_map;
-    std::optional<Error> build_error;
-    bool same_body = false;
-    ManifestFacts facts;
     // Text -> checked view of simdjson's DOM -> signed body, without a Manifest (see
     // sign_manifest_text()). Everything that reads the view runs while the DOM is alive.
+    Built built;
     Status parsed =
         internal::visit_manifest(content, options.limits, [&](const internal::ManifestView& view) {
           // Parsing and validation are one walk: the time is all in `parse`, `validate` stays 0.
           timings.parse = since(t);
-          loaded_at = options.clock();
-          // generatedAt falls back to the time this content was first loaded: keep the previous
-          // snapshot's while the payload is otherwise the same.
-          keep_previous_time = !view.generated_at && previous && !previous->manifest_generated_at;
-          now_text = format_rfc3339(loaded_at);
-          // The same manifest as the newest recorded snapshot: rebuild it as it was (see
-          // RegistryOptions::history). Handed over once: later calls return nullopt at once.
-          if (!previous && !resumable && options.history)
-            resumable = options.history->take_resumable();
-          resuming = !previous && resumable && resumable->content_hash == hash;
-          std::optional<std::string> resumed_time;
-          if (resuming && !view.generated_at)
-            resumed_time = payload_generated_at(resumable->payload);
-          generated_at = view.generated_at    ? std::string(*view.generated_at)
-                         : keep_previous_time ? previous->generated_at
-                         : resumed_time       ? *resumed_time
-                                              : now_text;
-          // The canonical payload straight from the view into the body: no payload Json.
-          auto body = internal::write_payload_body(view, generated_at);
-          timings.build = since(t);
-          if (!body) {
-            build_error = std::move(body).error();
-            return;
-          }
-          signed_map = internal::sign_payload_body(std::move(*body), as_bytes(options.signing_key),
-                                                   options.ed25519_keys);
-          if (previous && signed_map->body == previous->body) {
-            // Good content again (e.g. a fix after a bad edit) that serves the same bytes: nothing
-            // to publish, but the failure is over.
-            timings.sign = since(t);
-            same_body = true;
-            return;
-          }
-          if (keep_previous_time && generated_at != now_text) {
-            // New content: generatedAt is now.
-            generated_at = now_text;
-            auto renewed = internal::write_payload_body(view, generated_at);
-            if (!renewed) {
-              build_error = std::move(renewed).error();
-              return;
-            }
-            signed_map = internal::sign_payload_body(
-                std::move(*renewed), as_bytes(options.signing_key), options.ed25519_keys);
-          }
-          timings.sign = since(t);
-          facts = facts_of(view);
-          if (options.keep_manifest) {
-            facts.kept = std::make_shared<const Manifest>(internal::to_manifest(view));
-          }
+          built = build(view, hash, previous, timings, t);
         });
     if (!parsed) {
       timings.parse = since(t);
       return fail(with_source(parsed.error()), timings, source, started);
     }
-    if (build_error) return fail(with_source(std::move(*build_error)), timings, source, started);
-    if (same_body) {
+    if (built.error) return fail(with_source(std::move(*built.error)), timings, source, started);
+    if (built.same_body) {
+      // Good content again (e.g. a fix after a bad edit) that serves the same bytes: nothing
+      // to publish, but the failure is over.
       {
         std::lock_guard lock(state_mutex);
         failure.reset();
       }
       return unchanged(timings, source, started);
     }
-
     auto snap = std::make_shared<Snapshot>();
     // After a resumed snapshot, versions continue after every recorded or reserved one.
     snap->version =
         previous ? std::max(previous->version + 1, options.first_version) : options.first_version;
     snap->path = std::string(source);
     snap->content_hash = std::move(hash);
-    snap->loaded_at = loaded_at;
-    snap->generated_at = std::move(generated_at);
-    snap->body = std::move(signed_map->body);
-    snap->signature = std::move(signed_map->signature);
-    snap->signatures = std::move(signed_map->signatures);
+    snap->loaded_at = built.loaded_at;
+    snap->generated_at = std::move(built.generated_at);
+    snap->body = std::move(built.signed_map.body);
+    snap->signature = std::move(built.signed_map.signature);
+    snap->signatures = std::move(built.signed_map.signatures);
     bool resumed = false;
-    if (resuming && snap->canonical_payload() == resumable->payload &&
+    if (built.resuming && snap->canonical_payload() == resumable->payload &&
         snap->signature == resumable->signature && snap->signatures == resumable->signatures) {
       snap->version = resumable->version;
       snap->loaded_at = resumable->loaded_at;
       resumed = true;
     }
     resumable.reset();
-    return complete(std::move(snap), std::move(facts), timings, t, started,
+    return complete(std::move(snap), std::move(built.facts), timings, t, started,
                     options.history && !resumed ? &content : nullptr);
   }
 
@@ -333,6 +278,72 @@ struct Registry::Impl {
       for (const auto& c : view.connectors) f.ids.emplace_back(c.id);
     }
     return f;
+  }
+
+  // What rebuild() makes of a valid manifest (build()).
+  struct Built {
+    std::chrono::system_clock::time_point loaded_at;
+    bool resuming = false;  // the newest recorded snapshot's content: rebuilt as it was
+    std::string generated_at;
+    SignedServiceMap signed_map;
+    bool same_body = false;  // the body of `previous`: nothing to publish
+    ManifestFacts facts;
+    std::optional<Error> error;  // the payload could not be written
+  };
+
+  // REQUIRES: refresh_mutex held. The signed body of the manifest `view` of content `hash`,
+  // after `previous` (null: none yet); times `build` and `sign` from `t` on.
+  Built build(const internal::ManifestView& view, const std::string& hash,
+              const std::shared_ptr<const Snapshot>& previous, StageTimings& timings,
+              Clock::time_point& t) {
+    Built b;
+    b.loaded_at = options.clock();
+    // generatedAt falls back to the time this content was first loaded: keep the previous
+    // snapshot's while the payload is otherwise the same.
+    const bool keep_previous_time =
+        !view.generated_at && previous && !previous->manifest_generated_at;
+    const std::string now_text = format_rfc3339(b.loaded_at);
+    // The same manifest as the newest recorded snapshot: rebuild it as it was (see
+    // RegistryOptions::history). Handed over once: later calls return nullopt at once.
+    if (!previous && !resumable && options.history) resumable = options.history->take_resumable();
+    b.resuming = !previous && resumable && resumable->content_hash == hash;
+    std::optional<std::string> resumed_time;
+    if (b.resuming && !view.generated_at) resumed_time = payload_generated_at(resumable->payload);
+    b.generated_at = view.generated_at    ? std::string(*view.generated_at)
+                     : keep_previous_time ? previous->generated_at
+                     : resumed_time       ? *resumed_time
+                                          : now_text;
+    // The canonical payload straight from the view into the body: no payload Json.
+    auto body = internal::write_payload_body(view, b.generated_at);
+    timings.build = since(t);
+    if (!body) {
+      b.error = std::move(body).error();
+      return b;
+    }
+    b.signed_map = internal::sign_payload_body(std::move(*body), as_bytes(options.signing_key),
+                                               options.ed25519_keys);
+    if (previous && b.signed_map.body == previous->body) {
+      timings.sign = since(t);
+      b.same_body = true;
+      return b;
+    }
+    if (keep_previous_time && b.generated_at != now_text) {
+      // New content: generatedAt is now.
+      b.generated_at = now_text;
+      auto renewed = internal::write_payload_body(view, b.generated_at);
+      if (!renewed) {
+        b.error = std::move(renewed).error();
+        return b;
+      }
+      b.signed_map = internal::sign_payload_body(std::move(*renewed), as_bytes(options.signing_key),
+                                                 options.ed25519_keys);
+    }
+    timings.sign = since(t);
+    b.facts = facts_of(view);
+    if (options.keep_manifest) {
+      b.facts.kept = std::make_shared<const Manifest>(internal::to_manifest(view));
+    }
+    return b;
   }
 
   // REQUIRES: refresh_mutex held. Compresses, tags and publishes `snap` (body, signatures,
