@@ -553,13 +553,13 @@ bool write_json(std::string& out, const Json& value, bool pretty) {
 // as large as the largest document the thread has written.
 constexpr std::size_t kRetainedScratchBytes = std::size_t{16} << 20;
 
-Error non_finite_error() {
-  return Error{ErrorCode::kInvalid, "[brAInwav] JSON cannot represent NaN or Infinity", {}, {}};
-}
-
 }  // namespace
 
 namespace internal {
+
+Error non_finite_error() {
+  return Error{ErrorCode::kInvalid, "[brAInwav] JSON cannot represent NaN or Infinity", {}, {}};
+}
 
 struct CanonicalWriter::Impl {
   // The DOM of a FreeForm was checked when its view was read.
@@ -638,7 +638,7 @@ void append_canonical_string(std::string& out, std::string_view text) {
 }
 
 Status append_canonical_json(std::string& out, const Json& value) {
-  if (!write_json(out, value, false)) return non_finite_error();
+  if (!write_json(out, value, false)) return internal::non_finite_error();
   return {};
 }
 
@@ -651,7 +651,8 @@ Result<std::string> canonical_json(const Json& value) {
   std::size_t size = 0;
   {
     Out o(scratch, Out::Scratch{});
-    if (!Serializer<const Json*>(o, false, nullptr).value(&value, 1)) return non_finite_error();
+    if (!Serializer<const Json*>(o, false, nullptr).value(&value, 1))
+      return internal::non_finite_error();
     size = o.size();
   }
   std::string out(scratch.data(), size);
@@ -661,7 +662,7 @@ Result<std::string> canonical_json(const Json& value) {
 
 Result<std::string> pretty_json(const Json& value) {
   std::string out;
-  if (!write_json(out, value, true)) return non_finite_error();
+  if (!write_json(out, value, true)) return internal::non_finite_error();
   return out;
 }
 

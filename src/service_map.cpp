@@ -329,35 +329,22 @@ Result<SignedServiceMap> sign_service_map(Json payload, std::span<const std::byt
   return out;
 }
 
-namespace internal {
-
-Result<std::string> write_service_map_payload(const ManifestView& view,
-                                              std::string_view generated_at_fallback,
-                                              std::size_t parallel_entries) {
-  std::string canonical;
-  bool ok = false;
-  {
-    CanonicalWriter w(canonical);
-    ok = write_payload(w, view, generated_at_fallback, parallel_entries);
-  }
-  if (!ok) {
-    return Error{ErrorCode::kInvalid, "[brAInwav] JSON cannot represent NaN or Infinity", {}, {}};
-  }
-  return canonical;
-}
-
-}  // namespace internal
-
-Result<std::string> write_service_map_payload(const Manifest& manifest,
-                                              std::string_view generated_at_fallback,
-                                              std::size_t parallel_entries) {
-  return internal::write_service_map_payload(internal::view_of(manifest), generated_at_fallback,
-                                             parallel_entries);
-}
-
 namespace {
 
 constexpr std::string_view kBodyPrefix = R"({"payload":)";
+
+// `prefix`, then the canonical payload of `view`.
+Result<std::string> payload_after(std::string prefix, const ManifestView& view,
+                                  std::string_view generated_at_fallback,
+                                  std::size_t parallel_entries) {
+  bool ok = false;
+  {
+    CanonicalWriter w(prefix);
+    ok = write_payload(w, view, generated_at_fallback, parallel_entries);
+  }
+  if (!ok) return internal::non_finite_error();
+  return prefix;
+}
 
 // Signs the canonical payload that `out.body` holds from kBodyPrefix on and ends the body.
 void finish_body(SignedServiceMap& out, std::span<const std::byte> key,
@@ -381,6 +368,13 @@ void finish_body(SignedServiceMap& out, std::span<const std::byte> key,
 
 }  // namespace
 
+Result<std::string> write_service_map_payload(const Manifest& manifest,
+                                              std::string_view generated_at_fallback,
+                                              std::size_t parallel_entries) {
+  return payload_after(std::string(), internal::view_of(manifest), generated_at_fallback,
+                       parallel_entries);
+}
+
 SignedServiceMap sign_canonical_payload(std::string canonical_payload,
                                         std::span<const std::byte> key,
                                         std::span<const Ed25519Key> ed25519_keys) {
@@ -397,16 +391,7 @@ namespace internal {
 
 Result<std::string> write_payload_body(const ManifestView& view,
                                        std::string_view generated_at_fallback) {
-  std::string body(kBodyPrefix);
-  bool ok = false;
-  {
-    CanonicalWriter w(body);
-    ok = write_payload(w, view, generated_at_fallback, 0);
-  }
-  if (!ok) {
-    return Error{ErrorCode::kInvalid, "[brAInwav] JSON cannot represent NaN or Infinity", {}, {}};
-  }
-  return body;
+  return payload_after(std::string(kBodyPrefix), view, generated_at_fallback, 0);
 }
 
 SignedServiceMap sign_payload_body(std::string body, std::span<const std::byte> key,

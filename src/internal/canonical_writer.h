@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "cortex_connectors/json.h"
+#include "cortex_connectors/result.h"
 #include "internal/manifest_view.h"
 
 namespace cortex_connectors::internal {
@@ -22,6 +23,9 @@ struct CanonicalMember {
   FreeForm value;
   std::string_view text;
 };
+
+// The Error of a value JSON cannot express (NaN, an infinity).
+Error non_finite_error();
 
 class CanonicalWriter {
  public:

@@ -23,8 +23,8 @@ bool FreeForm::is_empty_container() const noexcept {
 }
 
 std::vector<std::string> StringList::to_vector() const {
-  std::vector<std::string> out;
   if (items_ != nullptr) return *items_;
+  std::vector<std::string> out;
   for_each([&out](std::string_view s) { out.emplace_back(s); });
   return out;
 }

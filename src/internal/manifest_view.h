@@ -193,11 +193,6 @@ ManifestView view_of(const Manifest& manifest);
 // converts the second half (ManifestLimits::parallel_connectors); the Manifest is the same.
 Manifest to_manifest(const ManifestView& view, std::size_t parallel_from = 0);
 
-// write_service_map_payload() of a view (src/service_map.cpp).
-Result<std::string> write_service_map_payload(const ManifestView& view,
-                                              std::string_view generated_at_fallback,
-                                              std::size_t parallel_entries = 0);
-
 // The start of a service-map body, `{"payload":` and the canonical payload of `view`, as
 // sign_manifest_text() writes it: the payload goes straight into the body (no copy of a few
 // megabytes). Errors as write_service_map_payload().
