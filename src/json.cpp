@@ -94,6 +94,31 @@ Error parse_error(std::string what, std::size_t offset) {
 
 namespace {
 
+// The keys of one object, as they come: insert() says whether a key repeats one before it.
+// Objects of real documents are small: their keys are compared pairwise on the stack, and only
+// beyond kOnStack go into a hash set. The keys must outlive the KeySet (views into the parser).
+class KeySet {
+ public:
+  // False when `key` is already in the set.
+  bool insert(std::string_view key) {
+    if (n_ < kOnStack) {
+      for (std::size_t i = 0; i < n_; ++i) {
+        if (keys_[i] == key) return false;
+      }
+      keys_[n_++] = key;
+      return true;
+    }
+    if (many_.empty()) many_.insert(keys_.begin(), keys_.end());
+    return many_.insert(key).second;
+  }
+
+ private:
+  static constexpr std::size_t kOnStack = 16;
+  std::array<std::string_view, kOnStack> keys_;
+  std::size_t n_ = 0;
+  std::unordered_set<std::string_view> many_;
+};
+
 // Each thread that parses keeps its simdjson DOM parser, with the parser's padded copy of the
 // input, for documents up to this size, so that parsing big documents again neither allocates
 // nor page-faults the parser's buffers (~14 bytes of address space per input byte: padded copy
@@ -271,8 +296,7 @@ class Locator {
     out = Json::object();
     auto& members = out.as_object();
     // Keys are views into the parser's string buffer, valid for the whole parse.
-    std::vector<std::string_view> keys;
-    std::unordered_set<std::string_view> key_set;
+    KeySet keys;
     for (auto field_result : obj) {
       if (auto e = field_result.error()) return fail_simdjson(e, text_.size());
       ondemand::field field = std::move(field_result).value_unsafe();
@@ -280,16 +304,7 @@ class Locator {
       std::string_view key;
       if (auto e = field.unescaped_key().get(key)) return fail_simdjson(e, key_offset);
       if (!check_string(key, key_offset)) return false;
-      // Linear search is fastest for the small objects of real documents.
-      bool duplicate = false;
-      if (keys.size() < 16) {
-        for (std::string_view k : keys) duplicate = duplicate || k == key;
-        keys.push_back(key);
-        if (keys.size() == 16) key_set.insert(keys.begin(), keys.end());
-      } else {
-        duplicate = !key_set.insert(key).second;
-      }
-      if (duplicate) {
+      if (!keys.insert(key)) {
         return fail(fmt::format("duplicate key \"{}\"", key.substr(0, 64)), key_offset);
       }
       members.emplace_back(std::string(key), Json());
@@ -332,12 +347,13 @@ class DomBuilder {
         out = Json::object();
         auto& members = out.as_object();
         members.reserve(obj.size());
+        KeySet keys;
         for (auto field : obj) {
-          if (!limits_.string_ok(field.key)) return false;
+          if (!limits_.string_ok(field.key) || !keys.insert(field.key)) return false;
           members.emplace_back(std::string(field.key), Json());
           if (!build(field.value, members.back().second, depth + 1)) return false;
         }
-        return !has_duplicate_keys(members);
+        return true;
       }
       case element_type::ARRAY: {
         if (!limits_.depth_ok(depth)) return false;
@@ -383,25 +399,6 @@ class DomBuilder {
   }
 
  private:
-  static bool has_duplicate_keys(const Json::Object& members) {
-    const std::size_t n = members.size();
-    if (n < 2) return false;
-    if (n <= 16) {
-      for (std::size_t i = 1; i < n; ++i) {
-        for (std::size_t j = 0; j < i; ++j) {
-          if (members[i].first == members[j].first) return true;
-        }
-      }
-      return false;
-    }
-    std::unordered_set<std::string_view> seen;
-    seen.reserve(n);
-    for (const auto& m : members) {
-      if (!seen.insert(m.first).second) return true;
-    }
-    return false;
-  }
-
   const internal::DomLimits& limits_;
 };
 
@@ -499,23 +496,12 @@ bool dom_ok(simdjson::dom::element element, const DomLimits& limits, std::size_t
     case element_type::OBJECT: {
       if (!limits.depth_ok(depth)) return false;
       const simdjson::dom::object members = element.get_object().value_unsafe();
-      // Free-form objects are small: their keys are compared pairwise on the stack.
-      constexpr std::size_t kOnStack = 16;
-      std::array<std::string_view, kOnStack> keys;
-      std::unordered_set<std::string_view> many;
-      std::size_t n = 0;
+      KeySet keys;
       for (const simdjson::dom::key_value_pair m : members) {
-        if (!limits.string_ok(m.key) || !dom_ok(m.value, limits, depth + 1)) return false;
-        if (n < kOnStack) {
-          for (std::size_t i = 0; i < n; ++i) {
-            if (keys[i] == m.key) return false;
-          }
-          keys[n] = m.key;
-        } else {
-          if (n == kOnStack) many.insert(keys.begin(), keys.end());
-          if (!many.insert(m.key).second) return false;
+        if (!limits.string_ok(m.key) || !keys.insert(m.key) ||
+            !dom_ok(m.value, limits, depth + 1)) {
+          return false;
         }
-        ++n;
       }
       return true;
     }

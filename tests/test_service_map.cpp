@@ -521,6 +521,13 @@ TEST_CASE("the body written from the manifest text: free-form edge cases and err
   // Rejected the same way: duplicate keys inside free-form objects, a number beyond 2^53 in
   // metadata, a free-form object nested too deep, not JSON at all, an unknown member.
   check_text_same_as_manifest_path(with(alpha_meta, R"("metadata": {"k": 1, "k": 2})"));
+  // Beyond the keys compared pairwise (16): accepted, and a repeat found.
+  std::string many = R"("metadata": {)";
+  for (int i = 0; i < 20; ++i) many += "\"k" + std::to_string(i) + "\": " + std::to_string(i) + ",";
+  check_text_same_as_manifest_path(with(alpha_meta, many + R"("last": true})"));
+  check_text_same_as_manifest_path(with(alpha_meta, many + R"("k3": 0})"));
+  CHECK_FALSE(cc::sign_manifest_text(with(alpha_meta, many + R"("k3": 0})"), kFallback,
+                                     cc::as_bytes(kKey)));
   check_text_same_as_manifest_path(with(R"("X-Plain": "p")", R"("X-Plain": "p", "X-Plain": "q")"));
   check_text_same_as_manifest_path(
       with(R"("timeouts": {"read": 5})", R"("timeouts": {"a": 1, "a": 1})"));
