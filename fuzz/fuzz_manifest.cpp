@@ -45,7 +45,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   cc::Manifest direct;
   const cc::internal::DomLimits dom_limits(options);
   auto walk = [&](simdjson::dom::element root) {
-    walked = cc::internal::manifest_from_dom(root, dom_limits, direct);
+    cc::internal::ManifestView view;
+    walked = cc::internal::manifest_view_from_dom(root, dom_limits, view);
+    if (walked) direct = cc::internal::to_manifest(view);
     return true;
   };
   (void)cc::internal::visit_dom(text, options, walk);

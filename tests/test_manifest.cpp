@@ -413,7 +413,9 @@ void check_fast_matches_slow(std::string_view text, const cc::ManifestLimits& li
   cc::Manifest direct;
   const cc::internal::DomLimits dom_limits(options);
   auto walk = [&](simdjson::dom::element root) {
-    walked = cc::internal::manifest_from_dom(root, dom_limits, direct, limits.parallel_connectors);
+    cc::internal::ManifestView view;
+    walked = cc::internal::manifest_view_from_dom(root, dom_limits, view);
+    if (walked) direct = cc::internal::to_manifest(view, limits.parallel_connectors);
     return true;
   };
   (void)cc::internal::visit_dom(text, options, walk);

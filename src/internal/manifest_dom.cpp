@@ -376,14 +376,6 @@ bool manifest_view_from_dom(simdjson::dom::element root, const DomLimits& limits
   return DomManifestReader(limits).root(root, out);
 }
 
-bool manifest_from_dom(simdjson::dom::element root, const DomLimits& limits, Manifest& out,
-                       std::size_t parallel_from) {
-  ManifestView view;
-  if (!manifest_view_from_dom(root, limits, view)) return false;
-  out = to_manifest(view, parallel_from);
-  return true;
-}
-
 JsonParseOptions manifest_parse_options(const ManifestLimits& limits) {
   JsonParseOptions options;
   options.max_depth = limits.max_depth;

@@ -25,10 +25,6 @@ namespace cortex_connectors::internal {
 bool manifest_view_from_dom(simdjson::dom::element root, const DomLimits& limits,
                             ManifestView& out);
 
-// manifest_view_from_dom() and to_manifest(): `out` is the Manifest when it returns true.
-bool manifest_from_dom(simdjson::dom::element root, const DomLimits& limits, Manifest& out,
-                       std::size_t parallel_from = 0);
-
 // The JsonParseOptions of manifest text under `limits`.
 JsonParseOptions manifest_parse_options(const ManifestLimits& limits);
 
