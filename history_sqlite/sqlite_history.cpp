@@ -139,12 +139,15 @@ Result<std::unique_ptr<SqliteHistoryStore>> SqliteHistoryStore::open(const std::
       rc = wal.step();
       if (rc != SQLITE_ROW) return db_error(path, db->handle, rc, "cannot enable WAL");
     }
-    // An existing store of this schema is only read here: no write (and fsync) at start-up.
+    // An existing store of this schema is only read here: no write (and fsync) at start-up. A
+    // new one gets its tables and schema version in one transaction: one commit (one fsync of
+    // the log, not one per statement), and never a store with tables but no version.
     if ((rc = exec(db->handle, "PRAGMA synchronous=FULL")) != SQLITE_OK ||
         (schema != kSchemaVersion &&
-         ((rc = exec(db->handle, kSchema)) != SQLITE_OK ||
-          (rc = exec(db->handle, fmt::format("PRAGMA user_version={}", kSchemaVersion).c_str())) !=
-              SQLITE_OK))) {
+         (rc = exec(db->handle, fmt::format("BEGIN IMMEDIATE;{}PRAGMA user_version={};COMMIT;",
+                                            kSchema, kSchemaVersion)
+                                    .c_str())) != SQLITE_OK)) {
+      // Closing the handle rolls back a transaction left open.
       return db_error(path, db->handle, rc, "cannot create the tables");
     }
   }
