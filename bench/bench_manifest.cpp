@@ -185,6 +185,18 @@ void set_counters(benchmark::State& state, const Input& in) {
       benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
 }
 
+// One parse of `padded` with `parser`; false, with the benchmark marked failed, on an error.
+bool parse_once(simdjson::dom::parser& parser, const simdjson::padded_string& padded,
+                benchmark::State& state) {
+  simdjson::dom::element root;
+  if (parser.parse(padded).get(root) != simdjson::SUCCESS) {
+    state.SkipWithError("simdjson parse failed");
+    return false;
+  }
+  benchmark::DoNotOptimize(root);
+  return true;
+}
+
 void BM_SimdjsonDomParse(benchmark::State& state) {
   const Input* in = input(state);
   if (in == nullptr) return;
@@ -195,12 +207,7 @@ void BM_SimdjsonDomParse(benchmark::State& state) {
     return;
   }
   for (auto _ : state) {
-    simdjson::dom::element root;
-    if (parser.parse(padded).get(root) != simdjson::SUCCESS) {
-      state.SkipWithError("simdjson parse failed");
-      break;
-    }
-    benchmark::DoNotOptimize(root);
+    if (!parse_once(parser, padded, state)) break;
   }
   set_counters(state, *in);
 }
@@ -214,12 +221,7 @@ void BM_SimdjsonDomParseNewParser(benchmark::State& state) {
   const simdjson::padded_string padded(in->text);
   for (auto _ : state) {
     simdjson::dom::parser parser;
-    simdjson::dom::element root;
-    if (parser.parse(padded).get(root) != simdjson::SUCCESS) {
-      state.SkipWithError("simdjson parse failed");
-      break;
-    }
-    benchmark::DoNotOptimize(root);
+    if (!parse_once(parser, padded, state)) break;
   }
   set_counters(state, *in);
 }
