@@ -41,22 +41,16 @@ def link_flags(sonames: list[str]) -> list[str]:
     return [f"-l:{s}" for s in sonames if not s.startswith(("libc.so", "ld-linux"))]
 
 
-def to_main_ms(program: str, runs: int) -> list[float]:
-    times = []
-    for _ in range(runs):
-        t0 = time.monotonic() * 1000  # CLOCK_MONOTONIC, as the program prints
-        out = subprocess.run([program], check=True, capture_output=True, text=True).stdout
-        times.append(float(out) - t0)
-    return times
+def to_main_ms(program: str) -> float:
+    t0 = time.monotonic() * 1000  # CLOCK_MONOTONIC, as the program prints
+    out = subprocess.run([program], check=True, capture_output=True, text=True).stdout
+    return float(out) - t0
 
 
-def to_exit_ms(argv: list[str], runs: int) -> list[float]:
-    times = []
-    for _ in range(runs):
-        t0 = time.monotonic()
-        subprocess.run(argv, capture_output=True)
-        times.append((time.monotonic() - t0) * 1000)
-    return times
+def to_exit_ms(argv: list[str]) -> float:
+    t0 = time.monotonic()
+    subprocess.run(argv, capture_output=True)
+    return (time.monotonic() - t0) * 1000
 
 
 def main() -> int:
@@ -79,14 +73,13 @@ def main() -> int:
             subprocess.run(["cc", "-O2", src, "-o", exe, "-Wl,--no-as-needed", *flags],
                            check=True)
             programs[name] = exe
-        results = {name: [] for name in programs}
-        results["server, exit at argument parsing (--bogus)"] = []
+        server_row = "server, exit at argument parsing (--bogus)"
+        results = {name: [] for name in [*programs, server_row]}
         # Interleaved rounds, so that the machine's load hits every variant alike.
         for _ in range(runs):
             for name, exe in programs.items():
-                results[name] += to_main_ms(exe, 1)
-            results["server, exit at argument parsing (--bogus)"] += to_exit_ms(
-                [server, "--bogus"], 1)
+                results[name].append(to_main_ms(exe))
+            results[server_row].append(to_exit_ms([server, "--bogus"]))
     print(f"{runs} runs each, interleaved; exec -> main() (the server: exec -> exit)")
     for name, xs in results.items():
         print(f"  {name:45s} median {statistics.median(xs):6.2f} ms  min {min(xs):6.2f} ms")
