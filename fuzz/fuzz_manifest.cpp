@@ -74,7 +74,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   cc::Json payload = cc::build_service_map(*manifest, "2025-01-01T00:00:00Z");
   const auto& connectors = payload.find("connectors")->as_array();
   FUZZ_CHECK(connectors.size() == manifest->connectors.size());
-  FUZZ_CHECK(payload.find("count")->as_number() == static_cast<double>(connectors.size()));
+  FUZZ_CHECK(payload.find("metadata")->find("count")->as_number() ==
+             static_cast<double>(connectors.size()));
+  FUZZ_CHECK(payload.find("count") == nullptr);
   for (std::size_t i = 1; i < connectors.size(); ++i) {
     FUZZ_CHECK(connectors[i - 1].find("id")->as_string() < connectors[i].find("id")->as_string());
   }

@@ -420,6 +420,10 @@ int cmd_history(std::span<char*> args) {
   for (const auto& [key, value] : delta.find("fields")->as_object()) {
     fmt::print("field {}: {}\n", key, *cc::canonical_json(value));
   }
+  if (const cc::Json* dropped = delta.find("removedFields"); dropped != nullptr) {
+    for (const auto& key : dropped->as_array())
+      fmt::print("field {}: (removed)\n", key.as_string());
+  }
   return kExitOk;
 }
 

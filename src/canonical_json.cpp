@@ -616,7 +616,11 @@ bool CanonicalWriter::object(std::span<CanonicalMember> members) {
     write_string(out, m.key);
     out.put(':');
     if (!m.value.present()) {
-      write_string(out, m.text);
+      if (m.raw) {
+        out.write(m.text);
+      } else {
+        write_string(out, m.text);
+      }
     } else if (!impl_->value(m.value)) {
       return false;
     }

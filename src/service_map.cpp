@@ -123,9 +123,9 @@ using internal::FreeForm;
 using internal::ManifestView;
 using internal::StringList;
 
-// branded(overlay).
+// branded(overlay), then "count" set to `count` (canonical integer text) when it is not empty.
 bool write_branded(CanonicalWriter& w, const FreeForm& overlay,
-                   std::vector<CanonicalMember>& scratch) {
+                   std::vector<CanonicalMember>& scratch, std::string_view count = {}) {
   scratch.clear();
   scratch.push_back({"brand", {}, kBrand});
   if (overlay.is_object()) {
@@ -133,6 +133,8 @@ bool write_branded(CanonicalWriter& w, const FreeForm& overlay,
       scratch.push_back({key, value, {}});
     });
   }
+  // Last, so that it wins over a "count" of the manifest's metadata.
+  if (!count.empty()) scratch.push_back({"count", {}, count, true});
   return w.object(scratch);
 }
 
@@ -233,7 +235,7 @@ bool write_entry(CanonicalWriter& w, const ConnectorView& c,
   return true;
 }
 
-// build_service_map(): keys brand connectors count generatedAt id metadata ttlSeconds.
+// build_service_map(): keys brand connectors generatedAt id metadata ttlSeconds.
 bool write_payload(CanonicalWriter& w, const ManifestView& manifest,
                    std::string_view generated_at_fallback, std::size_t parallel_entries) {
   const Order<ConnectorView> order = service_map_order(manifest);
@@ -280,14 +282,13 @@ bool write_payload(CanonicalWriter& w, const ManifestView& manifest,
     w.raw(*rest);
   }
   if (!ok) return false;
-  w.raw(R"(],"count":)");
-  w.number(static_cast<double>(manifest.connectors.size()));
-  w.raw(R"(,"generatedAt":)");
+  w.raw(R"(],"generatedAt":)");
   w.string(manifest.generated_at ? *manifest.generated_at : generated_at_fallback);
   w.raw(R"(,"id":)");
   w.string(manifest.id);
   w.raw(R"(,"metadata":)");
-  if (!write_branded(w, manifest.metadata, scratch)) return false;
+  const std::string count = std::to_string(manifest.connectors.size());
+  if (!write_branded(w, manifest.metadata, scratch, count)) return false;
   w.raw(R"(,"ttlSeconds":)");
   w.number(static_cast<double>(order.ttl));
   w.raw('}');
@@ -304,15 +305,18 @@ Json build_service_map(const Manifest& manifest, std::string_view generated_at_f
   const std::int64_t ttl = order.ttl;
 
   Json payload = Json::object();
-  payload.as_object().reserve(7);
+  payload.as_object().reserve(6);
   payload.set("id", manifest.id);
   payload.set("brand", kBrand);
   payload.set("generatedAt", manifest.generated_at ? std::string_view(*manifest.generated_at)
                                                    : generated_at_fallback);
   payload.set("ttlSeconds", ttl);
   payload.set("connectors", std::move(connectors));
-  payload.set("metadata", branded(manifest.metadata));
-  payload.set("count", manifest.connectors.size());
+  // As the Python service serves it: the number of connectors inside "metadata", over any
+  // "count" the manifest's metadata has.
+  Json metadata = branded(manifest.metadata);
+  metadata.set("count", manifest.connectors.size());
+  payload.set("metadata", std::move(metadata));
   return payload;
 }
 

@@ -114,6 +114,15 @@ Json compute_delta(const Json& from, const Json& to, std::uint64_t from_version,
       if (old == nullptr || !(*old == value)) fields.set(key, value);
     }
   }
+  // Top-level members the new payload no longer has: only across a change of the payload's
+  // shape (a recorded payload with a top-level "count" before one with "metadata.count"), so the
+  // member is absent from every other delta and their bytes stay as they were.
+  Json dropped = Json::array();
+  if (from.is_object()) {
+    for (const auto& [key, value] : from.as_object()) {
+      if (key != "connectors" && to.find(key) == nullptr) dropped.push_back(Json(key));
+    }
+  }
   Json delta = Json::object();
   delta.set("from", from_version);
   delta.set("to", to_version);
@@ -121,6 +130,7 @@ Json compute_delta(const Json& from, const Json& to, std::uint64_t from_version,
   delta.set("removed", std::move(removed));
   delta.set("replaced", std::move(replaced));
   delta.set("fields", std::move(fields));
+  if (!dropped.as_array().empty()) delta.set("removedFields", std::move(dropped));
   delta.set("signature", to_signature);
   return delta;
 }
@@ -169,6 +179,16 @@ Result<Json> apply_delta(const Json& payload, const Json& delta) {
   for (auto& [id, c] : by_id) list.push_back(std::move(c));
   out.set("connectors", Json(std::move(list)));
   for (const auto& [key, value] : fields->as_object()) out.set(key, value);
+  if (const Json* dropped = delta.find("removedFields"); dropped != nullptr) {
+    if (!dropped->is_array()) return invalid_delta("removedFields is not an array");
+    for (const Json& key : dropped->as_array()) {
+      if (!key.is_string() || key.as_string() == "connectors" ||
+          out.find(key.as_string()) == nullptr)
+        return invalid_delta("removes an unknown field");
+      std::erase_if(out.as_object(),
+                    [&key](const Json::Member& m) { return m.first == key.as_string(); });
+    }
+  }
   return out;
 }
 

@@ -121,10 +121,18 @@ Result<VerifiedServiceMap> check_verified(Json payload, std::string canonical,
   if (connectors == nullptr || !connectors->is_array()) {
     return invalid_payload("/payload/connectors", "must be an array");
   }
-  if (const Json* count = payload.find("count");
-      count != nullptr &&
-      (!count->is_number() ||
-       count->as_number() != static_cast<double>(connectors->as_array().size()))) {
+  const auto counts_connectors = [n = connectors->as_array().size()](const Json* count) {
+    return count == nullptr || (count->is_number() && count->as_number() == static_cast<double>(n));
+  };
+  const Json* metadata = payload.find("metadata");
+  if (metadata != nullptr && !metadata->is_object()) {
+    return invalid_payload("/payload/metadata", "must be an object");
+  }
+  if (metadata != nullptr && !counts_connectors(metadata->find("count"))) {
+    return invalid_payload("/payload/metadata/count", "must equal the number of connectors");
+  }
+  // Bodies of servers before metadata.count (still in a history store) carry a top-level count.
+  if (!counts_connectors(payload.find("count"))) {
     return invalid_payload("/payload/count", "must equal the number of connectors");
   }
 

@@ -64,6 +64,15 @@ TEST_CASE("golden: the original fixture's complete signed body", "[service_map]"
 TEST_CASE("golden: the platform manifest's complete signed body", "[service_map]") {
   const auto s = signed_map(read_data("manifests/cortex-os-example.manifest.json"));
   CHECK(s.body == read_data("golden/cortex-os-example.service-map.json"));
+  // The payload's shape is the Python service's: {id, brand, generatedAt, ttlSeconds,
+  // connectors, metadata}, with the number of connectors in metadata.count.
+  auto verified = cc::verify_signed_body(s.body, cc::as_bytes(kKey));
+  REQUIRE_OK(verified);
+  std::vector<std::string> keys;
+  for (const auto& [key, value] : verified->as_object()) keys.push_back(key);
+  CHECK(keys == std::vector<std::string>{"brand", "connectors", "generatedAt", "id", "metadata",
+                                         "ttlSeconds"});
+  CHECK(verified->find("metadata")->find("count")->as_number() == 3);
   // generatedAt comes from the manifest, not the fallback.
   CHECK(s.payload.find("generatedAt")->as_string() == "2025-10-10T00:00:00Z");
   CHECK(s.payload.find("ttlSeconds")->as_number() == 900);
@@ -74,7 +83,9 @@ TEST_CASE("the signature covers exactly the payload served", "[service_map]") {
   auto body = cc::parse_json(s.body);
   REQUIRE_OK(body);
   const cc::Json& served = *body->find("payload");
-  CHECK(served.find("count")->as_number() == 2);
+  // The number of connectors sits in metadata, as the Python service serves it.
+  CHECK(served.find("metadata")->find("count")->as_number() == 2);
+  CHECK(served.find("count") == nullptr);
   CHECK(*cc::canonical_json(served) == s.canonical_payload);
   CHECK(cc::verify_hmac_sha256(cc::as_bytes(kKey), s.canonical_payload,
                                body->find("signature")->as_string()));
@@ -89,7 +100,7 @@ TEST_CASE("service map derivation rules", "[service_map]") {
   // min(manifest 500, min connector 300)
   CHECK(p.find("ttlSeconds")->as_number() == 300);
   CHECK(*cc::canonical_json(*p.find("metadata")) ==
-        R"({"brand":"brAInwav","surface":"connectors"})");
+        R"({"brand":"brAInwav","count":2,"surface":"connectors"})");
   const auto& list = p.find("connectors")->as_array();
   REQUIRE(list.size() == 2);
   const cc::Json& alpha = list[0];  // sorted by id
@@ -401,8 +412,20 @@ TEST_CASE("the payload written from the Manifest: edge cases", "[service_map][fa
     m.metadata.set("\xc3\xa9", 3);
     check_same_as_json_path(m);
     const auto payload = *cc::write_service_map_payload(m, kFallback);
-    CHECK(payload.find("\"metadata\":{\"brand\":\"overlay\",\"\xc3\xa9\":3,"
-                       "\"\xf0\x9f\x98\x80\":1,\"\xef\xbd\xa1\":2}") != std::string::npos);
+    const std::string count = std::to_string(m.connectors.size());
+    CHECK(payload.find("\"metadata\":{\"brand\":\"overlay\",\"count\":" + count +
+                       ",\"\xc3\xa9\":3,\"\xf0\x9f\x98\x80\":1,\"\xef\xbd\xa1\":2}") !=
+          std::string::npos);
+  }
+  SECTION("a count in the manifest's metadata is overwritten by the number of connectors") {
+    m.metadata = cc::Json::object();
+    m.metadata.set("count", "many");
+    m.metadata.set("z", 1);
+    check_same_as_json_path(m);
+    const auto payload = *cc::write_service_map_payload(m, kFallback);
+    CHECK(payload.find(R"("metadata":{"brand":"brAInwav","count":)" +
+                       std::to_string(m.connectors.size()) + R"(,"z":1})") != std::string::npos);
+    CHECK(payload.find("many") == std::string::npos);
   }
   SECTION("numbers") {
     m.connectors[1].metadata.set("n", cc::Json::array());

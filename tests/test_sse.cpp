@@ -119,6 +119,29 @@ TEST_CASE("deltas rebuild byte-identical, verifiable payloads over random edits"
   CHECK(applied > 100);
 }
 
+TEST_CASE("a delta across the move of count into metadata removes the top-level count", "[sse]") {
+  // A payload recorded before metadata.count (resumed from history) to one built after it.
+  const cc::Json before = *cc::parse_json(
+      R"({"brand":"brAInwav","connectors":[{"id":"a"}],"count":1,"metadata":{"brand":"brAInwav"}})");
+  const cc::Json after = *cc::parse_json(
+      R"({"brand":"brAInwav","connectors":[{"id":"a"}],"metadata":{"brand":"brAInwav","count":1}})");
+  const cc::Json d = cc::compute_delta(before, after, 7, 8, "sig");
+  CHECK(*cc::canonical_json(d) ==
+        R"({"added":[],"fields":{"metadata":{"brand":"brAInwav","count":1}},"from":7,)"
+        R"("removed":[],"removedFields":["count"],"replaced":[],"signature":"sig","to":8})");
+  auto rebuilt = cc::apply_delta(before, d);
+  REQUIRE_OK(rebuilt);
+  CHECK(*cc::canonical_json(*rebuilt) == *cc::canonical_json(after));
+  // A removal of a field the base does not have, or of the connectors, is refused.
+  cc::Json bad = d;
+  bad.set("removedFields", cc::Json(cc::Json::Array{cc::Json("ttlSeconds")}));
+  CHECK_FALSE(cc::apply_delta(before, bad));
+  bad.set("removedFields", cc::Json(cc::Json::Array{cc::Json("connectors")}));
+  CHECK_FALSE(cc::apply_delta(before, bad));
+  bad.set("removedFields", cc::Json("count"));
+  CHECK_FALSE(cc::apply_delta(before, bad));
+}
+
 TEST_CASE("a delta only carries what changed", "[sse]") {
   auto payload = [](std::string_view connectors, int ttl) {
     return *cc::parse_json(R"({"brand":"brAInwav","connectors":[)" + std::string(connectors) +

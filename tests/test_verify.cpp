@@ -166,6 +166,11 @@ TEST_CASE("verify_service_map: signed payloads that are no service map of the br
       {with(payload, "ttlSeconds", "60"), "/payload/ttlSeconds", "must be an integer >= 1"},
       {with(payload, "connectors", cc::Json::object()), "/payload/connectors", "must be an array"},
       {with(payload, "count", 99), "/payload/count", "must equal the number of connectors"},
+      {with(payload, "metadata", with(*payload.find("metadata"), "count", 99)),
+       "/payload/metadata/count", "must equal the number of connectors"},
+      {with(payload, "metadata", with(*payload.find("metadata"), "count", "3")),
+       "/payload/metadata/count", "must equal the number of connectors"},
+      {with(payload, "metadata", cc::Json::array()), "/payload/metadata", "must be an object"},
   };
   for (const auto& c : cases) {
     CAPTURE(c.pointer, c.message);
@@ -175,6 +180,22 @@ TEST_CASE("verify_service_map: signed payloads that are no service map of the br
     REQUIRE(e.issues.size() == 1);
     CHECK(e.issues[0] == cc::Issue{c.pointer, c.message});
   }
+}
+
+TEST_CASE("verify_service_map: a body of a server before metadata.count still verifies",
+          "[verify]") {
+  // Such bodies stay in history stores: a top-level count, metadata without one.
+  cc::Json old = base_payload();
+  const std::size_t n = old.find("connectors")->as_array().size();
+  std::erase_if(old.find("metadata")->as_object(),
+                [](const auto& m) { return m.first == "count"; });
+  old.set("count", n);
+  cc::VerifyOptions options;
+  options.fetched_at = at("2026-01-01T00:00:00Z");
+  options.now = options.fetched_at;
+  auto r = cc::verify_service_map(sign(old), cc::as_bytes(kKey), options);
+  REQUIRE_OK(r);
+  CHECK(r->payload.find("count")->as_number() == static_cast<double>(n));
 }
 
 TEST_CASE("verify_service_map: expired maps by fetch time or by generatedAt", "[verify]") {
@@ -296,7 +317,7 @@ TEST_CASE("ServiceMapCache with apply_delta rebuilds a verifiable payload", "[ve
   const cc::Json from = base_payload();
   cc::Json to = with(from, "ttlSeconds", 42);
   to.find("connectors")->as_array().pop_back();
-  to.set("count", to.find("connectors")->as_array().size());
+  to.find("metadata")->set("count", to.find("connectors")->as_array().size());
   auto signed_to = cc::sign_service_map(to, cc::as_bytes(kKey));
   REQUIRE_OK(signed_to);
   const cc::Json delta = cc::compute_delta(from, to, 1, 2, signed_to->signature);

@@ -240,7 +240,11 @@ function showSnapshot(version, event) {
   $('version').textContent = version || '—';
   setTime($('changed'), event.timestamp, '—');
   setTime($('generated'), payload.generatedAt, '—');
-  $('count').textContent = String(payload.connectors.length);
+  // The signed count (metadata.count, as the Python service served it); the array's length for
+  // a payload recorded by a server before 0.2, which put count at the top level.
+  const count = payload.metadata && Number.isInteger(payload.metadata.count)
+    ? payload.metadata.count : payload.connectors.length;
+  $('count').textContent = String(count);
 
   if (first) {
     announce(`Snapshot ${version}: ${payload.connectors.length} connectors.`);

@@ -3,8 +3,9 @@
 // build_service_map() derives the payload from a valid Manifest exactly as the original service
 // did (connectors sorted by id, displayName falling back to name, enabled resolved from
 // enabled/status, brand overlaid under metadata, authentication headers then headers merged,
-// absent fields omitted, ttlSeconds normalised, count added). sign_service_map() canonicalizes
-// it (RFC 8785) and signs exactly those bytes, so the signature covers the payload served.
+// absent fields omitted, ttlSeconds normalised, metadata.count set). sign_service_map()
+// canonicalizes it (RFC 8785) and signs exactly those bytes, so the signature covers the payload
+// served.
 //
 // Thread-safety: pure functions.
 #pragma once
@@ -25,7 +26,9 @@ namespace cortex_connectors {
 
 inline constexpr std::string_view kBrand = "brAInwav";
 
-// Returns the payload object {id, brand, generatedAt, ttlSeconds, connectors, metadata, count}.
+// Returns the payload object {id, brand, generatedAt, ttlSeconds, connectors, metadata}, where
+// metadata is {"brand":"brAInwav"} overlaid by the manifest's metadata, then "count" set to the
+// number of connectors (as the Python service serves it; there is no top-level "count").
 // `generated_at_fallback` (RFC 3339) is used when the manifest has no generatedAt; pass the time
 // this content was first loaded so that it stays stable while the content is unchanged.
 CORTEX_CONNECTORS_API Json build_service_map(const Manifest& manifest,

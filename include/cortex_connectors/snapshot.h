@@ -38,7 +38,7 @@ struct Snapshot {
   // The validated manifest it was built from, shared by the snapshots of the same content; null
   // when RegistryOptions::keep_manifest is false (it costs about 1 KB per connector).
   std::shared_ptr<const Manifest> manifest;
-  std::size_t connectors = 0;  // connectors in the manifest (the payload's `count`)
+  std::size_t connectors = 0;  // connectors in the manifest (the payload's `metadata.count`)
   // Whether generatedAt came from the manifest (else from the time its content was loaded).
   bool manifest_generated_at = false;
 

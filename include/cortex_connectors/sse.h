@@ -42,7 +42,10 @@ CORTEX_CONNECTORS_API std::string sse_status_event(const Snapshot& snapshot,
 // The changes from payload `from` to payload `to` (both service-map payload objects):
 //   {"from":<version>,"to":<version>,"added":[connector…],"removed":["id"…],
 //    "replaced":[connector…],"fields":{"<top-level field>":<new value>…},"signature":"…"}
-// `fields` holds every top-level member other than "connectors" whose value changed.
+// `fields` holds every top-level member other than "connectors" whose value changed. A member
+// "removedFields":["<top-level field>"…] lists those `to` no longer has; it is there only when
+// that list is not empty (across the change of the payload's shape that moved "count" into
+// "metadata": a payload recorded before it, resumed from history, to one built after it).
 // REQUIRES: both are service-map payloads (objects with a "connectors" array of objects with
 // string "id"s).
 CORTEX_CONNECTORS_API Json compute_delta(const Json& from, const Json& to,

@@ -5,17 +5,20 @@
 // Verification: the body must be {"payload": {...}, "signature": "..."}, the signature the
 // HMAC-SHA256 of the payload's canonical form (RFC 8785), the payload a service map of the brand
 // ("brand":"brAInwav", an "id", an RFC 3339 "generatedAt", an integer "ttlSeconds" >= 1, a
-// "connectors" array, and "count" equal to its length when present), and the map not expired.
+// "connectors" array, "metadata" an object whose "count" equals the array's length when present
+// — and a top-level "count", which servers before 0.2 put there, likewise), and the map not
+// expired.
 //
 // Expiry: `ttlSeconds` after the fetch time by default. The server's generatedAt is the
 // manifest's authoring time, often months old for a hand-written manifest, so a consumer caches
 // "ttl from when I fetched it" as the platform's consumers do; ExpiryBase::kGeneratedAt selects
 // generatedAt + ttl instead, for publishers that stamp generatedAt on every build.
 //
-// Order: the server's snapshot version (the SSE event id) is not signed and restarts at 1 with
-// the process, so ServiceMapCache orders maps by the signed generatedAt only: an older
-// generatedAt never replaces a newer one, the same payload is no change, and a different payload
-// with the same generatedAt is taken as the newer one (the latest verified observation wins).
+// Order: the server's snapshot version (the SSE event id) is not signed, and starts again when a
+// server runs without its history (docs/history.md), so ServiceMapCache orders maps by the signed
+// generatedAt only: an older generatedAt never replaces a newer one, the same payload is no change,
+// and a different payload with the same generatedAt is taken as the newer one (the latest verified
+// observation wins).
 //
 // Thread-safety: verify_service_map() is a pure function; ServiceMapCache may be used from any
 // number of threads. Keys and signatures never appear in an Error.

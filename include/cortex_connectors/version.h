@@ -2,7 +2,7 @@
 #pragma once
 
 #define CORTEX_CONNECTORS_VERSION_MAJOR 0
-#define CORTEX_CONNECTORS_VERSION_MINOR 1
+#define CORTEX_CONNECTORS_VERSION_MINOR 2
 #define CORTEX_CONNECTORS_VERSION_PATCH 0
 
 #define CORTEX_CONNECTORS_VERSION                                                    \

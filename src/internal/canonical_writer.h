@@ -16,12 +16,14 @@
 
 namespace cortex_connectors::internal {
 
-// One member of an object written by CanonicalWriter::object(): the free-form `value`, or the
-// string `text` when `value` is absent.
+// One member of an object written by CanonicalWriter::object(): the free-form `value`, or, when
+// `value` is absent, the string `text` (or `text` as it is when `raw`: canonical bytes the caller
+// formatted, such as an integer).
 struct CanonicalMember {
   std::string_view key;
   FreeForm value;
   std::string_view text;
+  bool raw = false;
 };
 
 // The Error of a value JSON cannot express (NaN, an infinity).
