@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "cortex_connectors/validate.h"
 #include "internal/json_reader.h"
 #include "internal/utf8.h"
 
@@ -185,8 +186,11 @@ class Locator {
     return offset_of(p);
   }
 
+  // A finding of the checks below: with the JSON pointer of the value it is about as its Issue
+  // (as validation reports findings), once the walk is inside the root value.
   bool fail(std::string what, std::size_t offset) {
-    error_ = internal::parse_error(std::move(what), offset);
+    error_ = internal::parse_error(what, offset);
+    if (!path_.empty()) error_.issues.push_back(Issue{path_, std::move(what)});
     return false;
   }
   bool fail_simdjson(simdjson::error_code e, std::size_t offset) {
@@ -304,12 +308,15 @@ class Locator {
       std::string_view key;
       if (auto e = field.unescaped_key().get(key)) return fail_simdjson(e, key_offset);
       if (!check_string(key, key_offset)) return false;
+      const std::size_t parent = path_.size();
+      append_pointer_token(path_, key);
       if (!keys.insert(key)) {
         return fail(fmt::format("duplicate key \"{}\"", key.substr(0, 64)), key_offset);
       }
       members.emplace_back(std::string(key), Json());
       ondemand::value v = field.value();
       if (!build_value(v, members.back().second, depth + 1)) return false;
+      path_.resize(parent);
     }
     return true;
   }
@@ -320,8 +327,12 @@ class Locator {
     for (auto item_result : arr) {
       if (auto e = item_result.error()) return fail_simdjson(e, text_.size());
       ondemand::value v = std::move(item_result).value_unsafe();
+      const std::size_t parent = path_.size();
+      path_.push_back('/');
+      path_.append(std::to_string(items.size()));
       items.emplace_back();
       if (!build_value(v, items.back(), depth + 1)) return false;
+      path_.resize(parent);
     }
     return true;
   }
@@ -330,6 +341,7 @@ class Locator {
   const char* base_;
   const JsonParseOptions& options_;
   Error error_;
+  std::string path_;  // the JSON pointer of the value being walked
 };
 
 // The fast path: simdjson's DOM (SIMD stage 1 and 2 chosen at run time) into a Json tree with

@@ -22,7 +22,8 @@ TEST_CASE("canonicalize exits 1 with the parse error, 2 on usage errors", "[cli]
   auto bad = run_cli({"canonicalize", "-"}, R"({"a":1,"a":2})");
   CHECK(bad.exit_code == 1);
   CHECK(bad.out.empty());
-  CHECK(bad.err == "[brAInwav] invalid JSON at byte 7: duplicate key \"a\"\n");
+  CHECK(bad.err ==
+        "[brAInwav] invalid JSON at byte 7: duplicate key \"a\"\n/a: duplicate key \"a\"\n");
   auto missing = run_cli({"canonicalize", "/nonexistent/file.json"});
   CHECK(missing.exit_code == 1);
   CHECK(missing.err.find("cannot open /nonexistent/file.json") != std::string::npos);
@@ -75,6 +76,20 @@ TEST_CASE("validate prints every error, one per line, pointer first", "[cli]") {
                        "/connectors/0/scopes: required field is missing\n"
                        "/connectors/0/ttlSeconds: required field is missing\n"
                        "/z: unknown field \"z\"\n");
+  // Integers beyond +-(2^53-1) are findings with their pointer too, as well as the byte offset.
+  cc::test::write_file(dir / "big.json", R"({"id": "01J7X5MB4K1ZW0000000000000",
+    "manifestVersion": "1", "connectors": [{"id": "a1", "name": "A", "version": "1",
+    "endpoint": "https://a.invalid", "auth": {"type": "none"}, "scopes": ["s"],
+    "ttlSeconds": 9223372036854775808}]})");
+  auto big = run_cli({"validate", (dir / "big.json").string()});
+  CHECK(big.exit_code == 1);
+  CHECK(big.err.find("invalid JSON at byte ") != std::string::npos);
+  CHECK(big.err.find("\n/connectors/0/ttlSeconds: integer 9223372036854775808 is outside the "
+                     "exact range of a double (+-2^53-1)\n") != std::string::npos);
+  cc::test::write_file(dir / "dup.json", R"({"id": "x", "metadata": {"a~b/c": 1, "a~b/c": 2}})");
+  auto dup = run_cli({"validate", (dir / "dup.json").string()});
+  CHECK(dup.exit_code == 1);
+  CHECK(dup.err.find("\n/metadata/a~0b~1c: duplicate key \"a~b/c\"\n") != std::string::npos);
   auto missing = run_cli({"validate", (dir / "none.json").string()});
   CHECK(missing.exit_code == 1);
   CHECK(missing.err.find((dir / "none.json").string() + ": file not found") != std::string::npos);
