@@ -12,7 +12,8 @@
 //                           line, JSON pointer first
 //   service-map [--manifest PATH] [--plain]
 //                           print the signed service-map body (pretty, or with --plain the exact
-//                           canonical bytes the server serves)
+//                           canonical bytes the server serves); the manifest as the server
+//                           finds it: --manifest, CONNECTORS_MANIFEST_PATH, the default path
 //   history list|show VERSION [--service-map]|diff A B [--state-dir DIR]
 //                           the recorded snapshots of a server's state directory
 //   rollback VERSION [--manifest PATH] [--state-dir DIR]
@@ -60,7 +61,8 @@ constexpr const char* kUsage =
     "                          write a new Ed25519 key file (0600) and print kid and public key\n"
     "  validate PATH           check a connectors manifest; every error, one per line\n"
     "  service-map [--manifest PATH] [--plain]\n"
-    "                          print the signed service map (CONNECTORS_SIGNATURE_KEY)\n"
+    "                          print the signed service map (CONNECTORS_SIGNATURE_KEY;\n"
+    "                          default path: CONNECTORS_MANIFEST_PATH, as the server)\n"
     "  history list [--state-dir DIR]\n"
     "  history show VERSION [--service-map] [--state-dir DIR]\n"
     "  history diff A B [--state-dir DIR]\n"
@@ -231,6 +233,11 @@ int cmd_keygen(std::span<char*> args) {
   return kExitOk;
 }
 
+std::optional<std::string> env_var(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::optional<std::string>(v) : std::nullopt;
+}
+
 int cmd_service_map(std::span<char*> args) {
   std::optional<std::string_view> manifest_path;
   bool plain = false;
@@ -248,6 +255,9 @@ int cmd_service_map(std::span<char*> args) {
   }
   const char* key = std::getenv("CONNECTORS_SIGNATURE_KEY");
   if (key == nullptr || *key == '\0') return usage_error("CONNECTORS_SIGNATURE_KEY is not set");
+  // As the server: --manifest, else CONNECTORS_MANIFEST_PATH, else the default path.
+  const auto env_path = env_var("CONNECTORS_MANIFEST_PATH");
+  if (!manifest_path && env_path && !env_path->empty()) manifest_path = *env_path;
   auto loaded = cc::load_manifest(manifest_path);
   if (!loaded) {
     print_manifest_error(loaded.error());
@@ -293,11 +303,6 @@ struct HistoryArgs {
   std::optional<std::string> manifest;
   bool service_map = false;
 };
-
-std::optional<std::string> env_var(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? std::optional<std::string>(v) : std::nullopt;
-}
 
 std::optional<HistoryArgs> parse_history_args(std::span<char*> args) {
   HistoryArgs out;

@@ -113,3 +113,26 @@ TEST_CASE("service-map prints the signed body; --plain is the canonical bytes", 
             .exit_code == 2);
   CHECK(run_cli({"service-map", "--bogus"}, {}, env).exit_code == 2);
 }
+
+TEST_CASE("service-map without --manifest reads CONNECTORS_MANIFEST_PATH, as the server does",
+          "[cli]") {
+  const auto manifest = cc::test::data_path("manifests/cortex-os-example.manifest.json").string();
+  cc::test::TempDir dir;
+  cc::test::write_file(dir / "other.json", "{}");
+  auto from_env =
+      run_cli({"service-map", "--plain"}, {},
+              {"CONNECTORS_SIGNATURE_KEY=golden-test-key", "CONNECTORS_MANIFEST_PATH=" + manifest});
+  CHECK(from_env.exit_code == 0);
+  CHECK(from_env.out == cc::test::read_data("golden/cortex-os-example.service-map.json"));
+  // --manifest wins over the variable.
+  auto flag =
+      run_cli({"service-map", "--plain", "--manifest", (dir / "other.json").string()}, {},
+              {"CONNECTORS_SIGNATURE_KEY=golden-test-key", "CONNECTORS_MANIFEST_PATH=" + manifest});
+  CHECK(flag.exit_code == 1);
+  CHECK(flag.err.find((dir / "other.json").string()) != std::string::npos);
+  auto missing = run_cli({"service-map", "--plain"}, {},
+                         {"CONNECTORS_SIGNATURE_KEY=golden-test-key",
+                          "CONNECTORS_MANIFEST_PATH=" + (dir / "none.json").string()});
+  CHECK(missing.exit_code == 1);
+  CHECK(missing.err.find((dir / "none.json").string()) != std::string::npos);
+}
