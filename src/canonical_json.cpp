@@ -14,6 +14,7 @@
 #include "internal/canonical_writer.h"
 #include "internal/json_reader.h"
 #include "internal/number_format.h"
+#include "internal/utf8.h"
 
 namespace cortex_connectors {
 
@@ -457,9 +458,31 @@ class Serializer {
   const internal::DomLimits* limits_;  // only for the DOM
   std::vector<Member<Node>> members_;
   std::vector<std::uint32_t> order_;  // shape_of()'s
+  std::deque<std::string> replaced_;  // valid_utf8()'s, for the Json tree being written
   // By depth; a deque, so that adding a level moves no Shape an outer object is using.
   std::deque<std::array<Shape, kShapesPerLevel>> shapes_;
 };
+
+// A Json tree's strings may come from outside text that nothing validated (the messages of
+// SQLite, hiredis and the OS, file paths, request headers in log lines): here, the one place a
+// Json is written, an ill-formed UTF-8 sequence becomes U+FFFD, so that every document written
+// from a Json is valid JSON. Text parsed or checked as UTF-8 passes unchanged; the DOM's strings
+// and CanonicalWriter's inputs were validated and do not come here. Returns `text` itself or a
+// replacement kept in `store` (a deque: its elements never move).
+std::string_view valid_utf8(std::string_view text, std::deque<std::string>& store) {
+  const char* p = text.data();
+  const char* const end = p + text.size();
+  if constexpr (std::endian::native == std::endian::little) {
+    for (; end - p >= 8; p += 8) {
+      if ((load8(p) & kHigh) != 0) break;
+    }
+  }
+  for (; p != end; ++p) {
+    if ((static_cast<unsigned char>(*p) & 0x80) != 0) break;
+  }
+  if (p == end || internal::is_valid_utf8(text)) return text;
+  return store.emplace_back(internal::replace_invalid_utf8(text));
+}
 
 template <>
 bool Serializer<const Json*>::value(const Json* node, std::size_t depth) {
@@ -477,13 +500,15 @@ bool Serializer<const Json*>::value(const Json* node, std::size_t depth) {
       return true;
     }
     case Json::Type::kString:
-      write_string(out_, node->as_string());
+      write_string(out_, valid_utf8(node->as_string(), replaced_));
       return true;
     case Json::Type::kArray:
       return array(node->as_array(), depth);
     case Json::Type::kObject: {
       const std::size_t first = members_.size();
-      for (const Json::Member& m : node->as_object()) members_.push_back({m.first, &m.second});
+      for (const Json::Member& m : node->as_object()) {
+        members_.push_back({valid_utf8(m.first, replaced_), &m.second});
+      }
       return object(first, depth);
     }
   }

@@ -20,7 +20,10 @@
 namespace cortex_connectors {
 
 // Returns the canonical form of `value`. Fails (ErrorCode::kInvalid) only when the value holds a
-// NaN or an infinity, which JSON cannot express.
+// NaN or an infinity, which JSON cannot express. A string or key that is not valid UTF-8 (a Json
+// built from outside text: an OS or library error message, a path) is written with U+FFFD for
+// each ill-formed subsequence, so the output is always valid UTF-8; valid strings are written as
+// they are. Also for append_canonical_json() and pretty_json().
 //
 // **Example**:
 //   Json doc = Json::object();

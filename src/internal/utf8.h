@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace cortex_connectors::internal {
@@ -13,5 +14,9 @@ bool is_valid_utf8(std::string_view text) noexcept;
 
 // Returns the offset of the first byte that starts an ill-formed sequence, or nullopt.
 std::optional<std::size_t> find_invalid_utf8(std::string_view text) noexcept;
+
+// `text` with each maximal ill-formed subsequence replaced by U+FFFD (Unicode 15, section 3.9,
+// "U+FFFD Substitution of Maximal Subparts"), as WHATWG's UTF-8 decoder does: valid UTF-8.
+std::string replace_invalid_utf8(std::string_view text);
 
 }  // namespace cortex_connectors::internal
