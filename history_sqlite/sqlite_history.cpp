@@ -1,7 +1,14 @@
 #include "cortex_connectors/sqlite_history.h"
 
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 namespace cortex_connectors {
 
@@ -25,6 +32,11 @@ CREATE TABLE IF NOT EXISTS meta (
   value INTEGER NOT NULL
 );
 )sql";
+
+// The meta row naming the manifest a store belongs to. Its value is a path; the column's
+// INTEGER affinity keeps it as TEXT, since an absolute path (it begins with '/') never reads as
+// a number.
+constexpr const char* kManifestKey = "manifest";
 
 std::int64_t to_us(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
@@ -80,7 +92,11 @@ class Statement {
 
 struct SqliteHistoryStore::Db {
   sqlite3* handle = nullptr;
-  ~Db() { sqlite3_close_v2(handle); }
+  int lock_fd = -1;  // holds the writer's flock(2) on `<path>.lock`
+  ~Db() {
+    sqlite3_close_v2(handle);
+    if (lock_fd >= 0) ::close(lock_fd);  // releases the lock once the database is closed
+  }
 };
 
 namespace {
@@ -96,16 +112,108 @@ Error db_error(const std::string& path, sqlite3* db, int rc, std::string_view wh
 
 int exec(sqlite3* db, const char* sql) { return sqlite3_exec(db, sql, nullptr, nullptr, nullptr); }
 
+constexpr const char* kOneStorePerServer =
+    "give each server its own state directory (--state-dir or CONNECTORS_STATE_DIR)";
+
+Error belongs_to_another(const std::string& path, const std::string& owner,
+                         const std::string& wanted) {
+  return Error{ErrorCode::kUsage,
+               fmt::format("[brAInwav] history store {} belongs to the manifest {}, not {}: {}; "
+                           "if that manifest has moved here, move the store aside to start a "
+                           "new history",
+                           path, owner, wanted, kOneStorePerServer),
+               {},
+               {}};
+}
+
+// The pid the holder of a lock file wrote into it, or "".
+std::string lock_holder(int fd) {
+  char buf[32] = {};
+  const ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+  std::string pid;
+  for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; ++i) pid.push_back(buf[i]);
+  return pid;
+}
+
+// Takes the writer's lock of the store at `path`: the descriptor holding it, or -1 with `busy`
+// set (and `holder`, its pid when known) when another open holds it.
+Result<int> take_writer_lock(const std::string& path, bool& busy, std::string& holder) {
+  const std::string lock_path = path + ".lock";
+  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0 || ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    busy = fd >= 0 && err == EWOULDBLOCK;
+    if (busy) holder = lock_holder(fd);
+    if (fd >= 0) ::close(fd);
+    if (busy) return -1;
+    return Error{ErrorCode::kIo,
+                 fmt::format("[brAInwav] history store {}: cannot lock {}: {}", path, lock_path,
+                             std::strerror(err)),
+                 {},
+                 {}};
+  }
+  // Who holds it, for the message of the next one that tries. Best effort.
+  const std::string pid = fmt::format("{}\n", ::getpid());
+  const bool noted = ::ftruncate(fd, 0) == 0 &&
+                     ::pwrite(fd, pid.data(), pid.size(), 0) == static_cast<ssize_t>(pid.size());
+  (void)noted;
+  return fd;
+}
+
+// The manifest recorded in a store of the current schema, "" when none.
+Result<std::string> read_owner(const std::string& path, sqlite3* db) {
+  Statement s(db, "SELECT value FROM meta WHERE key = ?1");
+  s.bind_text(1, kManifestKey);
+  const int rc = s.step();
+  if (rc == SQLITE_DONE) return std::string();
+  if (rc != SQLITE_ROW) return db_error(path, db, rc, "not a readable history database");
+  return s.text(0);
+}
+
 }  // namespace
 
-SqliteHistoryStore::SqliteHistoryStore(std::string path, std::unique_ptr<Db> db)
-    : path_(std::move(path)), db_(std::move(db)) {}
+std::string normalize_manifest_path(const std::string& path) {
+  if (path.empty()) return path;
+  std::error_code ec;
+  auto absolute = std::filesystem::absolute(path, ec);
+  if (ec) absolute = path;  // no working directory: the path as given
+  return absolute.lexically_normal().string();
+}
+
+SqliteHistoryStore::SqliteHistoryStore(std::string path, std::string manifest_path,
+                                       std::unique_ptr<Db> db)
+    : path_(std::move(path)), manifest_path_(std::move(manifest_path)), db_(std::move(db)) {}
 
 SqliteHistoryStore::~SqliteHistoryStore() = default;
 
-Result<std::unique_ptr<SqliteHistoryStore>> SqliteHistoryStore::open(const std::string& path,
-                                                                     bool read_only) {
+Result<std::unique_ptr<SqliteHistoryStore>> SqliteHistoryStore::open(
+    const std::string& path, const SqliteHistoryOptions& options) {
+  const bool read_only = options.read_only;
+  const std::string wanted = normalize_manifest_path(options.manifest_path);
   auto db = std::make_unique<Db>();
+  // The lock first: nothing below writes unless this open holds it.
+  if (!read_only && !path.empty() && path != ":memory:") {
+    bool busy = false;
+    std::string holder;
+    auto fd = take_writer_lock(path, busy, holder);
+    if (!fd) return std::move(fd).error();
+    if (busy) {
+      // Whose store it is decides the message: another manifest's, or this one's in use.
+      std::string owner;
+      if (auto peek = open(path, SqliteHistoryOptions{true, {}})) owner = (*peek)->manifest_path();
+      if (!wanted.empty() && !owner.empty() && owner != wanted) {
+        return belongs_to_another(path, owner, wanted);
+      }
+      return Error{ErrorCode::kUsage,
+                   fmt::format("[brAInwav] history store {} is in use by another process{}: one "
+                               "writer per store; {}, or stop the other one",
+                               path, holder.empty() ? "" : fmt::format(" (pid {})", holder),
+                               kOneStorePerServer),
+                   {},
+                   {}};
+    }
+    db->lock_fd = *fd;
+  }
   const int flags =
       (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
       SQLITE_OPEN_NOMUTEX;
@@ -132,6 +240,15 @@ Result<std::unique_ptr<SqliteHistoryStore>> SqliteHistoryStore::open(const std::
                  {},
                  {}};
   }
+  std::string owner;
+  if (schema == kSchemaVersion) {
+    auto recorded = read_owner(path, db->handle);
+    if (!recorded) return std::move(recorded).error();
+    owner = std::move(*recorded);
+  }
+  if (!wanted.empty() && !owner.empty() && owner != wanted) {
+    return belongs_to_another(path, owner, wanted);
+  }
   if (!read_only) {
     // WAL: readers (the CLI) never block the writer; FULL: a commit is on disk when it returns.
     {
@@ -139,23 +256,44 @@ Result<std::unique_ptr<SqliteHistoryStore>> SqliteHistoryStore::open(const std::
       rc = wal.step();
       if (rc != SQLITE_ROW) return db_error(path, db->handle, rc, "cannot enable WAL");
     }
-    // An existing store of this schema is only read here: no write (and fsync) at start-up. A
-    // new one gets its tables and schema version in one transaction: one commit (one fsync of
-    // the log, not one per statement), and never a store with tables but no version.
-    if ((rc = exec(db->handle, "PRAGMA synchronous=FULL")) != SQLITE_OK ||
-        (schema != kSchemaVersion &&
-         (rc = exec(db->handle, fmt::format("BEGIN IMMEDIATE;{}PRAGMA user_version={};COMMIT;",
-                                            kSchema, kSchemaVersion)
-                                    .c_str())) != SQLITE_OK)) {
-      // Closing the handle rolls back a transaction left open.
+    if ((rc = exec(db->handle, "PRAGMA synchronous=FULL")) != SQLITE_OK) {
       return db_error(path, db->handle, rc, "cannot create the tables");
+    }
+    // An existing store of this schema that names its manifest is only read here: no write (and
+    // fsync) at start-up. A new one gets its tables, schema version and manifest in one
+    // transaction: one commit (one fsync of the log, not one per statement), and never a store
+    // with tables but no version. An older store without a manifest adopts this one, once.
+    const bool create = schema != kSchemaVersion;
+    const bool adopt = !wanted.empty() && owner.empty();
+    if (create || adopt) {
+      // Closing the handle rolls back a transaction left open.
+      if ((rc = exec(db->handle, "BEGIN IMMEDIATE")) != SQLITE_OK ||
+          (create &&
+           (rc = exec(db->handle,
+                      fmt::format("{}PRAGMA user_version={};", kSchema, kSchemaVersion).c_str())) !=
+               SQLITE_OK)) {
+        return db_error(path, db->handle, rc, "cannot create the tables");
+      }
+      if (adopt) {
+        Statement insert(db->handle, "INSERT INTO meta (key, value) VALUES (?1, ?2)");
+        insert.bind_text(1, kManifestKey);
+        insert.bind_text(2, wanted);
+        if ((rc = insert.step()) != SQLITE_DONE) {
+          return db_error(path, db->handle, rc, "cannot record the manifest");
+        }
+      }  // finalised before the commit
+      if (adopt) owner = wanted;
+      if ((rc = exec(db->handle, "COMMIT")) != SQLITE_OK) {
+        return db_error(path, db->handle, rc, "cannot create the tables");
+      }
     }
   }
   // Reading the tables proves the schema (and, for a damaged file, usually fails here).
   Statement probe(db->handle, "SELECT count(*) FROM snapshots");
   rc = probe.step();
   if (rc != SQLITE_ROW) return db_error(path, db->handle, rc, "not a readable history database");
-  return std::unique_ptr<SqliteHistoryStore>(new SqliteHistoryStore(path, std::move(db)));
+  return std::unique_ptr<SqliteHistoryStore>(
+      new SqliteHistoryStore(path, std::move(owner), std::move(db)));
 }
 
 Status SqliteHistoryStore::record(const HistoryEntry& e) {

@@ -69,8 +69,9 @@ constexpr const char* kUsage =
     "                          recorded snapshots (default dir: CONNECTORS_STATE_DIR, else\n"
     "                          $XDG_STATE_HOME/cortex-connectors, ~/.local/state/..., ./state)\n"
     "  rollback VERSION [--manifest PATH] [--state-dir DIR]\n"
-    "                          write a recorded manifest back atomically (default path:\n"
-    "                          CONNECTORS_MANIFEST_PATH); the server publishes it anew\n"
+    "                          write a recorded manifest back atomically to the manifest\n"
+    "                          the history belongs to (another path is refused); the server\n"
+    "                          publishes it anew\n"
     "  version                 print the library version\n";
 
 int usage_error(std::string_view message) {
@@ -475,8 +476,19 @@ int cmd_rollback(std::span<char*> args) {
     fmt::print(stderr, "{}\n", e.error().message);
     return kExitInvalid;
   }
+  // A store names the manifest it belongs to: that file, and no other, is rolled back.
+  const std::string& owner = store->manifest_path();
   const std::string path =
-      h->manifest.value_or(e->path.empty() ? std::string(cc::kDefaultManifestPath) : e->path);
+      h->manifest.value_or(!owner.empty()    ? owner
+                           : e->path.empty() ? std::string(cc::kDefaultManifestPath)
+                                             : e->path);
+  if (!owner.empty() && cc::normalize_manifest_path(path) != owner) {
+    fmt::print(stderr,
+               "[brAInwav] the history at {} belongs to the manifest {}, not {}: roll back with "
+               "that server's --state-dir, or with --manifest {}\n",
+               h->state_dir, owner, path, owner);
+    return kExitUsage;
+  }
   if (!write_atomically(path, e->manifest)) return kExitInvalid;
   fmt::print("wrote the manifest of version {} to {}; the server publishes it as a new version\n",
              *v, path);

@@ -50,7 +50,9 @@ cc::Json fields(std::initializer_list<cc::Json::Member> members) {
 }
 
 // The history: the SQLite store in the state directory, or memory when history is off or the
-// store cannot be used (a clear log line and the /health flag; never a refused start).
+// store cannot be used (a clear log line and the /health flag; never a refused start). The
+// store belongs to this server's manifest and this process (SqliteHistoryStore::open): one
+// that belongs to another manifest, or that another process holds, is used by neither.
 std::shared_ptr<cc::HistoryRecorder> open_history(const srv::ServerConfig& config) {
   cc::HistoryRecorderOptions options;
   options.retention.max_entries = config.history_max_entries;
@@ -84,7 +86,10 @@ std::shared_ptr<cc::HistoryRecorder> open_history(const srv::ServerConfig& confi
   if (ec) {
     reason = fmt::format("[brAInwav] cannot create the state directory {}: {}", dir.string(),
                          ec.message());
-  } else if (auto opened = cc::SqliteHistoryStore::open(db_path)) {
+  } else if (auto opened = cc::SqliteHistoryStore::open(
+                 db_path, {.read_only = false,
+                           .manifest_path = config.manifest_path.value_or(
+                               std::string(cc::kDefaultManifestPath))})) {
     store = std::move(*opened);
   } else {
     reason = opened.error().message;

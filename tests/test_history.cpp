@@ -2,9 +2,12 @@
 // store, with real database files.
 #include <atomic>
 #include <condition_variable>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <mutex>
+
+#include <unistd.h>
 
 #include "cortex_connectors/history.h"
 #include "cortex_connectors/registry.h"
@@ -407,4 +410,104 @@ TEST_CASE("history: a failing store degrades to memory and keeps recording", "[h
   // Both snapshots are in memory, the first written after the failure included.
   CHECK(recorder->load(8).has_value());
   CHECK(recorder->load(9).has_value());
+}
+
+TEST_CASE("history: a SQLite store records its manifest and refuses another's", "[history]") {
+  cc::test::TempDir dir;
+  const auto db = (dir / "h.sqlite3").string();
+  const std::string mine = (dir / "m.json").string();
+  const std::string theirs = (dir / "other" / "m.json").string();
+  const auto t0 = std::chrono::system_clock::time_point(std::chrono::seconds(1'700'000'000));
+  {
+    // Recorded absolute and lexically normal, whatever the spelling.
+    auto s = cc::SqliteHistoryStore::open(db, {.manifest_path = (dir / "x" / ".." / "m.json")});
+    REQUIRE_OK(s);
+    CHECK((*s)->manifest_path() == mine);
+    REQUIRE_OK((*s)->record(entry(1, t0)));
+  }
+  // The same manifest, spelt otherwise: the same store.
+  REQUIRE_OK(cc::SqliteHistoryStore::open(db, {.manifest_path = (dir / "." / "m.json")}));
+  // Another manifest: refused, both named, the way out said, nothing written.
+  auto refused = cc::SqliteHistoryStore::open(db, {.manifest_path = theirs});
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == cc::ErrorCode::kUsage);
+  const std::string& message = refused.error().message;
+  CHECK(message.rfind("[brAInwav] ", 0) == 0);
+  CHECK(message.find(db) != std::string::npos);
+  CHECK(message.find(mine) != std::string::npos);
+  CHECK(message.find(theirs) != std::string::npos);
+  CHECK(message.find("--state-dir") != std::string::npos);
+  CHECK(message.find("CONNECTORS_STATE_DIR") != std::string::npos);
+  // Refused read-only too; without a manifest (an embedding that does not say) it opens.
+  CHECK_FALSE(cc::SqliteHistoryStore::open(db, {.read_only = true, .manifest_path = theirs}));
+  auto reader = cc::SqliteHistoryStore::open(db, true);
+  REQUIRE_OK(reader);
+  CHECK((*reader)->manifest_path() == mine);
+  CHECK((*reader)->list().value().size() == 1);
+  CHECK((*reader)->latest_version().value() == 1);
+  // Relative paths resolve against the working directory.
+  CHECK(cc::normalize_manifest_path("config/./m.json") ==
+        (std::filesystem::current_path() / "config" / "m.json").string());
+}
+
+TEST_CASE("history: a SQLite store without a manifest adopts the first that opens it",
+          "[history]") {
+  // As every store written before stores recorded their manifest.
+  cc::test::TempDir dir;
+  const auto db = (dir / "h.sqlite3").string();
+  const std::string first = (dir / "a.json").string();
+  {
+    auto old = open_sqlite(dir / "h.sqlite3");
+    REQUIRE_OK(old->record(entry(7, std::chrono::system_clock::now())));
+  }
+  CHECK(cc::SqliteHistoryStore::open(db, true).value()->manifest_path().empty());
+  {
+    auto s = cc::SqliteHistoryStore::open(db, {.manifest_path = first});
+    REQUIRE_OK(s);
+    CHECK((*s)->manifest_path() == first);
+    CHECK((*s)->latest_version().value() == 7);  // its history kept
+  }
+  CHECK(cc::SqliteHistoryStore::open(db, true).value()->manifest_path() == first);
+  CHECK_FALSE(cc::SqliteHistoryStore::open(db, {.manifest_path = (dir / "b.json").string()}));
+  REQUIRE_OK(cc::SqliteHistoryStore::open(db, {.manifest_path = first}));
+}
+
+TEST_CASE("history: one writer per SQLite store, and readers read while it writes", "[history]") {
+  cc::test::TempDir dir;
+  const auto db = (dir / "h.sqlite3").string();
+  const std::string manifest_path = (dir / "m.json").string();
+  {
+    auto writer = cc::SqliteHistoryStore::open(db, {.manifest_path = manifest_path});
+    REQUIRE_OK(writer);
+    REQUIRE_OK((*writer)->record(entry(1, std::chrono::system_clock::now())));
+    // A second writer, for the same manifest or none: refused, naming the holder.
+    for (const std::string& m : {manifest_path, std::string()}) {
+      auto second = cc::SqliteHistoryStore::open(db, {.manifest_path = m});
+      REQUIRE_FALSE(second);
+      CHECK(second.error().code == cc::ErrorCode::kUsage);
+      CHECK(second.error().message.find(db) != std::string::npos);
+      CHECK(second.error().message.find("in use by another process (pid " +
+                                        std::to_string(::getpid()) + ")") != std::string::npos);
+      CHECK(second.error().message.find("--state-dir") != std::string::npos);
+    }
+    // For another manifest: that is what it is told, not that the store is busy.
+    auto other = cc::SqliteHistoryStore::open(db, {.manifest_path = (dir / "o.json").string()});
+    REQUIRE_FALSE(other);
+    CHECK(other.error().message.find("belongs to the manifest " + manifest_path) !=
+          std::string::npos);
+    // Readers take no lock.
+    auto reader = cc::SqliteHistoryStore::open(db, true);
+    REQUIRE_OK(reader);
+    CHECK((*reader)->list().value().size() == 1);
+    // The writer still writes; the reader sees it.
+    REQUIRE_OK((*writer)->record(entry(2, std::chrono::system_clock::now())));
+    CHECK((*reader)->latest_version().value() == 2);
+  }
+  // Closed: the next writer takes it.
+  auto next = cc::SqliteHistoryStore::open(db, {.manifest_path = manifest_path});
+  REQUIRE_OK(next);
+  CHECK((*next)->latest_version().value() == 2);
+  // An in-memory database has no file to share.
+  REQUIRE_OK(cc::SqliteHistoryStore::open(":memory:"));
+  REQUIRE_OK(cc::SqliteHistoryStore::open(":memory:"));
 }

@@ -1,6 +1,8 @@
 // GET /v1/connectors/stream on the real server: real sockets, real manifest edits.
+#include <algorithm>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include <arpa/inet.h>
@@ -655,4 +657,147 @@ TEST_CASE("history: the CLI lists, shows and diffs versions, and rollback republ
   // History is never rewritten: 1 and 2 are still there as they were.
   CHECK(cc::test::run_cli({"history", "show", "2", "--state-dir", state.string()}).out ==
         original_fixture_with_ttl(50));
+}
+
+namespace {
+
+// The lines of `cortex-connectors history list` for `state` ("version\ttime\thash\tbytes\tpath"),
+// none when it fails.
+std::vector<std::string> history_list(const std::filesystem::path& state) {
+  auto r = cc::test::run_cli({"history", "list", "--state-dir", state.string()});
+  std::vector<std::string> lines;
+  std::istringstream in(r.exit_code == 0 ? r.out : std::string());
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+// Waits until the history of `state` lists `version`.
+void wait_recorded(const std::filesystem::path& state, std::uint64_t version) {
+  const std::string prefix = std::to_string(version) + "\t";
+  REQUIRE(cc::test::eventually_true([&] {
+    const auto lines = history_list(state);
+    return std::any_of(lines.begin(), lines.end(),
+                       [&](const std::string& l) { return l.rfind(prefix, 0) == 0; });
+  }));
+}
+
+const cc::Json& history_of(const cc::Json& health) {
+  const cc::Json* h = health.find("history");
+  REQUIRE(h != nullptr);
+  return *h;
+}
+
+// Why the history of a /health body is degraded, "" when it is not.
+std::string history_reason(const cc::Json& health) {
+  const cc::Json* reason = history_of(health).find("reason");
+  return reason != nullptr && reason->is_string() ? reason->as_string() : std::string();
+}
+
+}  // namespace
+
+TEST_CASE(
+    "history: a server with another manifest on the same state directory leaves the "
+    "first's history alone",
+    "[stream][history]") {
+  cc::test::TempDir dir;
+  const auto a = dir / "a" / "connectors.manifest.json";
+  const auto b = dir / "b" / "connectors.manifest.json";
+  const auto state = dir / "state";
+  std::filesystem::create_directories(a.parent_path());
+  std::filesystem::create_directories(b.parent_path());
+  cc::test::write_file(a, original_fixture());
+  cc::test::write_file(b, original_fixture_with_ttl(50));
+  const std::string db = (state / cc::kHistoryDatabaseName).string();
+  auto first = history_server(a, state);
+  REQUIRE(wait_version_change(first->port(), 0) == 1);
+  wait_recorded(state, 1);
+  {
+    // It serves (history never takes the service map down), with its history in memory and the
+    // reason on /health and in the log.
+    auto second = history_server(b, state);
+    const std::uint64_t v = wait_version_change(second->port(), 0);
+    CHECK(v > 1'600'000'000'000ULL);  // numbered from the wall clock: nothing durable
+    const cc::Json h = health(second->port());
+    CHECK(h.find("status")->as_string() == "ok");
+    CHECK(history_of(h).find("degraded")->as_bool());
+    CHECK(history_of(h).find("store")->as_string() == "memory");
+    const std::string reason = history_reason(h);
+    CHECK(reason.find(db + " belongs to the manifest " + cc::normalize_manifest_path(a) + ", not " +
+                      cc::normalize_manifest_path(b)) != std::string::npos);
+    CHECK(reason.find("--state-dir or CONNECTORS_STATE_DIR") != std::string::npos);
+    CHECK(second->log().find("history store unavailable") != std::string::npos);
+    // Its changes stay in its memory; the first keeps recording.
+    replace_file(b, original_fixture_with_ttl(40));
+    wait_version_change(second->port(), v);
+    replace_file(a, original_fixture_with_ttl(30));
+    REQUIRE(wait_version_change(first->port(), 1) == 2);
+    wait_recorded(state, 2);
+    CHECK_FALSE(history_of(health(first->port())).find("degraded")->as_bool());
+  }
+  const auto lines = history_list(state);
+  REQUIRE(lines.size() == 2);
+  for (const auto& line : lines) CHECK(line.ends_with("\t" + a.string()));
+  REQUIRE(first->stop(SIGTERM, 5s) == 0);
+
+  // With the first stopped, the store still belongs to its manifest.
+  auto again = history_server(b, state);
+  wait_version_change(again->port(), 0);
+  CHECK(history_reason(health(again->port()))
+            .find("belongs to the manifest " + cc::normalize_manifest_path(a)) !=
+        std::string::npos);
+  CHECK(history_list(state) == lines);
+
+  // Rollback writes the manifest the history belongs to, and refuses another.
+  auto refused =
+      cc::test::run_cli({"rollback", "1", "--manifest", b.string(), "--state-dir", state.string()});
+  CHECK(refused.exit_code == 2);
+  CHECK(refused.err.find(cc::normalize_manifest_path(a)) != std::string::npos);
+  CHECK(cc::test::read_file(b) == original_fixture_with_ttl(40));
+  auto rolled = cc::test::run_cli({"rollback", "1", "--state-dir", state.string()}, {},
+                                  {"CONNECTORS_MANIFEST_PATH="});
+  CHECK(rolled.exit_code == 0);
+  CHECK(cc::test::read_file(a) == original_fixture());
+}
+
+TEST_CASE(
+    "history: a second server on a store in use is told so, and once the first stops a "
+    "server takes the store again",
+    "[stream][history]") {
+  cc::test::TempDir dir;
+  const auto manifest = dir / "connectors.manifest.json";
+  const auto state = dir / "state";
+  cc::test::write_file(manifest, original_fixture());
+  auto first = history_server(manifest, state);
+  REQUIRE(wait_version_change(first->port(), 0) == 1);
+  wait_recorded(state, 1);
+  auto second = history_server(manifest, state);
+  const std::uint64_t second_v1 = wait_version_change(second->port(), 0);
+  CHECK(second_v1 > 1'600'000'000'000ULL);
+  const cc::Json h = health(second->port());
+  CHECK(history_of(h).find("degraded")->as_bool());
+  const std::string reason = history_reason(h);
+  CHECK(reason.find((state / cc::kHistoryDatabaseName).string() +
+                    " is in use by another process (pid " + std::to_string(first->pid()) + ")") !=
+        std::string::npos);
+  CHECK(reason.find("--state-dir or CONNECTORS_STATE_DIR") != std::string::npos);
+  CHECK(second->log().find("history store unavailable") != std::string::npos);
+
+  // Both reload the change; only the first records it. The CLI reads while the first writes.
+  replace_file(manifest, original_fixture_with_ttl(50));
+  REQUIRE(wait_version_change(first->port(), 1) == 2);
+  wait_version_change(second->port(), second_v1);
+  wait_recorded(state, 2);
+  const auto lines = history_list(state);
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0].rfind("1\t", 0) == 0);
+  CHECK(lines[1].rfind("2\t", 0) == 0);
+
+  // The degraded second holds nothing: once the first stops, a new server takes the store and
+  // resumes its newest version.
+  REQUIRE(first->stop(SIGTERM, 5s) == 0);
+  auto third = history_server(manifest, state);
+  CHECK(wait_version_change(third->port(), 0) == 2);
+  const cc::Json h3 = health(third->port());
+  CHECK_FALSE(history_of(h3).find("degraded")->as_bool());
+  CHECK(history_of(h3).find("store")->as_string() == "sqlite");
 }
