@@ -96,7 +96,7 @@ TEST_CASE("validate prints every error, one per line, pointer first", "[cli]") {
   CHECK(run_cli({"validate"}).exit_code == 2);
 }
 
-TEST_CASE("service-map prints the signed body; --plain is the canonical bytes", "[cli]") {
+TEST_CASE("service-map prints the signed body, --plain the canonical bytes", "[cli]") {
   const auto manifest = cc::test::data_path("manifests/cortex-os-example.manifest.json").string();
   const std::vector<std::string> env = {"CONNECTORS_SIGNATURE_KEY=golden-test-key"};
   auto plain = run_cli({"service-map", "--manifest", manifest, "--plain"}, {}, env);

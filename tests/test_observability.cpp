@@ -599,7 +599,7 @@ TEST_CASE("an OTLP endpoint that is not http(s) is a configuration error", "[obs
   CHECK(p.log().find("secret") == std::string::npos);
 }
 
-TEST_CASE("OTEL_TRACES_SAMPLER decides which traces export spans; logs keep every trace id",
+TEST_CASE("OTEL_TRACES_SAMPLER decides which traces export spans, logs keep every trace id",
           "[observability][otlp]") {
   const std::string low = "4bf92f3577b34da60000000000000001";   // below any ratio > 0
   const std::string high = "4bf92f3577b34da6ffffffffffffffff";  // above any ratio < 1

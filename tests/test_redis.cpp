@@ -278,7 +278,7 @@ struct Deployment {
 
 }  // namespace
 
-TEST_CASE("one publisher and two replicas serve the same signed bytes; SSE follows every change",
+TEST_CASE("one publisher and two replicas serve the same signed bytes, SSE follows every change",
           "[redis][server]") {
   REQUIRE_REDIS();
   Deployment d(*redis_bin, 2);

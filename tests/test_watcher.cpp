@@ -463,7 +463,7 @@ TEST_CASE("start() refuses a second start, an empty path and bad durations", "[w
   CHECK(zero.error().code == cc::ErrorCode::kUsage);
 }
 
-TEST_CASE("a moved watcher keeps watching; the moved-from one refuses to start", "[watcher]") {
+TEST_CASE("a moved watcher keeps watching, the moved-from one refuses to start", "[watcher]") {
   TempDir dir;
   const fs::path path = dir / "connectors.manifest.json";
   write_file(path, "v1");
