@@ -73,6 +73,7 @@ std::shared_ptr<cc::HistoryRecorder> open_history(const srv::ServerConfig& confi
   };
   if (!config.history) {
     memory_retention();
+    options.ephemeral = true;  // versions from the wall clock: never backwards across restarts
     srv::log(srv::LogLevel::kInfo, "history off: kept in memory only");
     return std::make_shared<cc::HistoryRecorder>(
         std::make_shared<cc::MemoryHistoryStore>(kMemoryBytes), std::move(options));

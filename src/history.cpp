@@ -135,7 +135,7 @@ struct HistoryRecorder::Impl {
     // start-up path (~8 MB at 10 000 connectors, 15-60 ms from SQLite): it overlaps the
     // registry's first read and parse.
     first_free = reserved + 1;
-    if (degraded) {
+    if (degraded || options.ephemeral) {
       // Nothing durable to number after: start at the wall clock's milliseconds, so that an id
       // a client kept from an earlier process never names a different snapshot here.
       const auto ms =

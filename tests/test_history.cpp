@@ -280,6 +280,31 @@ TEST_CASE("history: the recorder numbers after every stored and reserved version
   CHECK(recorder.next_version() == 20);
 }
 
+TEST_CASE("history: an ephemeral store numbers from the wall clock's milliseconds", "[history]") {
+  // A server with history off keeps nothing across restarts: versions must still never go
+  // backwards, so that a Last-Event-ID of an earlier process never names other content.
+  const auto t0 =
+      std::chrono::system_clock::time_point(std::chrono::milliseconds(1'765'000'000'123));
+  cc::HistoryRecorderOptions o;
+  o.ephemeral = true;
+  o.clock = [t0] { return t0; };
+  auto recorder =
+      std::make_shared<cc::HistoryRecorder>(std::make_shared<cc::MemoryHistoryStore>(), o);
+  CHECK(recorder->next_version() == 1'765'000'000'123);
+  CHECK_FALSE(recorder->status().degraded);  // by choice, not a failure
+  cc::RegistryOptions ro;
+  ro.signing_key = std::string(kKey);
+  ro.history = recorder;
+  cc::Registry registry(ro);
+  REQUIRE_OK(registry.refresh_from_text(manifest(10, "2025-01-01T00:00:00Z")));
+  CHECK(registry.current()->version == 1'765'000'000'123);
+  REQUIRE_OK(registry.refresh_from_text(manifest(20, "2025-01-01T00:00:00Z")));
+  CHECK(registry.current()->version == 1'765'000'000'124);
+  // Without the option, the same memory store numbers from 1 (the library's default).
+  cc::HistoryRecorder plain(std::make_shared<cc::MemoryHistoryStore>());
+  CHECK(plain.next_version() == 1);
+}
+
 TEST_CASE("history: the registry records every published snapshot off its thread", "[history]") {
   cc::test::TempDir dir;
   cc::test::write_file(dir / "m.json", manifest(10, "2025-01-01T00:00:00Z"));

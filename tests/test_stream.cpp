@@ -801,3 +801,48 @@ TEST_CASE(
   CHECK_FALSE(history_of(h3).find("degraded")->as_bool());
   CHECK(history_of(h3).find("store")->as_string() == "sqlite");
 }
+
+TEST_CASE("stream: with history off, versions never go backwards across restarts", "[stream]") {
+  // A raw SSE client keeps the id of the last event; the server restarts without history and
+  // with changed content. Versions numbered from 1 again would make that id name the new
+  // content, and the client would be sent nothing.
+  cc::test::TempDir dir;
+  const auto manifest = dir / "connectors.manifest.json";
+  cc::test::write_file(manifest, original_fixture());
+  const std::vector<std::string> env = {
+      "CONNECTORS_SIGNATURE_KEY=" + kSigningKey, "CONNECTORS_API_KEY=" + kApiKey,
+      "CONNECTORS_MANIFEST_PATH=" + manifest.string(), "LOG_LEVEL=warning"};
+  auto ready = [](int port) {
+    return cc::test::eventually_true([port] {
+      httplib::Client http("127.0.0.1", port);
+      auto r = http.Get("/ready");
+      return r && r->status == 200;
+    });
+  };
+  std::string kept_id;
+  {
+    ServerProcess server({"--port", "0", "--no-history"}, env);
+    REQUIRE(server.port() > 0);
+    REQUIRE(ready(server.port()));
+    SseClient c(server.port(), "/v1/connectors/stream", kAuth);
+    auto first = c.next_event(10s);
+    REQUIRE(first);
+    CHECK(first->event == "status");
+    kept_id = first->id;
+    // The wall clock's milliseconds (after 2020-01-01), not 1.
+    CHECK(std::stoull(kept_id) > 1'577'836'800'000ULL);
+    CHECK(server.stop(SIGTERM, 10s) == 0);
+  }
+  replace_file(manifest, original_fixture_with_ttl(50));
+  ServerProcess server({"--port", "0", "--no-history"}, env);
+  REQUIRE(server.port() > 0);
+  REQUIRE(ready(server.port()));
+  auto headers = kAuth;
+  headers.push_back("Last-Event-ID: " + kept_id);
+  SseClient c(server.port(), "/v1/connectors/stream", headers);
+  auto e = c.next_event(10s);
+  REQUIRE(e);
+  CHECK(e->event == "status");
+  CHECK(std::stoull(e->id) > std::stoull(kept_id));
+  CHECK(body_of(*e).find("\"ttlSeconds\":50") != std::string::npos);
+}

@@ -120,6 +120,10 @@ struct HistoryRecorderOptions {
   std::function<void(const Error&)> on_degraded;
   // MemoryHistoryStore's max_bytes for the store that replaces a failed one (0: unbounded).
   std::size_t memory_max_bytes = 0;
+  // The store keeps nothing across processes (a server with history off): versions start at the
+  // wall clock's milliseconds, as with a degraded store, so that they never go backwards across
+  // restarts and an id a client kept from an earlier process never names other content here.
+  bool ephemeral = false;
   // Versions reserved ahead of use (HistoryStore::reserve), so that a crash never lets a later
   // process reuse a published version.
   std::uint64_t reserve_block = 1024;
