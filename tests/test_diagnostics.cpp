@@ -32,6 +32,18 @@ void check_log_lines(const std::string& log) {
   CHECK(n > 0);
 }
 
+// The first /health body that contains `needle`.
+std::string health_with(httplib::Client& client, std::string_view needle) {
+  std::string body;
+  REQUIRE(cc::test::eventually_true([&] {
+    auto r = client.Get("/health");
+    if (!r || r->body.find(needle) == std::string::npos) return false;
+    body = r->body;
+    return true;
+  }));
+  return body;
+}
+
 }  // namespace
 
 TEST_CASE("replace_invalid_utf8 substitutes maximal subparts, as Unicode 15 section 3.9 does",
@@ -87,13 +99,7 @@ TEST_CASE("a manifest path of non-UTF-8 bytes leaves /health and the log valid J
                         "CONNECTORS_MANIFEST_PATH=" + manifest});
   REQUIRE(server.port() > 0);
   httplib::Client client("127.0.0.1", server.port());
-  std::string body;
-  REQUIRE(cc::test::eventually_true([&] {
-    auto r = client.Get("/health");
-    if (!r || r->body.find("lastError") == std::string::npos) return false;
-    body = r->body;
-    return true;
-  }));
+  const std::string body = health_with(client, "lastError");
   CAPTURE(body);
   auto health = cc::parse_json(body);
   REQUIRE_OK(health);
@@ -135,13 +141,7 @@ TEST_CASE("a history store whose schema holds non-UTF-8 bytes degrades with a va
                         "CONNECTORS_MANIFEST_PATH=" + manifest.string()});
   REQUIRE(server.port() > 0);
   httplib::Client client("127.0.0.1", server.port());
-  std::string body;
-  REQUIRE(cc::test::eventually_true([&] {
-    auto r = client.Get("/health");
-    if (!r || r->body.find("\"reason\"") == std::string::npos) return false;
-    body = r->body;
-    return true;
-  }));
+  const std::string body = health_with(client, "\"reason\"");
   CAPTURE(body);
   auto health = cc::parse_json(body);
   REQUIRE_OK(health);
