@@ -1,5 +1,7 @@
 // Configuration of cortex-connectors-server: the original service's environment variables,
-// overridden by command-line flags.
+// overridden by command-line flags. One table in config.cpp holds every option (flag,
+// variable, value, help): parse_server_config(), server_usage() and server_options_markdown()
+// (the table in docs/server.md) all read it.
 #pragma once
 
 #include <chrono>
@@ -38,7 +40,16 @@ struct RedisEndpoint {
 // Parses a redis:// URL; Error (kUsage) names what is wrong, never the password.
 Result<RedisEndpoint> parse_redis_url(std::string_view url);
 
+// What the command line asks for: serve (the default), or print something and exit 0.
+enum class Command : std::uint8_t {
+  kServe,
+  kHelp,          // -h, --help: server_usage() on stdout
+  kVersion,       // --version
+  kHelpMarkdown,  // --help-markdown: server_options_markdown() on stdout
+};
+
 struct ServerConfig {
+  Command command = Command::kServe;  // with anything but kServe, nothing else is checked
   std::string host = "127.0.0.1";
   int port = 3026;  // 0: pick a free port and log it
   std::optional<std::string> manifest_path;
@@ -105,8 +116,11 @@ std::string default_state_dir(const std::function<std::optional<std::string>(con
 // Looks up an environment variable; nullopt when unset.
 using EnvLookup = std::function<std::optional<std::string>(const char*)>;
 
-// Builds the configuration from `env` and the flags in `args` (argv without argv[0]).
-// Errors (kUsage) carry one line for the operator; never the value of a secret.
+// Builds the configuration from `env` and the flags in `args` (argv without argv[0]): the
+// arguments are read first (an unknown one or a missing value is an error; -h, --help,
+// --version and --help-markdown return at once with `command` set), then every variable, then
+// the flags' values over them, then the checks across options. Errors (kUsage) carry one line
+// for the operator; never the value of a secret.
 Result<ServerConfig> parse_server_config(std::span<char* const> args, const EnvLookup& env);
 
 // The Ed25519 keys of a configuration: the active key signs; `published` lists it first, then
@@ -120,12 +134,21 @@ struct SigningKeys {
 // document (published only, nothing active). Errors carry one line naming the file, never a key.
 Result<SigningKeys> load_signing_keys(const ServerConfig& config);
 
-// The usage text of the server.
-const char* server_usage();
+// The usage text of the server (--help): every option of the table.
+std::string server_usage();
+
+// The options as the Markdown table docs/server.md holds between its
+// `<!-- options:begin -->` and `<!-- options:end -->` markers (--help-markdown).
+std::string server_options_markdown();
+
+// Whether `host` names a loopback address (127.0.0.0/8, ::1, localhost): a listener there
+// cannot be reached from other machines.
+bool is_loopback_host(std::string_view host);
 
 // Checks an endpoint: http:// or https://, a host, no query or fragment. Error (kUsage) names
-// what is wrong, not the value (it may carry credentials).
-Status check_otlp_endpoint(std::string_view endpoint);
+// `variable` and what is wrong, not the value (it may carry credentials).
+Status check_otlp_endpoint(std::string_view endpoint,
+                           std::string_view variable = "OTEL_EXPORTER_OTLP_ENDPOINT");
 
 // Splits a checked endpoint into scheme://host[:port] and its path without trailing slashes.
 std::pair<std::string, std::string> split_otlp_endpoint(std::string_view endpoint);

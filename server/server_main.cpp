@@ -1,5 +1,5 @@
 // cortex-connectors-server: serves the signed service map of a connectors manifest over HTTP.
-// See server_usage() in config.cpp and docs/server.md.
+// See --help (server_usage() in config.cpp) and docs/server.md.
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -117,6 +117,24 @@ void tune_allocator() {
   ::mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
 }
 
+// --help, --version, --help-markdown: printed on standard output, exit 0.
+int print_command(srv::Command command) {
+  switch (command) {
+    case srv::Command::kHelp:
+      std::fputs(srv::server_usage().c_str(), stdout);
+      break;
+    case srv::Command::kHelpMarkdown:
+      std::fputs(srv::server_options_markdown().c_str(), stdout);
+      break;
+    case srv::Command::kVersion:
+      std::printf("cortex-connectors-server %s\n", std::string(cc::version_string()).c_str());
+      break;
+    case srv::Command::kServe:
+      break;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -132,6 +150,7 @@ int main(int argc, char** argv) {
     return kExitConfig;
   }
   srv::ServerConfig config = std::move(*parsed);
+  if (config.command != srv::Command::kServe) return print_command(config.command);
   if (!srv::set_log_level(config.log_level)) {
     std::fprintf(stderr, "[brAInwav] LOG_LEVEL must be debug, info, warning or error\n");
     return kExitConfig;
