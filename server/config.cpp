@@ -43,12 +43,52 @@ std::optional<long long> to_integer(std::string_view s) {
   return v;
 }
 
+std::string_view trim(std::string_view s) {
+  const auto b = s.find_first_not_of(" \t");
+  if (b == std::string_view::npos) return {};
+  return s.substr(b, s.find_last_not_of(" \t") - b + 1);
+}
+
+// RFC 9110 token: what a header name is made of.
+bool is_header_token(std::string_view s) {
+  constexpr std::string_view kSymbols = "!#$%&'*+-.^_`|~";
+  for (char c : s) {
+    const bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    if (!alnum && kSymbols.find(c) == std::string_view::npos) return false;
+  }
+  return !s.empty();
+}
+
+// %XX escapes decoded; nullopt for a '%' not followed by two hex digits.
+std::optional<std::string> percent_decode(std::string_view s) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out.push_back(s[i]);
+      continue;
+    }
+    if (i + 2 >= s.size() || hex(s[i + 1]) < 0 || hex(s[i + 2]) < 0) return std::nullopt;
+    out.push_back(static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2])));
+    i += 2;
+  }
+  return out;
+}
+
 // What one parse collects: the configuration, and the values resolved once every option is
-// read (the role and Redis URL are checked together).
+// read (the role and Redis URL are checked together; the two header lists are merged).
 struct ParseState {
   ServerConfig config;
   std::optional<std::string> role_text;
   std::optional<std::string> redis_url;
+  std::vector<OtlpHeader> otel_headers;
+  std::vector<OtlpHeader> otel_traces_headers;
 };
 
 // One value of an option: from its variable, or from its flag ("" for a switch).
@@ -152,6 +192,14 @@ template <auto Field>
 Status set_otlp_endpoint(ParseState& s, const Option& /*option*/, const Value& v) {
   if (auto ok = check_otlp_endpoint(v.text, v.name); !ok) return ok;
   s.config.*Field = std::string(v.text);
+  return {};
+}
+
+template <auto Field>
+Status set_otlp_headers(ParseState& s, const Option& /*option*/, const Value& v) {
+  auto headers = parse_otlp_headers(v.name, v.text);
+  if (!headers) return std::move(headers).error();
+  s.*Field = std::move(*headers);
   return {};
 }
 
@@ -335,6 +383,20 @@ const Option kOptions[] = {
      .fallback = "unset: no span export",
      .help = "OTLP/HTTP JSON span export to this base URL + /v1/traces (docs/observability.md)",
      .apply = set_otlp_endpoint<&C::otel_endpoint>},
+    {.env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+     .fallback = "unset",
+     .help = "the full URL spans are sent to, used as given; wins over "
+             "OTEL_EXPORTER_OTLP_ENDPOINT",
+     .apply = set_otlp_endpoint<&C::otel_traces_endpoint>},
+    {.env = "OTEL_EXPORTER_OTLP_HEADERS",
+     .fallback = "none",
+     .help = "headers sent with every export: name=value,... with percent-encoded values; "
+             "never logged",
+     .apply = set_otlp_headers<&P::otel_headers>},
+    {.env = "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+     .fallback = "none",
+     .help = "the same for traces; wins per name over OTEL_EXPORTER_OTLP_HEADERS",
+     .apply = set_otlp_headers<&P::otel_traces_headers>},
     {.env = "OTEL_SERVICE_NAME",
      .fallback = "cortex-connectors",
      .help = "the resource attribute service.name of exported spans",
@@ -407,6 +469,20 @@ Result<std::vector<FlagUse>> read_arguments(std::span<char* const> args) {
     if (option->command) break;
   }
   return uses;
+}
+
+// `from` merged into `into`: a header of the same name (any case) is replaced.
+void merge_headers(std::vector<OtlpHeader>& into, std::vector<OtlpHeader> from) {
+  for (auto& h : from) {
+    bool replaced = false;
+    for (auto& existing : into) {
+      if (iequals(existing.name, h.name)) {
+        existing.value = std::move(h.value);
+        replaced = true;
+      }
+    }
+    if (!replaced) into.push_back(std::move(h));
+  }
 }
 
 // The role and the Redis endpoint, checked together.
@@ -486,6 +562,8 @@ Status check_across(ParseState& s) {
   if (c.api_keys.empty() && !c.no_auth) {
     return usage("CONNECTORS_API_KEY or MCP_API_KEY is required (or NO_AUTH=true)");
   }
+  merge_headers(c.otel_headers, std::move(s.otel_headers));
+  merge_headers(c.otel_headers, std::move(s.otel_traces_headers));
   return {};
 }
 
@@ -630,6 +708,50 @@ bool is_loopback_host(std::string_view host) {
   return false;
 }
 
+Result<std::vector<OtlpHeader>> parse_otlp_headers(std::string_view variable,
+                                                   std::string_view list) {
+  std::vector<OtlpHeader> out;
+  std::size_t position = 0;
+  for (std::size_t start = 0; start <= list.size();) {
+    const auto comma = list.find(',', start);
+    const auto end = comma == std::string_view::npos ? list.size() : comma;
+    const std::string_view entry = trim(list.substr(start, end - start));
+    start = end + 1;
+    ++position;
+    if (entry.empty()) continue;
+    auto bad = [&](std::string_view what) {
+      return usage(
+          fmt::format("{}: entry {} {} (the list is name=value,... with percent-encoded values)",
+                      variable, position, what));
+    };
+    const auto eq = entry.find('=');
+    if (eq == std::string_view::npos) return bad("is not name=value");
+    const std::string_view name = trim(entry.substr(0, eq));
+    if (name.empty()) return bad("has an empty name");
+    if (!is_header_token(name)) return bad("has a name that is not an HTTP header name");
+    for (std::string_view reserved :
+         {"content-type", "content-length", "host", "connection", "transfer-encoding"}) {
+      if (iequals(name, reserved)) return bad("names a header the exporter sets itself");
+    }
+    auto value = percent_decode(trim(entry.substr(eq + 1)));
+    if (!value) return bad("has a bad %-escape in its value");
+    for (char c : *value) {
+      const auto u = static_cast<unsigned char>(c);
+      if ((u < 0x20 && c != '\t') || u == 0x7f) return bad("has a control character in its value");
+    }
+    merge_headers(out, {OtlpHeader{std::string(name), std::move(*value)}});
+  }
+  return out;
+}
+
+std::optional<std::string> otlp_traces_url(const ServerConfig& config) {
+  if (config.otel_traces_endpoint) return config.otel_traces_endpoint;
+  if (!config.otel_endpoint) return std::nullopt;
+  auto [base, path] = split_otlp_endpoint(*config.otel_endpoint);
+  while (!path.empty() && path.back() == '/') path.pop_back();
+  return base + path + "/v1/traces";
+}
+
 std::string RedisEndpoint::display() const {
   const bool ipv6 = host.find(':') != std::string::npos;
   return fmt::format("redis://{}{}{}{}:{}/{}", password.empty() ? "" : ":***@", ipv6 ? "[" : "",
@@ -720,7 +842,6 @@ std::pair<std::string, std::string> split_otlp_endpoint(std::string_view endpoin
   const auto slash = endpoint.find('/', scheme_end + 3);
   std::string base(endpoint.substr(0, slash));
   std::string path(slash == std::string_view::npos ? std::string_view{} : endpoint.substr(slash));
-  while (!path.empty() && path.back() == '/') path.pop_back();
   return {std::move(base), std::move(path)};
 }
 

@@ -48,6 +48,13 @@ enum class Command : std::uint8_t {
   kHelpMarkdown,  // --help-markdown: server_options_markdown() on stdout
 };
 
+// An HTTP header sent with every span export (OTEL_EXPORTER_OTLP_HEADERS). The value is a
+// secret: never logged, never in an error.
+struct OtlpHeader {
+  std::string name;
+  std::string value;
+};
+
 struct ServerConfig {
   Command command = Command::kServe;  // with anything but kServe, nothing else is checked
   std::string host = "127.0.0.1";
@@ -71,7 +78,13 @@ struct ServerConfig {
   std::string log_level = "info";
   std::optional<std::string> apps_dir;  // APPS_BUNDLE_DIR / --apps-dir
   bool enable_prometheus = false;
-  std::optional<std::string> otel_endpoint;             // OTEL_EXPORTER_OTLP_ENDPOINT (tracing.h)
+  // OTEL_EXPORTER_OTLP_ENDPOINT (a base: /v1/traces is appended) and
+  // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (used as given, and wins); see otlp_traces_url().
+  std::optional<std::string> otel_endpoint;
+  std::optional<std::string> otel_traces_endpoint;
+  // OTEL_EXPORTER_OTLP_HEADERS merged with OTEL_EXPORTER_OTLP_TRACES_HEADERS (which wins per
+  // name, compared without case).
+  std::vector<OtlpHeader> otel_headers;
   std::string otel_service_name = "cortex-connectors";  // OTEL_SERVICE_NAME
   std::size_t otel_max_queue = 2048;                    // OTEL_BSP_MAX_QUEUE_SIZE
   std::size_t otel_max_batch = 512;                     // OTEL_BSP_MAX_EXPORT_BATCH_SIZE
@@ -145,12 +158,26 @@ std::string server_options_markdown();
 // cannot be reached from other machines.
 bool is_loopback_host(std::string_view host);
 
+// Parses an OTEL_EXPORTER_OTLP_HEADERS-style list (`variable` names it in errors):
+// comma-separated name=value, names and values trimmed of spaces and tabs, values
+// percent-decoded, empty entries skipped, a repeated name replacing the earlier one. Error
+// (kUsage) names the variable and the entry's position, never its text (it may hold a
+// secret): no '=', an empty or non-token name, a name the exporter sets itself
+// (Content-Type, Content-Length, Host, Connection, Transfer-Encoding), a bad %-escape or a
+// control character in the value.
+Result<std::vector<OtlpHeader>> parse_otlp_headers(std::string_view variable,
+                                                   std::string_view list);
+
+// The URL spans are POSTed to: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as given, else
+// OTEL_EXPORTER_OTLP_ENDPOINT with /v1/traces appended to its path; nullopt: no export.
+std::optional<std::string> otlp_traces_url(const ServerConfig& config);
+
 // Checks an endpoint: http:// or https://, a host, no query or fragment. Error (kUsage) names
 // `variable` and what is wrong, not the value (it may carry credentials).
 Status check_otlp_endpoint(std::string_view endpoint,
                            std::string_view variable = "OTEL_EXPORTER_OTLP_ENDPOINT");
 
-// Splits a checked endpoint into scheme://host[:port] and its path without trailing slashes.
+// Splits a checked endpoint into scheme://host[:port] and its path as given ("" for none).
 std::pair<std::string, std::string> split_otlp_endpoint(std::string_view endpoint);
 
 }  // namespace cortex_connectors::server

@@ -191,9 +191,10 @@ int main(int argc, char** argv) {
   // Spans go out only with an endpoint; the exporter outlives the registry and the hub, which
   // record into it from their threads.
   std::unique_ptr<srv::OtlpExporter> exporter;
-  if (config.otel_endpoint) {
+  if (const auto url = srv::otlp_traces_url(config)) {
     srv::OtlpExporterOptions otlp;
-    otlp.endpoint = *config.otel_endpoint;
+    otlp.url = *url;
+    otlp.headers = config.otel_headers;
     otlp.service_name = config.otel_service_name;
     otlp.max_queue = config.otel_max_queue;
     otlp.max_batch = config.otel_max_batch;
