@@ -535,11 +535,11 @@ Status check_across(ParseState& s) {
     if (c.signing_key.empty()) {
       // Never generate_request_id(): its ids share a per-thread prefix and count up.
       c.signing_key = generate_secret_hex(32);
-      c.dev_generated_keys = true;
+      c.dev_generated_signing_key = true;
     }
     if (c.api_keys.empty() && !c.no_auth) {
       c.api_keys.push_back(generate_secret_hex(16));
-      c.dev_generated_keys = true;
+      c.dev_generated_api_key = true;
     }
   }
   if (c.previous_keys_not_after && !is_rfc3339_date_time(*c.previous_keys_not_after)) {

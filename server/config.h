@@ -94,7 +94,9 @@ struct ServerConfig {
   std::string otel_sampler_arg;  // OTEL_TRACES_SAMPLER_ARG
   int heartbeat_seconds = 15;
   bool dev = false;
-  bool dev_generated_keys = false;  // --dev made the keys: print them once
+  // --dev made these keys (none was configured): the banner prints them once.
+  bool dev_generated_signing_key = false;
+  bool dev_generated_api_key = false;
   // Connection hardening.
   std::chrono::milliseconds request_deadline{10000};  // whole request head
   std::chrono::milliseconds keep_alive_timeout{5000};

@@ -358,6 +358,16 @@ std::shared_ptr<srv::SseHub> start_hub(const srv::ServerConfig& config, cc::Regi
   return hub;
 }
 
+// A loopback listener's log lines say so, and which setting opens it to other machines: the
+// Python service listened on 0.0.0.0, this one on 127.0.0.1 unless told otherwise.
+void add_bind_note(cc::Json& line, const std::string& host, std::string_view variable,
+                   std::string_view flag) {
+  if (!srv::is_loopback_host(host)) return;
+  line.set("bind_note", fmt::format("loopback only; set {}=0.0.0.0 or {} to listen on all "
+                                    "interfaces",
+                                    variable, flag));
+}
+
 // The "listening" line: what an operator (and the tests) read the bound port from; and a
 // warning when nobody needs a key.
 void log_listening(const srv::ServerConfig& config, int port, const srv::SigningKeys& keys,
@@ -382,6 +392,7 @@ void log_listening(const srv::ServerConfig& config, int port, const srv::Signing
                                                   : fmt::format("HMAC key and {} Ed25519 key(s)",
                                                                 keys.published.size())},
        {"nofile_limit", static_cast<std::uint64_t>(nofile)}});
+  add_bind_note(line, config.host, "CONNECTORS_HOST", "--host");
   srv::log_always(srv::LogLevel::kInfo, "listening", line);
   if (config.no_auth) {
     srv::log(srv::LogLevel::kWarning,
@@ -389,16 +400,26 @@ void log_listening(const srv::ServerConfig& config, int port, const srv::Signing
   }
 }
 
-// --dev: the keys it made, once on standard output (never logged).
+// --dev: where it listens, and the keys it made, once on standard output (never logged).
 void print_dev_banner(const srv::ServerConfig& config, int port) {
-  std::printf(
-      "\ncortex-connectors-server --dev on http://%s:%d\n"
-      "  signing key (CONNECTORS_SIGNATURE_KEY): %s\n"
-      "  API key     (CONNECTORS_API_KEY):       %s\n"
-      "  try: curl -H 'Authorization: Bearer %s' http://%s:%d/v1/connectors/service-map\n\n",
-      config.host.c_str(), port, config.signing_key.c_str(),
-      config.api_keys.empty() ? "(none: NO_AUTH)" : config.api_keys.front().c_str(),
-      config.api_keys.empty() ? "" : config.api_keys.front().c_str(), config.host.c_str(), port);
+  const std::string url = fmt::format("http://{}:{}", config.host, port);
+  std::string out = fmt::format(
+      "\ncortex-connectors-server --dev on {}\n"
+      "  listening on {} only (loopback): other machines cannot connect. Outside --dev,\n"
+      "  CONNECTORS_HOST=0.0.0.0 (or --host 0.0.0.0) listens on all interfaces.\n",
+      url, config.host);
+  if (config.dev_generated_signing_key) {
+    out += fmt::format("  signing key (CONNECTORS_SIGNATURE_KEY): {}\n", config.signing_key);
+  }
+  std::string auth;
+  if (config.dev_generated_api_key) {
+    out += fmt::format("  API key     (CONNECTORS_API_KEY):       {}\n", config.api_keys.front());
+    auth = fmt::format("-H 'Authorization: Bearer {}' ", config.api_keys.front());
+  } else if (!config.api_keys.empty()) {
+    auth = "-H \"Authorization: Bearer $CONNECTORS_API_KEY\" ";
+  }
+  out += fmt::format("  try: curl {}{}/v1/connectors/service-map\n\n", auth, url);
+  std::fputs(out.c_str(), stdout);
   std::fflush(stdout);
 }
 
@@ -472,7 +493,7 @@ int main(int argc, char** argv) {
     return kExitConfig;
   }
   log_listening(config, port, *signing_keys, hub->max_subscribers(), nofile);
-  if (config.dev_generated_keys) print_dev_banner(config, port);
+  if (config.dev) print_dev_banner(config, port);
   start_loading(config, registry, replica.get(), publisher.get());
   std::thread signal_thread = start_signal_thread(signals, server, *hub);
 

@@ -1,9 +1,13 @@
 // The server's command line, run as the real binary: --help, --version, unknown arguments, the
-// options table of docs/server.md (generated from the same table as the parser and --help).
+// options table of docs/server.md (generated from the same table as the parser and --help), and
+// what the listening lines and the --dev banner say about the address.
 #include <regex>
 #include <set>
 #include <sstream>
 
+#include <signal.h>
+
+#include "cortex_connectors/json.h"
 #include "cortex_connectors/version.h"
 #include "server_process.h"
 #include "test_utils.h"
@@ -42,6 +46,19 @@ std::set<std::string> table_names(const std::string& markdown) {
     }
   }
   return names;
+}
+
+// The JSON log line whose msg is `msg`, or null.
+cc::Json log_line(const std::string& log, const std::string& msg) {
+  std::istringstream lines(log);
+  std::string line;
+  while (std::getline(lines, line)) {
+    auto j = cc::parse_json(line);
+    if (j && j->find("msg") && j->find("msg")->is_string() && j->find("msg")->as_string() == msg) {
+      return std::move(*j);
+    }
+  }
+  return {};
 }
 
 }  // namespace
@@ -141,4 +158,37 @@ TEST_CASE("docs/server.md holds the options table the binary prints", "[server][
   REQUIRE(r.exit_code == 0);
   INFO("run scripts/update-options-doc.sh to regenerate the table in docs/server.md");
   CHECK(doc.substr(b + begin.size(), e - b - begin.size()) == r.out);
+}
+
+TEST_CASE("a loopback listener says so and names the setting that opens it", "[server][config]") {
+  cc::test::TempDir dir;
+  cc::test::write_file(dir / "m.json", cc::test::original_fixture());
+  for (const std::string host : {"127.0.0.1", "localhost"}) {
+    ServerProcess p({"--port", "0", "--host", host, "--manifest", (dir / "m.json").string()},
+                    {"CONNECTORS_SIGNATURE_KEY=s", "CONNECTORS_API_KEY=a"});
+    REQUIRE(p.port() > 0);
+    const cc::Json line = log_line(p.log(), "listening");
+    INFO(p.log());
+    REQUIRE(line.is_object());
+    CHECK(line.find("host")->as_string() == host);
+    REQUIRE(line.find("bind_note"));
+    CHECK(line.find("bind_note")->as_string() ==
+          "loopback only; set CONNECTORS_HOST=0.0.0.0 or --host to listen on all interfaces");
+    CHECK(p.stop(SIGTERM, 5s) == 0);
+  }
+}
+
+TEST_CASE("the --dev banner names the address and the variable that changes it",
+          "[server][config]") {
+  ServerProcess p({"--dev", "--port", "0"}, {});
+  REQUIRE(p.port() > 0);
+  REQUIRE(
+      cc::test::eventually_true([&] { return p.out().find("try: curl") != std::string::npos; }));
+  const std::string out = p.out();
+  INFO(out);
+  CHECK(out.find("--dev on http://127.0.0.1:" + std::to_string(p.port()) + "\n") !=
+        std::string::npos);
+  CHECK(out.find("listening on 127.0.0.1 only (loopback)") != std::string::npos);
+  CHECK(out.find("CONNECTORS_HOST=0.0.0.0") != std::string::npos);
+  CHECK(p.stop(SIGTERM, 5s) == 0);
 }
