@@ -123,6 +123,11 @@ struct ServerConfig {
   Role role = Role::kSingle;
   std::optional<RedisEndpoint> redis;
   std::string redis_prefix = "cortex:connectors";
+  // A second listener serving only GET /metrics and GET /health, without auth, for a
+  // Prometheus scraper (--metrics-port / METRICS_PORT, 0: pick a free port and log it;
+  // --metrics-host / METRICS_HOST). nullopt: no such listener.
+  std::optional<int> metrics_port;
+  std::string metrics_host = "127.0.0.1";
 };
 
 // The state directory used when none is configured (see ServerConfig::state_dir).

@@ -1,5 +1,6 @@
 // cortex-connectors-server: serves the signed service map of a connectors manifest over HTTP.
 // See --help (server_usage() in config.cpp) and docs/server.md.
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -336,7 +337,7 @@ std::shared_ptr<srv::SseHub> start_hub(const srv::ServerConfig& config, cc::Regi
   srv::SseHubOptions hub_options;
   hub_options.heartbeat = std::chrono::seconds(config.heartbeat_seconds);
   hub_options.history = std::move(history);
-  // Leave room for workers, the manifest and the listening socket.
+  // Leave room for workers, the manifest and the listening sockets.
   const auto fd_room = nofile > 256 ? nofile - 256 : 1;
   hub_options.max_subscribers =
       std::min<std::size_t>(config.max_subscribers, static_cast<std::size_t>(fd_room));
@@ -423,6 +424,55 @@ void print_dev_banner(const srv::ServerConfig& config, int port) {
   std::fflush(stdout);
 }
 
+// The metrics listener (--metrics-port): its own hardened server with /metrics and /health
+// only, without auth, served from its own thread.
+struct MetricsListener {
+  std::unique_ptr<srv::HardenedServer> server;
+  std::thread thread;
+  std::atomic<bool> done{false};
+
+  // Serves on the thread; returns once it accepts (or failed), so that a later shutdown()
+  // cannot come before httplib's accept loop and be lost.
+  void start() {
+    if (!server) return;
+    thread = std::thread([this] {
+      server->listen_after_bind();
+      done = true;
+    });
+    while (!server->is_running() && !done) std::this_thread::yield();
+  }
+  void stop() {
+    if (!server) return;
+    server->shutdown();
+    if (thread.joinable()) thread.join();
+  }
+};
+
+// Binds the metrics listener when one is configured and logs its address; false (with a line
+// on stderr) when it cannot listen.
+bool bind_metrics_listener(MetricsListener& listener, const srv::ServerConfig& config,
+                           cc::Registry& registry) {
+  if (!config.metrics_port) return true;
+  srv::HardeningOptions options = hardening_options(config, registry);
+  options.worker_threads = std::min<std::size_t>(options.worker_threads, 2);  // one scraper
+  listener.server = std::make_unique<srv::HardenedServer>(std::move(options));
+  srv::install_metrics_listener_routes(*listener.server, registry);
+  const int port =
+      listener.server->bind(config.metrics_host, *config.metrics_port, config.listen_backlog);
+  if (port < 0) {
+    std::fprintf(stderr, "[brAInwav] cannot listen for metrics on %s:%d: %s\n",
+                 config.metrics_host.c_str(), *config.metrics_port, std::strerror(errno));
+    return false;
+  }
+  cc::Json line = fields({{"host", config.metrics_host},
+                          {"port", port},
+                          {"routes", cc::Json::Array{"/metrics", "/health"}},
+                          {"auth", false}});
+  add_bind_note(line, config.metrics_host, "METRICS_HOST", "--metrics-host");
+  srv::log_always(srv::LogLevel::kInfo, "metrics listening", line);
+  return true;
+}
+
 // The scaling role's object: a replica reads snapshots from Redis (created here); a publisher
 // was made by prepare_publisher(). Either is set as the role /health and /metrics report.
 std::unique_ptr<srv::RedisReplica> set_up_scaling_role(const srv::ServerConfig& config,
@@ -440,14 +490,15 @@ std::unique_ptr<srv::RedisReplica> set_up_scaling_role(const srv::ServerConfig& 
   return replica;
 }
 
-// The thread that waits for SIGTERM or SIGINT and stops the listener and the hub.
+// The thread that waits for SIGTERM or SIGINT and stops the listeners and the hub.
 std::thread start_signal_thread(const sigset_t& signals, srv::HardenedServer& server,
-                                srv::SseHub& hub) {
-  return std::thread([&server, &hub, signals] {
+                                MetricsListener& metrics, srv::SseHub& hub) {
+  return std::thread([&server, &metrics, &hub, signals] {
     int sig = 0;
     sigwait(&signals, &sig);
     srv::log_always(srv::LogLevel::kInfo, "shutting down", fields({{"signal", sig}}));
     server.shutdown();
+    if (metrics.server) metrics.server->shutdown();
     hub.stop();
   });
 }
@@ -486,6 +537,8 @@ int main(int argc, char** argv) {
   srv::install_stream(server, *hub, registry, config);
   auto replica = set_up_scaling_role(config, registry, *signing_keys, publisher.get());
 
+  MetricsListener metrics;
+  if (!bind_metrics_listener(metrics, config, registry)) return kExitConfig;
   const int port = server.bind(config.host, config.port, config.listen_backlog);
   if (port < 0) {
     std::fprintf(stderr, "[brAInwav] cannot listen on %s:%d: %s\n", config.host.c_str(),
@@ -495,9 +548,11 @@ int main(int argc, char** argv) {
   log_listening(config, port, *signing_keys, hub->max_subscribers(), nofile);
   if (config.dev) print_dev_banner(config, port);
   start_loading(config, registry, replica.get(), publisher.get());
-  std::thread signal_thread = start_signal_thread(signals, server, *hub);
+  metrics.start();
+  std::thread signal_thread = start_signal_thread(signals, server, metrics, *hub);
 
   server.listen_after_bind();
+  metrics.stop();
   hub->stop();
   registry.stop_watching();
   srv::set_scaling_role(nullptr);

@@ -68,7 +68,7 @@ TEST_CASE("help: --help and -h print every option of the table on stdout and exi
   const auto markdown = server({"--help-markdown"});
   REQUIRE(markdown.exit_code == 0);
   const auto names = table_names(markdown.out);
-  // The table holds the original service's variables and the flags.
+  // The table holds the original service's variables, the flags and the new listeners.
   for (const char* expected : {"CONNECTORS_SIGNATURE_KEY",
                                "CONNECTORS_API_KEY",
                                "MCP_API_KEY",
@@ -94,6 +94,10 @@ TEST_CASE("help: --help and -h print every option of the table on stdout and exi
                                "--trusted-keys",
                                "--role",
                                "--redis",
+                               "--metrics-port",
+                               "METRICS_PORT",
+                               "--metrics-host",
+                               "METRICS_HOST",
                                "-h",
                                "--help",
                                "--version",
@@ -141,6 +145,10 @@ TEST_CASE("an unknown argument names itself and points at --help", "[server][con
         Exit{2, "[brAInwav] unknown argument \"--bogus\" (see --help)\n"});
   CHECK(refused({"--port"}) == Exit{2, "[brAInwav] --port needs a value\n"});
   CHECK(refused({"--dev=yes"}) == Exit{2, "[brAInwav] --dev takes no value\n"});
+  CHECK(refused({"--metrics-port", "99999"}) ==
+        Exit{2, "[brAInwav] --metrics-port must be a port number 0-65535\n"});
+  CHECK(refused({}, {"METRICS_PORT=-1"}) ==
+        Exit{2, "[brAInwav] METRICS_PORT must be a port number 0-65535\n"});
 }
 
 TEST_CASE("docs/server.md holds the options table the binary prints", "[server][config]") {
