@@ -1,5 +1,7 @@
 // Configuration of cortex-connectors-server: the original service's environment variables,
-// overridden by command-line flags.
+// overridden by command-line flags. One table in config.cpp holds every option (flag,
+// variable, value, help): parse_server_config(), server_usage() and server_options_markdown()
+// (the table in docs/server.md) all read it.
 #pragma once
 
 #include <chrono>
@@ -38,7 +40,23 @@ struct RedisEndpoint {
 // Parses a redis:// URL; Error (kUsage) names what is wrong, never the password.
 Result<RedisEndpoint> parse_redis_url(std::string_view url);
 
+// What the command line asks for: serve (the default), or print something and exit 0.
+enum class Command : std::uint8_t {
+  kServe,
+  kHelp,          // -h, --help: server_usage() on stdout
+  kVersion,       // --version
+  kHelpMarkdown,  // --help-markdown: server_options_markdown() on stdout
+};
+
+// An HTTP header sent with every span export (OTEL_EXPORTER_OTLP_HEADERS). The value is a
+// secret: never logged, never in an error.
+struct OtlpHeader {
+  std::string name;
+  std::string value;
+};
+
 struct ServerConfig {
+  Command command = Command::kServe;  // with anything but kServe, nothing else is checked
   std::string host = "127.0.0.1";
   int port = 3026;  // 0: pick a free port and log it
   std::optional<std::string> manifest_path;
@@ -60,7 +78,13 @@ struct ServerConfig {
   std::string log_level = "info";
   std::optional<std::string> apps_dir;  // APPS_BUNDLE_DIR / --apps-dir
   bool enable_prometheus = false;
-  std::optional<std::string> otel_endpoint;             // OTEL_EXPORTER_OTLP_ENDPOINT (tracing.h)
+  // OTEL_EXPORTER_OTLP_ENDPOINT (a base: /v1/traces is appended) and
+  // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (used as given, and wins); see otlp_traces_url().
+  std::optional<std::string> otel_endpoint;
+  std::optional<std::string> otel_traces_endpoint;
+  // OTEL_EXPORTER_OTLP_HEADERS merged with OTEL_EXPORTER_OTLP_TRACES_HEADERS (which wins per
+  // name, compared without case).
+  std::vector<OtlpHeader> otel_headers;
   std::string otel_service_name = "cortex-connectors";  // OTEL_SERVICE_NAME
   std::size_t otel_max_queue = 2048;                    // OTEL_BSP_MAX_QUEUE_SIZE
   std::size_t otel_max_batch = 512;                     // OTEL_BSP_MAX_EXPORT_BATCH_SIZE
@@ -70,7 +94,9 @@ struct ServerConfig {
   std::string otel_sampler_arg;  // OTEL_TRACES_SAMPLER_ARG
   int heartbeat_seconds = 15;
   bool dev = false;
-  bool dev_generated_keys = false;  // --dev made the keys: print them once
+  // --dev made these keys (none was configured): the banner prints them once.
+  bool dev_generated_signing_key = false;
+  bool dev_generated_api_key = false;
   // Connection hardening.
   std::chrono::milliseconds request_deadline{10000};  // whole request head
   std::chrono::milliseconds keep_alive_timeout{5000};
@@ -97,6 +123,11 @@ struct ServerConfig {
   Role role = Role::kSingle;
   std::optional<RedisEndpoint> redis;
   std::string redis_prefix = "cortex:connectors";
+  // A second listener serving only GET /metrics and GET /health, without auth, for a
+  // Prometheus scraper (--metrics-port / METRICS_PORT, 0: pick a free port and log it;
+  // --metrics-host / METRICS_HOST). nullopt: no such listener.
+  std::optional<int> metrics_port;
+  std::string metrics_host = "127.0.0.1";
 };
 
 // The state directory used when none is configured (see ServerConfig::state_dir).
@@ -105,8 +136,11 @@ std::string default_state_dir(const std::function<std::optional<std::string>(con
 // Looks up an environment variable; nullopt when unset.
 using EnvLookup = std::function<std::optional<std::string>(const char*)>;
 
-// Builds the configuration from `env` and the flags in `args` (argv without argv[0]).
-// Errors (kUsage) carry one line for the operator; never the value of a secret.
+// Builds the configuration from `env` and the flags in `args` (argv without argv[0]): the
+// arguments are read first (an unknown one or a missing value is an error; -h, --help,
+// --version and --help-markdown return at once with `command` set), then every variable, then
+// the flags' values over them, then the checks across options. Errors (kUsage) carry one line
+// for the operator; never the value of a secret.
 Result<ServerConfig> parse_server_config(std::span<char* const> args, const EnvLookup& env);
 
 // The Ed25519 keys of a configuration: the active key signs; `published` lists it first, then
@@ -120,14 +154,37 @@ struct SigningKeys {
 // document (published only, nothing active). Errors carry one line naming the file, never a key.
 Result<SigningKeys> load_signing_keys(const ServerConfig& config);
 
-// The usage text of the server.
-const char* server_usage();
+// The usage text of the server (--help): every option of the table.
+std::string server_usage();
+
+// The options as the Markdown table docs/server.md holds between its
+// `<!-- options:begin -->` and `<!-- options:end -->` markers (--help-markdown).
+std::string server_options_markdown();
+
+// Whether `host` names a loopback address (127.0.0.0/8, ::1, localhost): a listener there
+// cannot be reached from other machines.
+bool is_loopback_host(std::string_view host);
+
+// Parses an OTEL_EXPORTER_OTLP_HEADERS-style list (`variable` names it in errors):
+// comma-separated name=value, names and values trimmed of spaces and tabs, values
+// percent-decoded, empty entries skipped, a repeated name replacing the earlier one. Error
+// (kUsage) names the variable and the entry's position, never its text (it may hold a
+// secret): no '=', an empty or non-token name, a name the exporter sets itself
+// (Content-Type, Content-Length, Host, Connection, Transfer-Encoding), a bad %-escape or a
+// control character in the value.
+Result<std::vector<OtlpHeader>> parse_otlp_headers(std::string_view variable,
+                                                   std::string_view list);
+
+// The URL spans are POSTed to: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as given, else
+// OTEL_EXPORTER_OTLP_ENDPOINT with /v1/traces appended to its path; nullopt: no export.
+std::optional<std::string> otlp_traces_url(const ServerConfig& config);
 
 // Checks an endpoint: http:// or https://, a host, no query or fragment. Error (kUsage) names
-// what is wrong, not the value (it may carry credentials).
-Status check_otlp_endpoint(std::string_view endpoint);
+// `variable` and what is wrong, not the value (it may carry credentials).
+Status check_otlp_endpoint(std::string_view endpoint,
+                           std::string_view variable = "OTEL_EXPORTER_OTLP_ENDPOINT");
 
-// Splits a checked endpoint into scheme://host[:port] and its path without trailing slashes.
+// Splits a checked endpoint into scheme://host[:port] and its path as given ("" for none).
 std::pair<std::string, std::string> split_otlp_endpoint(std::string_view endpoint);
 
 }  // namespace cortex_connectors::server

@@ -182,16 +182,11 @@ std::string with_scaling(const std::string& body, const ScalingRole& role) {
   return out ? std::move(*out) : body;
 }
 
-}  // namespace
-
-void log_refused_request(Registry& registry, int status) {
-  RequestContext ctx;
-  ctx.begin({}, {});
-  finish_request(registry, ctx, "", "refused", status, 0);
-  ctx.end();
-}
-
-void install_routes(HardenedServer& server, Registry& registry, const ServerConfig& config) {
+// The hooks every listener shares: request ids and traces, X-Request-Id, error bodies without
+// internals, and the access log line, metrics and span of each request. A `listener` other
+// than "" is named in the access log lines ("listener":"metrics").
+void install_request_hooks(HardenedServer& server, Registry& registry,
+                           std::string_view listener = {}) {
   server.set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
     t_request.begin(req.get_header_value("X-Request-Id"), req.get_header_value("traceparent"));
     return httplib::Server::HandlerResponse::Unhandled;
@@ -220,18 +215,46 @@ void install_routes(HardenedServer& server, Registry& registry, const ServerConf
         }
         send_text(res, 500, detail_body("internal error"));
       });
-  server.set_logger([&registry](const httplib::Request& req, const httplib::Response& res) {
-    if (t_request.id.empty()) t_request.begin({}, {});
-    finish_request(registry, t_request, req.method, route_name(req.path), res.status,
-                   res.content_length_ ? res.content_length_ : res.body.size());
-    t_request.end();
-  });
+  server.set_logger(
+      [&registry, listener](const httplib::Request& req, const httplib::Response& res) {
+        if (t_request.id.empty()) t_request.begin({}, {});
+        finish_request(registry, t_request, req.method, route_name(req.path), res.status,
+                       res.content_length_ ? res.content_length_ : res.body.size(),
+                       listener.empty() ? Json() : Json(Json::Object{{"listener", listener}}));
+        t_request.end();
+      });
+}
 
+void install_health_route(HardenedServer& server, Registry& registry) {
   server.Get("/health", [&registry](const httplib::Request&, httplib::Response& res) {
     std::string body = health_body(registry, std::chrono::system_clock::now());
     if (const ScalingRole* role = scaling_role()) body = with_scaling(body, *role);
     send_text(res, 200, body);
   });
+}
+
+// The Prometheus text of the registry, the span exporter and the scaling role.
+void send_metrics(httplib::Response& res, Registry& registry) {
+  const auto snap = registry.current();
+  const ScalingRole* role = scaling_role();
+  send_text(res, 200,
+            registry.metrics().render_text(snap.get()) + span_metrics_text() +
+                (role != nullptr ? role->metrics_text() : std::string()),
+            "text/plain; version=0.0.4; charset=utf-8");
+}
+
+}  // namespace
+
+void log_refused_request(Registry& registry, int status) {
+  RequestContext ctx;
+  ctx.begin({}, {});
+  finish_request(registry, ctx, "", "refused", status, 0);
+  ctx.end();
+}
+
+void install_routes(HardenedServer& server, Registry& registry, const ServerConfig& config) {
+  install_request_hooks(server, registry);
+  install_health_route(server, registry);
 
   server.Get("/ready", [&registry](const httplib::Request&, httplib::Response& res) {
     if (registry.has_snapshot()) {
@@ -281,12 +304,15 @@ void install_routes(HardenedServer& server, Registry& registry, const ServerConf
       return;
     }
     if (!config.api_keys.empty() && !authorize(req, res, config)) return;
-    const auto snap = registry.current();
-    const ScalingRole* role = scaling_role();
-    send_text(res, 200,
-              registry.metrics().render_text(snap.get()) + span_metrics_text() +
-                  (role != nullptr ? role->metrics_text() : std::string()),
-              "text/plain; version=0.0.4; charset=utf-8");
+    send_metrics(res, registry);
+  });
+}
+
+void install_metrics_listener_routes(HardenedServer& server, Registry& registry) {
+  install_request_hooks(server, registry, "metrics");
+  install_health_route(server, registry);
+  server.Get("/metrics", [&registry](const httplib::Request&, httplib::Response& res) {
+    send_metrics(res, registry);
   });
 }
 

@@ -17,6 +17,12 @@ namespace cortex_connectors::server {
 // `registry` and `config` must outlive the server.
 void install_routes(HardenedServer& server, Registry& registry, const ServerConfig& config);
 
+// Serves only GET /metrics (always) and GET /health, without auth, with the hooks of
+// install_routes(); everything else is 404. For a listener of its own (--metrics-port) that a
+// Prometheus scraper reaches without a key: it serves no service map, stream or keys.
+// `registry` must outlive the server.
+void install_metrics_listener_routes(HardenedServer& server, Registry& registry);
+
 // The access log line, metrics and span of a request the connection loop refused before
 // routing (HardeningOptions::on_refused: 400, 405, 431).
 void log_refused_request(Registry& registry, int status);

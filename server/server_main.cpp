@@ -1,5 +1,6 @@
 // cortex-connectors-server: serves the signed service map of a connectors manifest over HTTP.
-// See server_usage() in config.cpp and docs/server.md.
+// See --help (server_usage() in config.cpp) and docs/server.md.
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -123,10 +124,27 @@ void tune_allocator() {
   ::mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
 }
 
-}  // namespace
+// --help, --version, --help-markdown: printed on standard output, exit 0.
+int print_command(srv::Command command) {
+  switch (command) {
+    case srv::Command::kHelp:
+      std::fputs(srv::server_usage().c_str(), stdout);
+      break;
+    case srv::Command::kHelpMarkdown:
+      std::fputs(srv::server_options_markdown().c_str(), stdout);
+      break;
+    case srv::Command::kVersion:
+      std::printf("cortex-connectors-server %s\n", std::string(cc::version_string()).c_str());
+      break;
+    case srv::Command::kServe:
+      break;
+  }
+  return 0;
+}
 
-int main(int argc, char** argv) {
-  tune_allocator();
+// Reads the configuration from the command line and the environment. Returns the exit code
+// when the process is done: a configuration error (printed on stderr), --help, --version.
+std::optional<int> configure(int argc, char** argv, srv::ServerConfig& config) {
   auto parsed = srv::parse_server_config(
       std::span<char* const>(argv + 1, static_cast<std::size_t>(argc > 0 ? argc - 1 : 0)),
       [](const char* name) -> std::optional<std::string> {
@@ -137,110 +155,139 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", parsed.error().message.c_str());
     return kExitConfig;
   }
-  srv::ServerConfig config = std::move(*parsed);
+  config = std::move(*parsed);
+  if (config.command != srv::Command::kServe) return print_command(config.command);
   if (!srv::set_log_level(config.log_level)) {
     std::fprintf(stderr, "[brAInwav] LOG_LEVEL must be debug, info, warning or error\n");
     return kExitConfig;
   }
   if (config.dev && !config.manifest_path) config.manifest_path = bundled_example_manifest();
+  return std::nullopt;
+}
 
-  // Signals go to one thread that sigwait()s; block them before any thread starts.
+// Signals go to one thread that sigwait()s: blocks them, before any thread starts.
+sigset_t block_signals() {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return signals;
+}
 
-  auto signing_keys = srv::load_signing_keys(config);
-  if (!signing_keys) {
-    std::fprintf(stderr, "%s\n", signing_keys.error().message.c_str());
-    return kExitConfig;
+// A publisher connects to Redis first, so that versions start above the stored one
+// (docs/scaling.md). Returns the first version to publish (1 for the other roles), or nullopt
+// when SIGTERM or SIGINT came while waiting for Redis.
+std::optional<std::uint64_t> prepare_publisher(const srv::ServerConfig& config,
+                                               const sigset_t& signals,
+                                               std::unique_ptr<srv::RedisPublisher>& publisher) {
+  if (config.role != srv::Role::kPublisher) return 1;
+  publisher = std::make_unique<srv::RedisPublisher>(*config.redis, config.redis_prefix);
+  auto stored = publisher->prepare([&signals] {
+    sigset_t pending;
+    sigemptyset(&pending);
+    return sigpending(&pending) == 0 &&
+           (sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1);
+  });
+  if (!stored) return std::nullopt;
+  return *stored + 1;
+}
+
+// The exporter when an OTLP endpoint is configured (spans go out only then), started and set
+// as the process's; nullptr otherwise. It outlives the registry and the hub, which record into
+// it from their threads.
+std::unique_ptr<srv::OtlpExporter> start_exporter(const srv::ServerConfig& config) {
+  const auto url = srv::otlp_traces_url(config);
+  if (!url) return nullptr;
+  srv::OtlpExporterOptions otlp;
+  otlp.url = *url;
+  otlp.headers = config.otel_headers;
+  otlp.service_name = config.otel_service_name;
+  otlp.max_queue = config.otel_max_queue;
+  otlp.max_batch = config.otel_max_batch;
+  otlp.schedule_delay = config.otel_schedule_delay;
+  otlp.timeout = config.otel_timeout;
+  // As the OpenTelemetry SDKs do, an unknown sampler or a bad argument is a warning, and the
+  // default (parentbased_always_on) applies.
+  auto sampler = srv::parse_sampler(config.otel_sampler, config.otel_sampler_arg);
+  if (!sampler) {
+    srv::log_always(
+        srv::LogLevel::kWarning,
+        "OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG not understood; using "
+        "parentbased_always_on",
+        fields({{"sampler", config.otel_sampler}, {"sampler_arg", config.otel_sampler_arg}}));
+    sampler = srv::Sampler{};
   }
+  srv::set_sampler(*sampler);
+  auto exporter = std::make_unique<srv::OtlpExporter>(std::move(otlp));
+  exporter->start();
+  srv::set_span_exporter(exporter.get());
+  return exporter;
+}
 
-  // Publisher: Redis first, so that versions start above the stored one (docs/scaling.md).
-  std::unique_ptr<srv::RedisPublisher> publisher;
-  std::uint64_t first_version = 1;
-  if (config.role == srv::Role::kPublisher) {
-    publisher = std::make_unique<srv::RedisPublisher>(*config.redis, config.redis_prefix);
-    auto stored = publisher->prepare([&signals] {
-      sigset_t pending;
-      sigemptyset(&pending);
-      return sigpending(&pending) == 0 &&
-             (sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1);
-    });
-    if (!stored) return 0;  // SIGTERM while waiting for Redis
-    first_version = *stored + 1;
+// RegistryOptions::on_refresh: each load that changed something is a trace (its root span, one
+// span per stage and, on success, the publication: see the registry listener in main()) and a
+// log line.
+void on_refresh(const cc::RefreshReport& r) {
+  if (r.result == cc::ReloadResult::kUnchanged) return;
+  auto trace = std::make_shared<srv::RefreshTrace>(r);
+  const srv::ScopedLogIds ids({{}, trace->trace_id, trace->root_span_id});
+  auto ms = [](std::chrono::nanoseconds ns) {
+    return std::chrono::duration<double, std::milli>(ns).count();
+  };
+  if (r.result == cc::ReloadResult::kSuccess) {
+    srv::log(srv::LogLevel::kInfo, "manifest loaded",
+             fields({{"path", r.path},
+                     {"version", r.version},
+                     {"read_ms", ms(r.timings.read)},
+                     {"parse_ms", ms(r.timings.parse)},
+                     {"validate_ms", ms(r.timings.validate)},
+                     {"build_ms", ms(r.timings.build)},
+                     {"sign_ms", ms(r.timings.sign)},
+                     {"compress_ms", ms(r.timings.compress)}}));
+    srv::RefreshTrace::set_pending(std::move(trace));  // finished by the registry listener
+  } else if (r.result == cc::ReloadResult::kFailure && r.error != nullptr) {
+    cc::Json::Array issues;
+    for (const auto& i : r.error->issues) issues.emplace_back(i.pointer + ": " + i.message);
+    srv::log(srv::LogLevel::kError, r.error->message,
+             fields({{"path", r.path}, {"version", r.version}, {"issues", issues}}));
+    trace->finish(std::chrono::system_clock::now());
   }
+}
 
-  // A replica has no manifest and no history of its own: it serves the publisher's versions.
-  const bool replica = config.role == srv::Role::kReplica;
-  auto history = replica ? nullptr : open_history(config);
-  // Spans go out only with an endpoint; the exporter outlives the registry and the hub, which
-  // record into it from their threads.
-  std::unique_ptr<srv::OtlpExporter> exporter;
-  if (config.otel_endpoint) {
-    srv::OtlpExporterOptions otlp;
-    otlp.endpoint = *config.otel_endpoint;
-    otlp.service_name = config.otel_service_name;
-    otlp.max_queue = config.otel_max_queue;
-    otlp.max_batch = config.otel_max_batch;
-    otlp.schedule_delay = config.otel_schedule_delay;
-    otlp.timeout = config.otel_timeout;
-    // As the OpenTelemetry SDKs do, an unknown sampler or a bad argument is a warning, and the
-    // default (parentbased_always_on) applies.
-    auto sampler = srv::parse_sampler(config.otel_sampler, config.otel_sampler_arg);
-    if (!sampler) {
-      srv::log_always(
-          srv::LogLevel::kWarning,
-          "OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG not understood; using "
-          "parentbased_always_on",
-          fields({{"sampler", config.otel_sampler}, {"sampler_arg", config.otel_sampler_arg}}));
-      sampler = srv::Sampler{};
-    }
-    srv::set_sampler(*sampler);
-    exporter = std::make_unique<srv::OtlpExporter>(std::move(otlp));
-    exporter->start();
-    srv::set_span_exporter(exporter.get());
-  }
-
+cc::RegistryOptions registry_options(const srv::ServerConfig& config,
+                                     std::shared_ptr<cc::HistoryRecorder> history,
+                                     std::uint64_t first_version,
+                                     std::vector<cc::Ed25519Key> active_keys) {
   cc::RegistryOptions options;
-  options.history = history;
+  options.history = std::move(history);
   options.first_version = first_version;
   options.manifest_path = config.manifest_path;
   options.signing_key = config.signing_key;
-  options.ed25519_keys = signing_keys->active;
+  options.ed25519_keys = std::move(active_keys);
   // Routes serve the pre-built bytes only; on_refresh gets the manifest for its spans.
   options.keep_manifest = false;
-  options.on_refresh = [](const cc::RefreshReport& r) {
-    if (r.result == cc::ReloadResult::kUnchanged) return;
-    // Each load that changed something is a trace: its root span, one span per stage and, on
-    // success, the publication (see on_publish below).
-    auto trace = std::make_shared<srv::RefreshTrace>(r);
-    const srv::ScopedLogIds ids({{}, trace->trace_id, trace->root_span_id});
-    auto ms = [](std::chrono::nanoseconds ns) {
-      return std::chrono::duration<double, std::milli>(ns).count();
-    };
-    if (r.result == cc::ReloadResult::kSuccess) {
-      srv::log(srv::LogLevel::kInfo, "manifest loaded",
-               fields({{"path", r.path},
-                       {"version", r.version},
-                       {"read_ms", ms(r.timings.read)},
-                       {"parse_ms", ms(r.timings.parse)},
-                       {"validate_ms", ms(r.timings.validate)},
-                       {"build_ms", ms(r.timings.build)},
-                       {"sign_ms", ms(r.timings.sign)},
-                       {"compress_ms", ms(r.timings.compress)}}));
-      srv::RefreshTrace::set_pending(std::move(trace));  // finished by on_publish
-    } else if (r.result == cc::ReloadResult::kFailure && r.error != nullptr) {
-      cc::Json::Array issues;
-      for (const auto& i : r.error->issues) issues.emplace_back(i.pointer + ": " + i.message);
-      srv::log(srv::LogLevel::kError, r.error->message,
-               fields({{"path", r.path}, {"version", r.version}, {"issues", issues}}));
-      trace->finish(std::chrono::system_clock::now());
-    }
-  };
-  cc::Registry registry(options);
+  options.on_refresh = on_refresh;
+  return options;
+}
 
+// Starts what fills the registry: the replica's Redis reader, or the first load and the
+// manifest watcher (and the publisher's writer).
+void start_loading(const srv::ServerConfig& config, cc::Registry& registry,
+                   srv::RedisReplica* replica, srv::RedisPublisher* publisher) {
+  if (replica != nullptr) {
+    replica->start();
+    return;
+  }
+  if (publisher != nullptr) publisher->start(registry);
+  registry.refresh_async();
+  if (auto watching = registry.start_watching(config.poll_interval); !watching) {
+    srv::log(srv::LogLevel::kWarning, "manifest watcher unavailable",
+             fields({{"error", watching.error().message}}));
+  }
+}
+
+srv::HardeningOptions hardening_options(const srv::ServerConfig& config, cc::Registry& registry) {
   srv::HardeningOptions hardening;
   hardening.request_deadline = config.request_deadline;
   hardening.keep_alive_timeout = config.keep_alive_timeout;
@@ -249,11 +296,11 @@ int main(int argc, char** argv) {
   hardening.max_header_count = config.max_header_count;
   hardening.worker_threads = config.worker_threads;
   hardening.on_refused = [&registry](int status) { srv::log_refused_request(registry, status); };
-  srv::HardenedServer server(hardening);
-  srv::install_routes(server, registry, config);
-  srv::install_keys_route(server, signing_keys->published);
+  return hardening;
+}
 
-  // The dashboard: loaded (and compressed) once here; a missing bundle is served as 503.
+// The dashboard: loaded (and compressed) once here; a missing bundle is served as 503.
+void install_dashboard(srv::HardenedServer& server, const srv::ServerConfig& config) {
   const std::filesystem::path apps_dir =
       config.apps_dir ? std::filesystem::path(*config.apps_dir) : srv::default_apps_dir();
   std::string apps_problem;
@@ -273,124 +320,249 @@ int main(int argc, char** argv) {
              fields({{"file", name}}));
   }
   srv::install_dashboard_route(server, std::move(bundle));
+}
 
-  // Every SSE subscriber holds a descriptor: raise the soft limit to the hard one.
+// Every SSE subscriber holds a descriptor: raises the soft limit to the hard one; returns it.
+rlim_t raise_nofile_limit() {
   rlimit nofile{};
   if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
     nofile.rlim_cur = nofile.rlim_max;
     ::setrlimit(RLIMIT_NOFILE, &nofile);
   }
   ::getrlimit(RLIMIT_NOFILE, &nofile);
+  return nofile.rlim_cur;
+}
+
+// The SSE hub, told of every snapshot the registry publishes. Shared with the registry's
+// listener: the first load runs on its own thread and may still be publishing when a SIGTERM
+// makes main() return; the hub then lives until the registry (which joins that thread) has
+// gone. A stopped hub ignores what it is given. nullptr when it cannot start.
+std::shared_ptr<srv::SseHub> start_hub(const srv::ServerConfig& config, cc::Registry& registry,
+                                       std::shared_ptr<cc::HistoryRecorder> history,
+                                       rlim_t nofile) {
   srv::SseHubOptions hub_options;
   hub_options.heartbeat = std::chrono::seconds(config.heartbeat_seconds);
-  hub_options.history = history;
-  // Leave room for workers, the manifest and the listening socket.
-  const auto fd_room = nofile.rlim_cur > 256 ? nofile.rlim_cur - 256 : 1;
+  hub_options.history = std::move(history);
+  // Leave room for workers, the manifest and the listening sockets.
+  const auto fd_room = nofile > 256 ? nofile - 256 : 1;
   hub_options.max_subscribers =
       std::min<std::size_t>(config.max_subscribers, static_cast<std::size_t>(fd_room));
-  // Shared with the registry's listener: the first load runs on its own thread and may still
-  // be publishing when a SIGTERM makes main() return; the hub then lives until the registry
-  // (which joins that thread) has gone. A stopped hub ignores what it is given.
-  auto hub_owner = std::make_shared<srv::SseHub>(hub_options, registry.metrics());
-  srv::SseHub& hub = *hub_owner;
-  if (!hub.start()) {
-    std::fprintf(stderr, "[brAInwav] cannot start the SSE hub: %s\n", std::strerror(errno));
-    return kExitConfig;
-  }
-  registry.subscribe([hub_owner](const std::shared_ptr<const cc::Snapshot>& s) {
+  auto hub = std::make_shared<srv::SseHub>(hub_options, registry.metrics());
+  if (!hub->start()) return nullptr;
+  registry.subscribe([hub](const std::shared_ptr<const cc::Snapshot>& s) {
     // Runs right after on_refresh on the same thread: the publication joins that load's trace.
     auto trace = srv::RefreshTrace::take_pending();
     if (!trace || !trace->sampled) {
-      hub_owner->publish(s, {}, {}, trace != nullptr);
+      hub->publish(s, {}, {}, trace != nullptr);
       if (trace) trace->finish(std::chrono::system_clock::now());
       return;
     }
     const auto start = std::chrono::system_clock::now();
     const std::string publish_span = cc::generate_span_id();
-    hub_owner->publish(s, trace->trace_id, publish_span);
+    hub->publish(s, trace->trace_id, publish_span);
     trace->publish_span(publish_span, start, std::chrono::system_clock::now());
   });
-  srv::install_stream(server, hub, registry, config);
+  return hub;
+}
 
-  std::unique_ptr<srv::RedisReplica> replica_role;
-  if (replica) {
-    replica_role = std::make_unique<srv::RedisReplica>(*config.redis, config.redis_prefix, registry,
-                                                       signing_keys->published);
-    srv::set_scaling_role(replica_role.get());
-  } else if (publisher) {
-    srv::set_scaling_role(publisher.get());
+// A loopback listener's log lines say so, and which setting opens it to other machines: the
+// Python service listened on 0.0.0.0, this one on 127.0.0.1 unless told otherwise.
+void add_bind_note(cc::Json& line, const std::string& host, std::string_view variable,
+                   std::string_view flag) {
+  if (!srv::is_loopback_host(host)) return;
+  line.set("bind_note", fmt::format("loopback only; set {}=0.0.0.0 or {} to listen on all "
+                                    "interfaces",
+                                    variable, flag));
+}
+
+// The "listening" line: what an operator (and the tests) read the bound port from; and a
+// warning when nobody needs a key.
+void log_listening(const srv::ServerConfig& config, int port, const srv::SigningKeys& keys,
+                   std::size_t max_subscribers, rlim_t nofile) {
+  const bool replica = config.role == srv::Role::kReplica;
+  cc::Json line = fields(
+      {{"host", config.host},
+       {"port", port},
+       {"version", std::string(cc::version_string())},
+       {"role", config.role == srv::Role::kSingle      ? "single"
+                : config.role == srv::Role::kPublisher ? "publisher"
+                                                       : "replica"},
+       {"manifest", replica ? std::string("(redis)")
+                            : config.manifest_path.value_or(std::string(cc::kDefaultManifestPath))},
+       {"max_subscribers", max_subscribers},
+       {"ed25519_kid", keys.active.empty() ? std::string() : keys.active.front().kid()},
+       // What a replica checks every snapshot from Redis with.
+       {"verifies_with", !replica ? std::string()
+                         : config.signing_key.empty()
+                             ? fmt::format("{} Ed25519 key(s), no HMAC key", keys.published.size())
+                         : keys.published.empty() ? std::string("HMAC key")
+                                                  : fmt::format("HMAC key and {} Ed25519 key(s)",
+                                                                keys.published.size())},
+       {"nofile_limit", static_cast<std::uint64_t>(nofile)}});
+  add_bind_note(line, config.host, "CONNECTORS_HOST", "--host");
+  srv::log_always(srv::LogLevel::kInfo, "listening", line);
+  if (config.no_auth) {
+    srv::log(srv::LogLevel::kWarning,
+             "NO_AUTH=true: authentication is DISABLED, every client can read the service map");
   }
+}
 
+// --dev: where it listens, and the keys it made, once on standard output (never logged).
+void print_dev_banner(const srv::ServerConfig& config, int port) {
+  const std::string url = fmt::format("http://{}:{}", config.host, port);
+  std::string out = fmt::format(
+      "\ncortex-connectors-server --dev on {}\n"
+      "  listening on {} only (loopback): other machines cannot connect. Outside --dev,\n"
+      "  CONNECTORS_HOST=0.0.0.0 (or --host 0.0.0.0) listens on all interfaces.\n",
+      url, config.host);
+  if (config.dev_generated_signing_key) {
+    out += fmt::format("  signing key (CONNECTORS_SIGNATURE_KEY): {}\n", config.signing_key);
+  }
+  std::string auth;
+  if (config.dev_generated_api_key) {
+    out += fmt::format("  API key     (CONNECTORS_API_KEY):       {}\n", config.api_keys.front());
+    auth = fmt::format("-H 'Authorization: Bearer {}' ", config.api_keys.front());
+  } else if (!config.api_keys.empty()) {
+    auth = "-H \"Authorization: Bearer $CONNECTORS_API_KEY\" ";
+  }
+  out += fmt::format("  try: curl {}{}/v1/connectors/service-map\n\n", auth, url);
+  std::fputs(out.c_str(), stdout);
+  std::fflush(stdout);
+}
+
+// The metrics listener (--metrics-port): its own hardened server with /metrics and /health
+// only, without auth, served from its own thread.
+struct MetricsListener {
+  std::unique_ptr<srv::HardenedServer> server;
+  std::thread thread;
+  std::atomic<bool> done{false};
+
+  // Serves on the thread; returns once it accepts (or failed), so that a later shutdown()
+  // cannot come before httplib's accept loop and be lost.
+  void start() {
+    if (!server) return;
+    thread = std::thread([this] {
+      server->listen_after_bind();
+      done = true;
+    });
+    while (!server->is_running() && !done) std::this_thread::yield();
+  }
+  void stop() {
+    if (!server) return;
+    server->shutdown();
+    if (thread.joinable()) thread.join();
+  }
+};
+
+// Binds the metrics listener when one is configured and logs its address; false (with a line
+// on stderr) when it cannot listen.
+bool bind_metrics_listener(MetricsListener& listener, const srv::ServerConfig& config,
+                           cc::Registry& registry) {
+  if (!config.metrics_port) return true;
+  srv::HardeningOptions options = hardening_options(config, registry);
+  options.worker_threads = std::min<std::size_t>(options.worker_threads, 2);  // one scraper
+  listener.server = std::make_unique<srv::HardenedServer>(std::move(options));
+  srv::install_metrics_listener_routes(*listener.server, registry);
+  const int port =
+      listener.server->bind(config.metrics_host, *config.metrics_port, config.listen_backlog);
+  if (port < 0) {
+    std::fprintf(stderr, "[brAInwav] cannot listen for metrics on %s:%d: %s\n",
+                 config.metrics_host.c_str(), *config.metrics_port, std::strerror(errno));
+    return false;
+  }
+  cc::Json line = fields({{"host", config.metrics_host},
+                          {"port", port},
+                          {"routes", cc::Json::Array{"/metrics", "/health"}},
+                          {"auth", false}});
+  add_bind_note(line, config.metrics_host, "METRICS_HOST", "--metrics-host");
+  srv::log_always(srv::LogLevel::kInfo, "metrics listening", line);
+  return true;
+}
+
+// The scaling role's object: a replica reads snapshots from Redis (created here); a publisher
+// was made by prepare_publisher(). Either is set as the role /health and /metrics report.
+std::unique_ptr<srv::RedisReplica> set_up_scaling_role(const srv::ServerConfig& config,
+                                                       cc::Registry& registry,
+                                                       const srv::SigningKeys& keys,
+                                                       srv::RedisPublisher* publisher) {
+  std::unique_ptr<srv::RedisReplica> replica;
+  if (config.role == srv::Role::kReplica) {
+    replica = std::make_unique<srv::RedisReplica>(*config.redis, config.redis_prefix, registry,
+                                                  keys.published);
+    srv::set_scaling_role(replica.get());
+  } else if (publisher != nullptr) {
+    srv::set_scaling_role(publisher);
+  }
+  return replica;
+}
+
+// The thread that waits for SIGTERM or SIGINT and stops the listeners and the hub.
+std::thread start_signal_thread(const sigset_t& signals, srv::HardenedServer& server,
+                                MetricsListener& metrics, srv::SseHub& hub) {
+  return std::thread([&server, &metrics, &hub, signals] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    srv::log_always(srv::LogLevel::kInfo, "shutting down", fields({{"signal", sig}}));
+    server.shutdown();
+    if (metrics.server) metrics.server->shutdown();
+    hub.stop();
+  });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  tune_allocator();
+  srv::ServerConfig config;
+  if (auto done = configure(argc, argv, config)) return *done;
+  const sigset_t signals = block_signals();
+  auto signing_keys = srv::load_signing_keys(config);
+  if (!signing_keys) {
+    std::fprintf(stderr, "%s\n", signing_keys.error().message.c_str());
+    return kExitConfig;
+  }
+  std::unique_ptr<srv::RedisPublisher> publisher;
+  const auto first_version = prepare_publisher(config, signals, publisher);
+  if (!first_version) return 0;  // SIGTERM while waiting for Redis
+
+  // A replica has no manifest and no history of its own: it serves the publisher's versions.
+  auto history = config.role == srv::Role::kReplica ? nullptr : open_history(config);
+  auto exporter = start_exporter(config);
+  cc::Registry registry(registry_options(config, history, *first_version, signing_keys->active));
+
+  srv::HardenedServer server(hardening_options(config, registry));
+  srv::install_routes(server, registry, config);
+  srv::install_keys_route(server, signing_keys->published);
+  install_dashboard(server, config);
+  const rlim_t nofile = raise_nofile_limit();
+  auto hub = start_hub(config, registry, history, nofile);
+  if (!hub) {
+    std::fprintf(stderr, "[brAInwav] cannot start the SSE hub: %s\n", std::strerror(errno));
+    return kExitConfig;
+  }
+  srv::install_stream(server, *hub, registry, config);
+  auto replica = set_up_scaling_role(config, registry, *signing_keys, publisher.get());
+
+  MetricsListener metrics;
+  if (!bind_metrics_listener(metrics, config, registry)) return kExitConfig;
   const int port = server.bind(config.host, config.port, config.listen_backlog);
   if (port < 0) {
     std::fprintf(stderr, "[brAInwav] cannot listen on %s:%d: %s\n", config.host.c_str(),
                  config.port, std::strerror(errno));
     return kExitConfig;
   }
-  srv::log_always(
-      srv::LogLevel::kInfo, "listening",
-      fields({{"host", config.host},
-              {"port", port},
-              {"version", std::string(cc::version_string())},
-              {"role", config.role == srv::Role::kSingle      ? "single"
-                       : config.role == srv::Role::kPublisher ? "publisher"
-                                                              : "replica"},
-              {"manifest",
-               replica ? std::string("(redis)")
-                       : config.manifest_path.value_or(std::string(cc::kDefaultManifestPath))},
-              {"max_subscribers", hub.max_subscribers()},
-              {"ed25519_kid",
-               signing_keys->active.empty() ? std::string() : signing_keys->active.front().kid()},
-              // What a replica checks every snapshot from Redis with.
-              {"verifies_with",
-               !replica ? std::string()
-               : config.signing_key.empty()
-                   ? fmt::format("{} Ed25519 key(s), no HMAC key", signing_keys->published.size())
-               : signing_keys->published.empty()
-                   ? std::string("HMAC key")
-                   : fmt::format("HMAC key and {} Ed25519 key(s)", signing_keys->published.size())},
-              {"nofile_limit", static_cast<std::uint64_t>(nofile.rlim_cur)}}));
-  if (config.no_auth) {
-    srv::log(srv::LogLevel::kWarning,
-             "NO_AUTH=true: authentication is DISABLED, every client can read the service map");
-  }
-  if (config.dev_generated_keys) {
-    // Printed once, on standard output, never logged.
-    std::printf(
-        "\ncortex-connectors-server --dev on http://%s:%d\n"
-        "  signing key (CONNECTORS_SIGNATURE_KEY): %s\n"
-        "  API key     (CONNECTORS_API_KEY):       %s\n"
-        "  try: curl -H 'Authorization: Bearer %s' http://%s:%d/v1/connectors/service-map\n\n",
-        config.host.c_str(), port, config.signing_key.c_str(),
-        config.api_keys.empty() ? "(none: NO_AUTH)" : config.api_keys.front().c_str(),
-        config.api_keys.empty() ? "" : config.api_keys.front().c_str(), config.host.c_str(), port);
-    std::fflush(stdout);
-  }
-
-  if (replica_role) {
-    replica_role->start();
-  } else {
-    if (publisher) publisher->start(registry);
-    registry.refresh_async();
-    if (auto watching = registry.start_watching(config.poll_interval); !watching) {
-      srv::log(srv::LogLevel::kWarning, "manifest watcher unavailable",
-               fields({{"error", watching.error().message}}));
-    }
-  }
-
-  std::thread signal_thread([&server, &hub, signals] {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    srv::log_always(srv::LogLevel::kInfo, "shutting down", fields({{"signal", sig}}));
-    server.shutdown();
-    hub.stop();
-  });
+  log_listening(config, port, *signing_keys, hub->max_subscribers(), nofile);
+  if (config.dev) print_dev_banner(config, port);
+  start_loading(config, registry, replica.get(), publisher.get());
+  metrics.start();
+  std::thread signal_thread = start_signal_thread(signals, server, metrics, *hub);
 
   server.listen_after_bind();
-  hub.stop();
+  metrics.stop();
+  hub->stop();
   registry.stop_watching();
   srv::set_scaling_role(nullptr);
-  if (replica_role) replica_role->stop();
+  if (replica) replica->stop();
   if (publisher) publisher->stop();  // releases the lease
   // Wake the signal thread if the server stopped for another reason.
   if (signal_thread.joinable()) {

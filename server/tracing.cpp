@@ -257,9 +257,9 @@ bool should_sample(const Sampler& sampler, std::string_view trace_id,
 OtlpExporter::OtlpExporter(OtlpExporterOptions options) : options_(std::move(options)) {
   options_.max_queue = std::max<std::size_t>(options_.max_queue, 1);
   options_.max_batch = std::clamp<std::size_t>(options_.max_batch, 1, options_.max_queue);
-  auto [base, path] = split_otlp_endpoint(options_.endpoint);
+  auto [base, path] = split_otlp_endpoint(options_.url);
   base_ = std::move(base);
-  path_ = std::move(path) + "/v1/traces";
+  path_ = path.empty() ? std::string("/") : std::move(path);
   http_queue_.reserve(options_.max_queue);
   taken_http_.reserve(options_.max_queue);
 }
@@ -403,7 +403,9 @@ void OtlpExporter::send(std::size_t count, std::chrono::milliseconds timeout) {
     std::lock_guard lock(client_mutex_);
     client_ = client.get();
   }
-  const auto res = client->Post(path_, body_.data(), body_.size(), "application/json");
+  httplib::Headers headers;
+  for (const auto& h : options_.headers) headers.emplace(h.name, h.value);
+  const auto res = client->Post(path_, headers, body_.data(), body_.size(), "application/json");
   {
     std::lock_guard lock(client_mutex_);
     client_ = nullptr;
@@ -414,8 +416,8 @@ void OtlpExporter::send(std::size_t count, std::chrono::milliseconds timeout) {
   } else {
     dropped_failed_ += count;
   }
-  // One line when export starts failing and one when it recovers; the endpoint is not logged
-  // (it may carry credentials), the reason is.
+  // One line when export starts failing and one when it recovers; the endpoint and the headers
+  // are not logged (they may carry credentials), the reason is.
   if (!ok && !failing_) {
     const std::string reason =
         res ? fmt::format("collector answered {}", res->status) : httplib::to_string(res.error());

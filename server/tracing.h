@@ -1,4 +1,4 @@
-// Spans of the server and their export as OTLP/HTTP JSON (POST <endpoint>/v1/traces).
+// Spans of the server and their export as OTLP/HTTP JSON (POST to the traces URL).
 //
 // The library stays network-free: it reports what it timed (RegistryOptions::on_refresh) and the
 // server turns that, its HTTP requests and its SSE broadcasts into spans here. No OpenTelemetry
@@ -27,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "config.h"
 #include "cortex_connectors/json.h"
 #include "cortex_connectors/registry.h"
 #include "cortex_connectors/result.h"
@@ -102,9 +103,13 @@ bool should_sample(const Sampler& sampler, std::string_view trace_id,
                    std::optional<bool> parent_sampled) noexcept;
 
 struct OtlpExporterOptions {
-  // Base URL (OTEL_EXPORTER_OTLP_ENDPOINT): http://host:port[/path]; spans go to
-  // <endpoint>/v1/traces. https:// goes through cpp-httplib's OpenSSL client.
-  std::string endpoint;
+  // The URL spans are POSTed to, used as given (otlp_traces_url() in config.h):
+  // http://host:port/path ("/" when it has no path). https:// goes through cpp-httplib's
+  // OpenSSL client.
+  std::string url;
+  // Sent with every request (OTEL_EXPORTER_OTLP_HEADERS); the values are secrets and are never
+  // logged.
+  std::vector<OtlpHeader> headers;
   std::string service_name = "cortex-connectors";  // OTEL_SERVICE_NAME
   std::size_t max_queue = 2048;                    // OTEL_BSP_MAX_QUEUE_SIZE
   std::size_t max_batch = 512;                     // OTEL_BSP_MAX_EXPORT_BATCH_SIZE
@@ -157,7 +162,7 @@ class OtlpExporter {
 
   OtlpExporterOptions options_;
   std::string base_;  // scheme://host:port
-  std::string path_;  // <path>/v1/traces
+  std::string path_;  // the URL's path, "/" when it has none
   std::mutex mutex_;  // guards queue_ and stopping_
   std::condition_variable cv_;
   std::deque<Span> queue_;            // spans of loads and broadcasts (few)

@@ -149,11 +149,20 @@ void check_common_keys(const cc::Json& j) {
   if (j.find("span_id")->is_string()) CHECK(is_hex(j.find("span_id")->as_string(), 16));
 }
 
-// A real OTLP/HTTP receiver: keeps every body POSTed to /v1/traces.
+// A real OTLP/HTTP receiver: keeps every body POSTed to `path`, and the path and headers of
+// every POST (whatever its path; others are answered 404).
 class Collector {
  public:
-  explicit Collector(std::chrono::milliseconds delay = 0ms) {
-    server_.Post("/v1/traces", [this, delay](const httplib::Request& req, httplib::Response& res) {
+  explicit Collector(std::chrono::milliseconds delay = 0ms, std::string path = "/v1/traces") {
+    server_.Post(".*", [this, delay, path](const httplib::Request& req, httplib::Response& res) {
+      {
+        std::lock_guard lock(mutex_);
+        requests_.push_back({req.path, req.headers});
+      }
+      if (req.path != path) {
+        res.status = 404;
+        return;
+      }
       if (delay.count() > 0) std::this_thread::sleep_for(delay);
       {
         std::lock_guard lock(mutex_);
@@ -182,6 +191,14 @@ class Collector {
   std::vector<std::string> content_types() const {
     std::lock_guard lock(mutex_);
     return content_types_;
+  }
+  struct Received {
+    std::string path;
+    httplib::Headers headers;
+  };
+  std::vector<Received> requests() const {
+    std::lock_guard lock(mutex_);
+    return requests_;
   }
 
   // Every span received so far (each checked for the OTLP JSON structure on the way).
@@ -215,6 +232,7 @@ class Collector {
   mutable std::mutex mutex_;
   std::vector<std::string> bodies_;
   std::vector<std::string> content_types_;
+  std::vector<Received> requests_;
 };
 
 const cc::Json* attribute(const cc::Json& span, std::string_view key) {
@@ -581,11 +599,7 @@ TEST_CASE("a dead or slow collector drops and counts spans, requests still succe
   }
   CHECK(metric(text, "cortex_connectors_otlp_spans_exported_total") == 0);
   CHECK(s.process->log().find("span export failing") != std::string::npos);
-  if (::access("/usr/bin/promtool", X_OK) == 0) {
-    auto check = cc::test::run_program({"/usr/bin/promtool", "check", "metrics"}, text);
-    INFO(check.out << check.err);
-    CHECK(check.exit_code == 0);
-  }
+  cc::test::check_promtool_metrics(text);
   // Shutdown is not held up by the collector either.
   CHECK(s.process->stop(SIGTERM, 5s) == 0);
 }
@@ -697,5 +711,90 @@ TEST_CASE("OTEL_TRACES_SAMPLER decides which traces export spans, logs keep ever
     CHECK(run({"OTEL_TRACES_SAMPLER=sometimes"}) == Set{"parent-sampled", "root", "load"});
     CHECK(log.find("OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG not understood") !=
           std::string::npos);
+  }
+}
+
+TEST_CASE("the OTLP traces endpoint is used as given and the OTLP headers reach the collector",
+          "[observability][otlp]") {
+  // A port nobody listens on: the generic endpoint must lose to the traces one.
+  const std::string dead = "http://127.0.0.1:9/unused";
+  std::string path;
+  std::vector<std::string> env{"OTEL_SERVICE_NAME=cortex-connectors-test",
+                               "OTEL_BSP_SCHEDULE_DELAY=50",
+                               "OTEL_EXPORTER_OTLP_HEADERS= api-key = generic-s3cret-one ,"
+                               "x-tenant=team%20a%2Cb,, x-plain=plain",
+                               "OTEL_EXPORTER_OTLP_TRACES_HEADERS=API-Key=traces%3Ds3cret-two"};
+  std::unique_ptr<Collector> collector;
+  SECTION("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: no /v1/traces appended; it wins") {
+    path = "/custom/otlp/traces";
+    collector = std::make_unique<Collector>(0ms, path);
+    env.push_back("OTEL_EXPORTER_OTLP_ENDPOINT=" + dead);
+    env.push_back("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=" + collector->endpoint() + path);
+  }
+  SECTION("OTEL_EXPORTER_OTLP_ENDPOINT with a path: /v1/traces appended to it") {
+    path = "/otlp/v1/traces";
+    collector = std::make_unique<Collector>(0ms, path);
+    env.push_back("OTEL_EXPORTER_OTLP_ENDPOINT=" + collector->endpoint() + "/otlp/");
+  }
+  Server s(env);
+  REQUIRE(s.client->Get("/v1/connectors/service-map", bearer())->status == 200);
+  REQUIRE(cc::test::eventually_true([&] {
+    for (const auto& span : collector->spans()) {
+      if (str(span, "name") == "GET /v1/connectors/service-map") return true;
+    }
+    return false;
+  }));
+  auto header = [](const httplib::Headers& headers, const std::string& name) {
+    const auto it = headers.find(name);  // names compare without case
+    return it == headers.end() ? std::string() : it->second;
+  };
+  const auto requests = collector->requests();
+  REQUIRE_FALSE(requests.empty());
+  for (const auto& r : requests) {
+    CHECK(r.path == path);
+    // The traces variable wins for its name (any case); the value is percent-decoded.
+    CHECK(r.headers.count("api-key") == 1);
+    CHECK(header(r.headers, "api-key") == "traces=s3cret-two");
+    CHECK(header(r.headers, "x-tenant") == "team a,b");
+    CHECK(header(r.headers, "x-plain") == "plain");
+  }
+  REQUIRE(s.process->stop(SIGTERM, 5s) == 0);
+  const std::string log = s.process->log() + s.process->out();
+  for (const char* secret : {"s3cret", "traces%3D", "team%20a"}) {
+    INFO(secret);
+    CHECK(log.find(secret) == std::string::npos);
+  }
+}
+
+TEST_CASE("a malformed OTLP header list exits 2 and names the entry, never its text",
+          "[observability][otlp]") {
+  struct Case {
+    std::string variable;
+    std::string list;
+    std::string message;
+  };
+  const std::vector<Case> cases{
+      {"OTEL_EXPORTER_OTLP_HEADERS", "api-key=s3cret-a,s3cret-b", "entry 2 is not name=value"},
+      {"OTEL_EXPORTER_OTLP_HEADERS", "=s3cret", "entry 1 has an empty name"},
+      {"OTEL_EXPORTER_OTLP_HEADERS", "api key=s3cret", "entry 1 has a name that is not an HTTP"},
+      {"OTEL_EXPORTER_OTLP_HEADERS", "k=s3cret%zz", "entry 1 has a bad %-escape"},
+      {"OTEL_EXPORTER_OTLP_HEADERS", "k=s3cret%4", "entry 1 has a bad %-escape"},
+      {"OTEL_EXPORTER_OTLP_HEADERS", "k=s3cret%0D%0AX-Injected: 1",
+       "entry 1 has a control character"},
+      {"OTEL_EXPORTER_OTLP_HEADERS", "a=1,Content-Length=s3cret", "entry 2 names a header the"},
+      {"OTEL_EXPORTER_OTLP_TRACES_HEADERS", "ok=1, ,s3cret", "entry 3 is not name=value"},
+  };
+  for (const auto& c : cases) {
+    ServerProcess p({"--port", "0"},
+                    {"CONNECTORS_SIGNATURE_KEY=k", "NO_AUTH=true",
+                     "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:9", c.variable + "=" + c.list});
+    const int code = p.wait_exit(10s);
+    const std::string err = p.log();
+    INFO(c.variable << "=" << c.list << " -> " << err);
+    CHECK(code == 2);
+    CHECK(err.rfind("[brAInwav] " + c.variable + ": " + c.message, 0) == 0);
+    CHECK(std::count(err.begin(), err.end(), '\n') == 1);
+    CHECK(err.find("s3cret") == std::string::npos);
+    CHECK(p.out().empty());
   }
 }

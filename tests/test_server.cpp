@@ -228,11 +228,76 @@ TEST_CASE("metrics: off by default, authenticated and promtool-clean when on", "
         std::string::npos);
   CHECK(r->body.find("cortex_connectors_http_requests_total{code=\"200\",route=\"service_map\"}") !=
         std::string::npos);
-  if (::access("/usr/bin/promtool", X_OK) == 0) {
-    auto check = cc::test::run_program({"/usr/bin/promtool", "check", "metrics"}, r->body);
-    INFO(check.out << check.err);
-    CHECK(check.exit_code == 0);
+  cc::test::check_promtool_metrics(r->body);
+}
+
+TEST_CASE("a metrics port serves /metrics and /health without a key, and nothing else",
+          "[server]") {
+  bool prometheus = false;
+  SECTION("a metrics port alone enables metrics there, not on the main port") {}
+  SECTION("with ENABLE_PROMETHEUS=true the main port serves them too, with auth") {
+    prometheus = true;
   }
+  Running s(prometheus ? std::vector<std::string>{"METRICS_PORT=0", "ENABLE_PROMETHEUS=true"}
+                       : std::vector<std::string>{"METRICS_PORT=0"});
+  const std::string log = s.server->log();
+  INFO(log);
+  std::smatch m;
+  REQUIRE(std::regex_search(log, m, std::regex("[^\\n]*\"msg\":\"metrics listening\"[^\\n]*")));
+  const auto line = cc::parse_json(m[0].str());
+  REQUIRE_OK(line);
+  CHECK(line->find("host")->as_string() == "127.0.0.1");
+  CHECK(line->find("bind_note")->as_string() ==
+        "loopback only; set METRICS_HOST=0.0.0.0 or --metrics-host to listen on all interfaces");
+  const int metrics_port = static_cast<int>(line->find("port")->as_number());
+  REQUIRE(metrics_port > 0);
+  CHECK(metrics_port != s.server->port());
+
+  httplib::Client scrape("127.0.0.1", metrics_port);
+  scrape.set_keep_alive(true);  // held open across the shutdown below
+  (void)s.client->Get("/v1/connectors/service-map", bearer(kApiKey));
+  auto r = scrape.Get("/metrics");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(r->get_header_value("Content-Type").rfind("text/plain; version=0.0.4", 0) == 0);
+  CHECK(r->body.find("brainwav_mcp_connector_proxy_up{connector=\"alpha\"} 1") !=
+        std::string::npos);
+  CHECK(r->body.find("cortex_connectors_http_requests_total{code=\"200\",route=\"service_map\"}") !=
+        std::string::npos);
+  cc::test::check_promtool_metrics(r->body);
+  CHECK(scrape.Get("/health")->status == 200);
+  // Nothing but those two: not the service map (with a key either), the stream, the keys, the
+  // dashboard or /ready.
+  for (const char* path : {"/v1/connectors/service-map", "/v1/connectors/stream",
+                           "/v1/connectors/keys", "/apps/chatgpt-dashboard/", "/ready", "/"}) {
+    INFO(path);
+    CHECK(scrape.Get(path)->status == 404);
+    CHECK(scrape.Get(path, bearer(kApiKey))->status == 404);
+  }
+  CHECK(raw_exchange(metrics_port,
+                     "GET /v1/connectors/stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                     "Authorization: Bearer " +
+                         kApiKey + "\r\n\r\n",
+                     5s)
+            .rfind("HTTP/1.1 404", 0) == 0);
+  // The main port keeps its rules: 401 without a key when metrics are on there, else 404.
+  CHECK(s.client->Get("/metrics")->status == (prometheus ? 401 : 404));
+  CHECK(s.client->Get("/metrics", bearer(kApiKey))->status == (prometheus ? 200 : 404));
+  CHECK(s.client->Get("/v1/connectors/service-map")->status == 401);
+
+  CHECK(s.server->stop(SIGTERM, 5s) == 0);
+  const std::string after = s.server->log();
+  CHECK(after.find("\"listener\":\"metrics\"") != std::string::npos);
+  CHECK(after.find(kApiKey) == std::string::npos);
+}
+
+TEST_CASE("a busy metrics port exits 2", "[server]") {
+  Running s;
+  ServerProcess second({"--port", "0", "--metrics-port", std::to_string(s.server->port())},
+                       base_env(s.manifest.string()));
+  CHECK(second.port() == 0);
+  CHECK(second.wait_exit(5s) == 2);
+  CHECK(second.log().find("cannot listen for metrics on 127.0.0.1:") != std::string::npos);
 }
 
 TEST_CASE("request ids are echoed when sane and every log line is JSON", "[server]") {

@@ -202,4 +202,11 @@ RunResult run_cli(const std::vector<std::string>& args, std::string_view input,
   return run_program(argv, input, env);
 }
 
+void check_promtool_metrics(const std::string& text) {
+  if (::access("/usr/bin/promtool", X_OK) != 0) return;
+  auto check = run_program({"/usr/bin/promtool", "check", "metrics"}, text);
+  INFO(check.out << check.err);
+  CHECK(check.exit_code == 0);
+}
+
 }  // namespace cortex_connectors::test

@@ -78,6 +78,10 @@ std::string raw_exchange(int port, const std::string& request, std::chrono::mill
 RunResult run_cli(const std::vector<std::string>& args, std::string_view input = {},
                   const std::vector<std::string>& env = {});
 
+// Checks `text` with `promtool check metrics` when promtool is installed (Debian package
+// prometheus; scripts/install-deps.sh adds it).
+void check_promtool_metrics(const std::string& text);
+
 }  // namespace cortex_connectors::test
 
 // Requires a Result or Status to hold success, printing the error otherwise.
