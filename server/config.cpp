@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <fmt/format.h>
 
+#include "cortex_connectors/http.h"
 #include "cortex_connectors/signing.h"
 #include "cortex_connectors/validate.h"
 
@@ -19,19 +20,9 @@ Error usage(std::string message) {
   return Error{ErrorCode::kUsage, "[brAInwav] " + std::move(message), {}, {}};
 }
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
-
 bool truthy(std::string_view v) {
   for (std::string_view yes : {"1", "true", "yes", "on"}) {
-    if (iequals(v, yes)) return true;
+    if (ascii_iequals(v, yes)) return true;
   }
   return false;
 }
@@ -493,7 +484,7 @@ void merge_headers(std::vector<OtlpHeader>& into, std::vector<OtlpHeader> from) 
   for (auto& h : from) {
     bool replaced = false;
     for (auto& existing : into) {
-      if (iequals(existing.name, h.name)) {
+      if (ascii_iequals(existing.name, h.name)) {
         existing.value = std::move(h.value);
         replaced = true;
       }
@@ -710,7 +701,7 @@ std::string server_options_markdown() {
 }
 
 bool is_loopback_host(std::string_view host) {
-  if (iequals(host, "localhost")) return true;
+  if (ascii_iequals(host, "localhost")) return true;
   const std::string text(host);
   in_addr v4{};
   if (::inet_pton(AF_INET, text.c_str(), &v4) == 1) {
@@ -748,7 +739,7 @@ Result<std::vector<OtlpHeader>> parse_otlp_headers(std::string_view variable,
     if (!is_header_token(name)) return bad("has a name that is not an HTTP header name");
     for (std::string_view reserved :
          {"content-type", "content-length", "host", "connection", "transfer-encoding"}) {
-      if (iequals(name, reserved)) return bad("names a header the exporter sets itself");
+      if (ascii_iequals(name, reserved)) return bad("names a header the exporter sets itself");
     }
     auto value = percent_decode(trim(entry.substr(eq + 1)));
     if (!value) return bad("has a bad %-escape in its value");

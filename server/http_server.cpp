@@ -21,21 +21,17 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "cortex_connectors/http.h"
+
 namespace cortex_connectors::server {
 
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
+// `line` starts with `name` (lower case) in any ASCII case.
 bool iequals_prefix(std::string_view line, std::string_view name) {
-  if (line.size() < name.size()) return false;
-  for (std::size_t i = 0; i < name.size(); ++i) {
-    const char a = line[i];
-    const char b = name[i];
-    const char la = (a >= 'A' && a <= 'Z') ? static_cast<char>(a + 32) : a;
-    if (la != b) return false;
-  }
-  return true;
+  return line.size() >= name.size() && ascii_iequals(line.substr(0, name.size()), name);
 }
 
 // The Stream httplib reads the (already read and checked) request head from and writes the

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "cortex_connectors/canonical_json.h"
+#include "cortex_connectors/http.h"
 
 namespace cortex_connectors::server {
 
@@ -51,8 +52,7 @@ LogIds set_log_ids(LogIds ids) {
 }
 
 bool set_log_level(std::string_view level) {
-  std::string lower;
-  for (char c : level) lower.push_back(static_cast<char>((c >= 'A' && c <= 'Z') ? c + 32 : c));
+  const std::string lower = ascii_lower(level);
   LogLevel l{};
   if (lower == "debug") {
     l = LogLevel::kDebug;

@@ -1,7 +1,6 @@
 #include "tracing.h"
 
 #include <algorithm>
-#include <cctype>
 #include <cstdlib>
 #include <iterator>
 #include <memory>
@@ -194,8 +193,7 @@ std::string otlp_json(std::span<const Span> spans, const OtlpExporterOptions& op
 }
 
 std::optional<Sampler> parse_sampler(std::string_view name, std::string_view arg) {
-  std::string lower(name);
-  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const std::string lower = ascii_lower(name);
   Sampler out;
   if (lower.empty() || lower == "parentbased_always_on") {
     out.kind = SamplerKind::kParentBasedAlwaysOn;

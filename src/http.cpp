@@ -27,15 +27,6 @@ std::string_view trim(std::string_view s) noexcept {
   return s.substr(b, e - b + 1);
 }
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; };
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
-
 // Parses a qvalue ("1", "0.5", "1.000"); nullopt when malformed. Returns thousandths.
 std::optional<int> parse_q(std::string_view v) noexcept {
   if (v.empty() || v.size() > 5) return std::nullopt;
@@ -51,7 +42,25 @@ std::optional<int> parse_q(std::string_view v) noexcept {
   return q <= 1000 ? std::optional<int>(q) : std::nullopt;
 }
 
+constexpr char ascii_lower_char(char c) noexcept {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + ('a' - 'A')) : c;
+}
+
 }  // namespace
+
+bool ascii_iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (ascii_lower_char(a[i]) != ascii_lower_char(b[i])) return false;
+  }
+  return true;
+}
+
+std::string ascii_lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = ascii_lower_char(c);
+  return out;
+}
 
 std::string_view to_string(ContentEncoding encoding) noexcept {
   switch (encoding) {
@@ -90,11 +99,11 @@ ContentEncoding choose_encoding(std::string_view header, bool have_gzip,
       if (!parsed) continue;  // a malformed item is ignored
       q = *parsed;
     }
-    if (iequals(coding, "br")) {
+    if (ascii_iequals(coding, "br")) {
       q_br = q;
-    } else if (iequals(coding, "gzip") || iequals(coding, "x-gzip")) {
+    } else if (ascii_iequals(coding, "gzip") || ascii_iequals(coding, "x-gzip")) {
       q_gzip = q;
-    } else if (iequals(coding, "identity")) {
+    } else if (ascii_iequals(coding, "identity")) {
       q_identity = q;
     } else if (coding == "*") {
       q_star = q;
@@ -136,7 +145,7 @@ AuthResult check_bearer(std::string_view authorization,
   authorization = trim(authorization);
   if (authorization.empty()) return AuthResult::kMissing;
   const auto space = authorization.find(' ');
-  if (space == std::string_view::npos || !iequals(authorization.substr(0, space), "bearer")) {
+  if (space == std::string_view::npos || !ascii_iequals(authorization.substr(0, space), "bearer")) {
     return AuthResult::kMalformed;
   }
   const std::string_view token = trim(authorization.substr(space + 1));
@@ -411,7 +420,7 @@ std::string_view static_content_type(std::string_view name) noexcept {
   };
   const std::string_view ext = extension(name);
   for (const auto& t : kTypes) {
-    if (iequals(ext, t.ext)) return t.type;
+    if (ascii_iequals(ext, t.ext)) return t.type;
   }
   return "application/octet-stream";
 }

@@ -253,3 +253,12 @@ TEST_CASE("a static asset is prepared once: variants only when smaller, one ETag
   CHECK(empty.gzip.empty());
   CHECK(empty.brotli.empty());
 }
+
+TEST_CASE("ascii_iequals and ascii_lower fold A-Z only", "[http]") {
+  CHECK(cc::ascii_iequals("Content-Length", "content-length"));
+  CHECK(cc::ascii_iequals("", ""));
+  CHECK_FALSE(cc::ascii_iequals("gzip", "gzi"));
+  CHECK_FALSE(cc::ascii_iequals("[", "{"));                // '[' + 32 is '{': only A-Z fold
+  CHECK_FALSE(cc::ascii_iequals("\xC3\x89", "\xC3\xA9"));  // no Unicode folding
+  CHECK(cc::ascii_lower("INFO Warn-é@[Z]") == "info warn-é@[z]");
+}

@@ -20,6 +20,12 @@ namespace cortex_connectors {
 
 enum class ContentEncoding : std::uint8_t { kIdentity, kGzip, kBrotli };
 
+// HTTP tokens (header names, codings, schemes) and configuration words compare without ASCII
+// case; these are the one pair of helpers the library, the server and the fuzzers use for it.
+CORTEX_CONNECTORS_API bool ascii_iequals(std::string_view a, std::string_view b) noexcept;
+// `text` with A-Z lowered (other bytes, UTF-8 included, as they are).
+CORTEX_CONNECTORS_API std::string ascii_lower(std::string_view text);
+
 // Returns "identity", "gzip" or "br".
 CORTEX_CONNECTORS_API std::string_view to_string(ContentEncoding encoding) noexcept;
 
