@@ -316,16 +316,16 @@ void install_metrics_listener_routes(HardenedServer& server, Registry& registry)
   });
 }
 
-void install_dashboard_route(HardenedServer& server, std::shared_ptr<const StaticBundle> bundle) {
+void install_dashboard_route(HardenedServer& server, std::shared_ptr<const BundleSlot> slot) {
   static constexpr std::string_view kMount = "/apps/chatgpt-dashboard";
   server.Get("/apps/chatgpt-dashboard", [](const httplib::Request&, httplib::Response& res) {
     // Relative asset URLs in index.html resolve against the directory, so send the slash.
     res.set_header("Location", std::string(kMount) + "/");
     send_text(res, 308, detail_body("the dashboard is at /apps/chatgpt-dashboard/"));
   });
-  server.Get("/apps/chatgpt-dashboard/(.*)", [bundle = std::move(bundle)](
-                                                 const httplib::Request& req,
-                                                 httplib::Response& res) {
+  server.Get("/apps/chatgpt-dashboard/(.*)", [slot = std::move(slot)](const httplib::Request& req,
+                                                                      httplib::Response& res) {
+    const std::shared_ptr<const StaticBundle> bundle = slot->get();
     if (!bundle) {
       res.set_header("Retry-After", "60");
       send_text(res, 503,

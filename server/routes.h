@@ -31,12 +31,12 @@ void log_refused_request(Registry& registry, int status);
 // (public keys are not secret), strong ETag, 304 on If-None-Match; 404 when `published` is empty.
 void install_keys_route(HardenedServer& server, PublicKeySet published);
 
-// Serves GET /apps/chatgpt-dashboard/... from `bundle` without auth (the page holds no data;
-// it asks the operator for the API key and sends it only to the data routes): the rules of
+// Serves GET /apps/chatgpt-dashboard/... from the slot's bundle without auth (the page holds no
+// data; it asks the operator for the API key and sends it only to the data routes): the rules of
 // http.h's static section, 404 for any path they refuse or the bundle lacks, a redirect from the
 // path without its trailing slash, and 503 branded JSON saying how to fix it while `bundle` is
-// null.
-void install_dashboard_route(HardenedServer& server, std::shared_ptr<const StaticBundle> bundle);
+// null (the slot's bundle is read per request: it is replaced once compressed).
+void install_dashboard_route(HardenedServer& server, std::shared_ptr<const BundleSlot> slot);
 
 // Serves GET /v1/connectors/stream: authenticates, writes the event-stream head and hands the
 // socket to `hub` (503 when it is full).

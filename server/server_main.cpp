@@ -299,18 +299,23 @@ srv::HardeningOptions hardening_options(const srv::ServerConfig& config, cc::Reg
   return hardening;
 }
 
-// The dashboard: loaded (and compressed) once here; a missing bundle is served as 503.
-void install_dashboard(srv::HardenedServer& server, const srv::ServerConfig& config) {
+// The dashboard: loaded once here, with the compressed files the build wrote beside it; what a
+// bundle lacks is compressed after the port is bound (start_dashboard_compression()). A missing
+// bundle is served as 503.
+std::shared_ptr<srv::BundleSlot> install_dashboard(srv::HardenedServer& server,
+                                                   const srv::ServerConfig& config) {
   const std::filesystem::path apps_dir =
       config.apps_dir ? std::filesystem::path(*config.apps_dir) : srv::default_apps_dir();
   std::string apps_problem;
   std::vector<std::string> apps_skipped;
-  auto bundle = srv::StaticBundle::load(apps_dir, apps_problem, &apps_skipped);
+  auto bundle = srv::StaticBundle::load(apps_dir, apps_problem, &apps_skipped, {},
+                                        srv::MissingCompression::kLater);
   if (bundle) {
     srv::log(srv::LogLevel::kInfo, "dashboard bundle loaded",
              fields({{"dir", apps_dir.string()},
                      {"files", bundle->file_count()},
-                     {"bytes", bundle->total_bytes()}}));
+                     {"bytes", bundle->total_bytes()},
+                     {"uncompressed", bundle->uncompressed_count()}}));
   } else {
     srv::log(srv::LogLevel::kWarning, "dashboard unavailable (503)",
              fields({{"dir", apps_dir.string()}, {"reason", apps_problem}}));
@@ -319,7 +324,18 @@ void install_dashboard(srv::HardenedServer& server, const srv::ServerConfig& con
     srv::log(srv::LogLevel::kWarning, "dashboard file skipped: symlink leaves the bundle",
              fields({{"file", name}}));
   }
-  srv::install_dashboard_route(server, std::move(bundle));
+  auto slot = std::make_shared<srv::BundleSlot>(std::move(bundle));
+  srv::install_dashboard_route(server, slot);
+  return slot;
+}
+
+// Compresses what the dashboard bundle lacks (an operator's own bundle without .gz and .br
+// files), on a thread of its own: served identity until then.
+void start_dashboard_compression(srv::BundleCompression& compression,
+                                 std::shared_ptr<srv::BundleSlot> slot) {
+  compression.start(std::move(slot), [](std::size_t files) {
+    srv::log(srv::LogLevel::kInfo, "dashboard bundle compressed", fields({{"files", files}}));
+  });
 }
 
 // Every SSE subscriber holds a descriptor: raises the soft limit to the hard one; returns it.
@@ -533,7 +549,7 @@ int main(int argc, char** argv) {
   srv::HardenedServer server(hardening_options(config, registry));
   srv::install_routes(server, registry, config);
   srv::install_keys_route(server, signing_keys->published);
-  install_dashboard(server, config);
+  auto dashboard = install_dashboard(server, config);
   const rlim_t nofile = raise_nofile_limit();
   auto hub = start_hub(config, registry, history, nofile);
   if (!hub) {
@@ -554,6 +570,8 @@ int main(int argc, char** argv) {
   log_listening(config, port, *signing_keys, hub->max_subscribers(), nofile);
   if (config.dev) print_dev_banner(config, port);
   start_loading(config, registry, replica.get(), publisher.get());
+  srv::BundleCompression dashboard_compression;
+  start_dashboard_compression(dashboard_compression, std::move(dashboard));
   metrics.start();
   std::thread signal_thread = start_signal_thread(signals, server, metrics, *hub);
 

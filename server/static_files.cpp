@@ -1,6 +1,8 @@
 #include "static_files.h"
 
 #include <cerrno>
+#include <map>
+#include <optional>
 #include <system_error>
 #include <vector>
 
@@ -51,14 +53,16 @@ bool inside(const fs::path& path, const fs::path& root) {
 std::shared_ptr<const StaticBundle> StaticBundle::load(const fs::path& root_in,
                                                        std::string& problem,
                                                        std::vector<std::string>* skipped,
-                                                       const StaticBundleLimits& limits) {
+                                                       const StaticBundleLimits& limits,
+                                                       MissingCompression missing) {
   std::error_code ec;
   const fs::path root = fs::canonical(root_in, ec);
   if (ec || !fs::is_directory(root, ec)) {
     problem = fmt::format("no dashboard bundle directory at {}", root_in.string());
     return nullptr;
   }
-  auto bundle = std::make_shared<StaticBundle>();
+  // First the names: a file's representations are the files named like it plus .gz or .br.
+  std::map<std::string, fs::path> files;  // bundle-relative name -> the path to read
   // Default options: directory symlinks are listed but not entered.
   fs::recursive_directory_iterator it(root, ec);
   for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
@@ -80,34 +84,105 @@ std::shared_ptr<const StaticBundle> StaticBundle::load(const fs::path& root_in,
     } else if (!entry.is_regular_file(ec)) {
       continue;
     }
-    if (bundle->assets_.size() >= limits.max_files) {
+    if (files.size() >= limits.max_files) {
       problem = fmt::format("the dashboard bundle at {} has more than {} files", root.string(),
                             limits.max_files);
       return nullptr;
     }
-    std::string bytes;
-    if (!read_whole(target, limits.max_file_bytes, bytes)) {
-      problem = fmt::format("cannot read {} (or it is over {} bytes)", target.string(),
-                            limits.max_file_bytes);
-      return nullptr;
-    }
-    bundle->total_bytes_ += bytes.size();
-    if (bundle->total_bytes_ > limits.max_total_bytes) {
-      problem = fmt::format("the dashboard bundle at {} is over {} bytes", root.string(),
-                            limits.max_total_bytes);
-      return nullptr;
-    }
-    bundle->assets_.emplace(relative, prepare_static_asset(relative, std::move(bytes)));
+    files.emplace(relative, std::move(target));
   }
   if (ec) {
     problem = fmt::format("cannot list {}: {}", root.string(), ec.message());
     return nullptr;
+  }
+  auto bundle = std::make_shared<StaticBundle>();
+  std::size_t read_bytes = 0;
+  auto read = [&](const fs::path& path, std::string& out) {
+    if (!read_whole(path, limits.max_file_bytes, out)) {
+      problem = fmt::format("cannot read {} (or it is over {} bytes)", path.string(),
+                            limits.max_file_bytes);
+      return false;
+    }
+    read_bytes += out.size();
+    if (read_bytes > limits.max_total_bytes) {
+      problem = fmt::format("the dashboard bundle at {} is over {} bytes", root.string(),
+                            limits.max_total_bytes);
+      return false;
+    }
+    return true;
+  };
+  // The representation `suffix` of `name` from the disk, if there is one.
+  auto variant = [&](const std::string& name, std::string_view suffix,
+                     std::optional<std::string>& out) {
+    const auto found = files.find(name + std::string(suffix));
+    if (found == files.end()) return true;
+    return read(found->second, out.emplace());
+  };
+  // `name` is the .gz or .br representation of another file.
+  auto is_representation = [&files](const std::string& name) {
+    for (const std::string_view suffix : {std::string_view(".gz"), std::string_view(".br")}) {
+      if (name.ends_with(suffix) && files.contains(name.substr(0, name.size() - suffix.size()))) {
+        return true;
+      }
+    }
+    return false;
+  };
+  for (const auto& [relative, path] : files) {
+    if (is_representation(relative)) continue;
+    {
+      std::string bytes;
+      std::optional<std::string> gzip;
+      std::optional<std::string> brotli;
+      if (!read(path, bytes) || !variant(relative, ".gz", gzip) ||
+          !variant(relative, ".br", brotli)) {
+        return nullptr;
+      }
+      bundle->total_bytes_ += bytes.size();
+      const bool lacks_gzip = !gzip;
+      const bool lacks_brotli = !brotli;
+      StaticAsset asset =
+          prepare_static_asset(relative, std::move(bytes), std::move(gzip), std::move(brotli));
+      if (missing == MissingCompression::kAtLoad) {
+        compress_static_asset(asset, lacks_gzip, lacks_brotli);
+      } else if (lacks_gzip || lacks_brotli) {
+        bundle->uncompressed_.push_back({relative, lacks_gzip, lacks_brotli});
+      }
+      bundle->assets_.emplace(relative, std::move(asset));
+    }
   }
   if (bundle->find("index.html") == nullptr) {
     problem = fmt::format("the dashboard bundle at {} has no index.html", root.string());
     return nullptr;
   }
   return bundle;
+}
+
+std::shared_ptr<const StaticBundle> StaticBundle::with_compressed(
+    const std::atomic<bool>& stop) const {
+  auto out = std::make_shared<StaticBundle>(*this);
+  for (const Missing& m : uncompressed_) {
+    if (stop.load(std::memory_order_relaxed)) return nullptr;
+    compress_static_asset(out->assets_.find(m.name)->second, m.gzip, m.brotli);
+  }
+  out->uncompressed_.clear();
+  return out;
+}
+
+BundleCompression::~BundleCompression() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+void BundleCompression::start(std::shared_ptr<BundleSlot> slot,
+                              std::function<void(std::size_t)> on_done) {
+  const auto bundle = slot->get();
+  if (!bundle || bundle->uncompressed_count() == 0 || thread_.joinable()) return;
+  thread_ = std::thread([this, slot = std::move(slot), bundle, on_done = std::move(on_done)] {
+    auto compressed = bundle->with_compressed(stop_);
+    if (!compressed) return;
+    slot->set(std::move(compressed));
+    if (on_done) on_done(bundle->uncompressed_count());
+  });
 }
 
 const StaticAsset* StaticBundle::find(std::string_view name) const {

@@ -445,8 +445,29 @@ std::string_view static_cache_control(std::string_view name) noexcept {
   return is_fingerprinted(name) ? "public, max-age=31536000, immutable" : "no-cache";
 }
 
-StaticAsset prepare_static_asset(std::string_view name, std::string bytes) {
+void compress_static_asset(StaticAsset& a, bool gzip, bool brotli) {
   constexpr std::size_t kBrotliMaxQualityBytes = std::size_t{1} << 20;
+  if (a.identity.empty()) return;
+  if (gzip) {
+    std::string gz = internal::gzip_compress(a.identity, 9);
+    if (gz.size() < a.identity.size()) a.gzip = std::move(gz);
+  }
+  if (brotli) {
+    std::string br =
+        internal::brotli_compress(a.identity, a.identity.size() > kBrotliMaxQualityBytes ? 5 : 11);
+    if (br.size() < a.identity.size()) a.brotli = std::move(br);
+  }
+}
+
+StaticAsset prepare_static_asset(std::string_view name, std::string bytes) {
+  StaticAsset a = prepare_static_asset(name, std::move(bytes), std::nullopt, std::nullopt);
+  compress_static_asset(a, true, true);
+  return a;
+}
+
+StaticAsset prepare_static_asset(std::string_view name, std::string bytes,
+                                 std::optional<std::string> gzip,
+                                 std::optional<std::string> brotli) {
   StaticAsset a;
   a.identity = std::move(bytes);
   a.content_type = static_content_type(name);
@@ -458,13 +479,8 @@ StaticAsset prepare_static_asset(std::string_view name, std::string bytes) {
   a.etag = fmt::format("\"{}\"", tag);
   a.etag_gzip = fmt::format("\"{}-gz\"", tag);
   a.etag_brotli = fmt::format("\"{}-br\"", tag);
-  if (!a.identity.empty()) {
-    std::string gz = internal::gzip_compress(a.identity, 9);
-    if (gz.size() < a.identity.size()) a.gzip = std::move(gz);
-    std::string br =
-        internal::brotli_compress(a.identity, a.identity.size() > kBrotliMaxQualityBytes ? 5 : 11);
-    if (br.size() < a.identity.size()) a.brotli = std::move(br);
-  }
+  if (gzip && gzip->size() < a.identity.size()) a.gzip = std::move(*gzip);
+  if (brotli && brotli->size() < a.identity.size()) a.brotli = std::move(*brotli);
   return a;
 }
 

@@ -67,7 +67,9 @@ struct Served {
   std::unique_ptr<ServerProcess> server;
   std::unique_ptr<httplib::Client> client;
 
-  explicit Served(const std::string& apps_dir_env) {
+  // `compressed`: wait until the server has compressed what the bundle lacks (a bundle written
+  // by a test has no .gz and .br files; the server makes them after binding its port).
+  explicit Served(const std::string& apps_dir_env, bool compressed = true) {
     cc::test::TempDir manifest_dir;
     std::vector<std::string> env = {"CONNECTORS_SIGNATURE_KEY=dashboard-test-signing-key",
                                     "CONNECTORS_API_KEY=" + kApiKey,
@@ -77,6 +79,14 @@ struct Served {
     REQUIRE(server->port() > 0);
     client = std::make_unique<httplib::Client>("127.0.0.1", server->port());
     client->set_decompress(false);
+    if (compressed && !apps_dir_env.empty()) {
+      REQUIRE(cc::test::eventually_true([&] {
+        const std::string log = server->log();
+        return log.find("dashboard bundle compressed") != std::string::npos ||
+               log.find("dashboard unavailable") != std::string::npos ||
+               log.find("\"uncompressed\":0}") != std::string::npos;
+      }));
+    }
   }
 
   httplib::Result get(const std::string& path, httplib::Headers headers = {}) {
@@ -375,4 +385,105 @@ TEST_CASE("dashboard: an installed layout finds its bundle next to the binary",
   REQUIRE(r);
   CHECK(r->status == 200);
   CHECK(r->body == "<p>installed copy</p>");
+}
+
+TEST_CASE("dashboard: the built bundle's .gz and .br files are served as they are",
+          "[server][dashboard]") {
+  // The build writes them (cortex_connectors_precompress): nothing is compressed at start.
+  Served s("");
+  const fs::path root = fs::path(CORTEX_CONNECTORS_SERVER).parent_path().parent_path() /
+                        "share/cortex_connectors/apps/chatgpt-dashboard";
+  CHECK(s.server->log().find("\"uncompressed\":0}") != std::string::npos);
+  int assets = 0;
+  for (const auto& e : fs::directory_iterator(root)) {
+    const std::string name = e.path().filename().string();
+    if (name.ends_with(".gz") || name.ends_with(".br")) {
+      // A representation, not an asset of its own.
+      auto r = s.get(name);
+      REQUIRE(r);
+      CHECK(r->status == 404);
+      continue;
+    }
+    ++assets;
+    INFO(name);
+    const std::string identity = cc::test::read_file(e.path());
+    const std::string br_file = cc::test::read_file(root / (name + ".br"));
+    const std::string gz_file = cc::test::read_file(root / (name + ".gz"));
+    std::string inflated;
+    REQUIRE(cc::internal::gzip_decompress(gz_file, inflated));
+    CHECK(inflated == identity);
+    auto br = s.get(name, {{"Accept-Encoding", "br"}});
+    REQUIRE(br);
+    CHECK(br->get_header_value("Content-Encoding") == "br");
+    CHECK(br->body == br_file);
+    CHECK(br->body == cc::prepare_static_asset(name, identity).brotli);  // the server's own
+    auto gz = s.get(name, {{"Accept-Encoding", "gzip"}});
+    REQUIRE(gz);
+    CHECK(gz->get_header_value("Content-Encoding") == "gzip");
+    CHECK(gz->body == gz_file);
+  }
+  CHECK(assets == 3);
+}
+
+TEST_CASE("dashboard: a bundle without compressed files is compressed after the port is bound",
+          "[server][dashboard]") {
+  Bundle b;
+  Served s(b.root.string(), /*compressed=*/false);
+  // Whatever was asked before, the compressed bodies come once the server has made them.
+  const std::string& js = b.files[kHashed];
+  const auto prepared = cc::prepare_static_asset(kHashed, js);
+  REQUIRE(cc::test::eventually_true([&] {
+    auto r = s.get(kHashed, {{"Accept-Encoding", "br"}});
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    if (!r->has_header("Content-Encoding")) {
+      CHECK(r->body == js);  // identity until then, never anything else
+      return false;
+    }
+    CHECK(r->body == prepared.brotli);
+    return true;
+  }));
+  // Never before bind(): the server listened first.
+  const std::string log = s.server->log();
+  const auto listening = log.find("\"msg\":\"listening\"");
+  const auto compressed = log.find("dashboard bundle compressed");
+  REQUIRE(listening != std::string::npos);
+  REQUIRE(compressed != std::string::npos);
+  CHECK(listening < compressed);
+  // Every file of the bundle waited for it (none had a .gz or .br beside it).
+  CHECK(log.find("\"uncompressed\":" + std::to_string(b.files.size() + 1) + "}") !=
+        std::string::npos);  // the files, and link-in.css
+}
+
+TEST_CASE("dashboard: .gz and .br beside a file are its representations, as they are",
+          "[server][dashboard]") {
+  // A bundle of the operator's own, compressed by a tool of theirs (nginx's gzip_static layout,
+  // here at another level than the server would use): served as they are, nothing made for that
+  // file; a .gz without its file is a file of its own.
+  cc::test::TempDir dir;
+  const std::string page = compressible("<p>brAInwav</p>\n", 50);
+  const std::string gz1 = cc::internal::gzip_compress(page, 1);
+  const std::string br1 = cc::internal::brotli_compress(page, 1);
+  REQUIRE(gz1 != cc::prepare_static_asset("index.html", page).gzip);
+  cc::test::write_file(dir / "index.html", page);
+  cc::test::write_file(dir / "index.html.gz", gz1);
+  cc::test::write_file(dir / "index.html.br", br1);
+  cc::test::write_file(dir / "archive.tar.gz", "not a representation");
+  Served s(dir.path().string());
+  // Only archive.tar.gz lacked its representations.
+  CHECK(s.server->log().find("\"uncompressed\":1}") != std::string::npos);
+  auto gz = s.get("index.html", {{"Accept-Encoding", "gzip"}});
+  REQUIRE(gz);
+  CHECK(gz->get_header_value("Content-Encoding") == "gzip");
+  CHECK(gz->body == gz1);
+  auto br = s.get("index.html", {{"Accept-Encoding", "br"}});
+  REQUIRE(br);
+  CHECK(br->body == br1);
+  auto representation = s.get("index.html.gz");
+  REQUIRE(representation);
+  CHECK(representation->status == 404);
+  auto archive = s.get("archive.tar.gz");
+  REQUIRE(archive);
+  CHECK(archive->status == 200);
+  CHECK(archive->body == "not a representation");
 }

@@ -148,7 +148,22 @@ struct StaticAsset {
   std::string_view cache_control;
 };
 
-// Builds the StaticAsset of file `name` (bundle-relative) holding `bytes`.
+// Builds the StaticAsset of file `name` (bundle-relative) holding `bytes`, with its gzip (9) and
+// brotli (11; 5 above 1 MiB) representations when they are smaller.
 CORTEX_CONNECTORS_API StaticAsset prepare_static_asset(std::string_view name, std::string bytes);
+
+// The same, with representations made before: `gzip` and `brotli` are the bytes of the files
+// `<name>.gz` and `<name>.br` beside it (as nginx's gzip_static and brotli_static serve them),
+// kept when smaller than `bytes`; one not given (nullopt) is left empty, for
+// compress_static_asset() to make later. The given bytes are trusted to decode to `bytes`: the
+// build writes them with the file.
+CORTEX_CONNECTORS_API StaticAsset prepare_static_asset(std::string_view name, std::string bytes,
+                                                       std::optional<std::string> gzip,
+                                                       std::optional<std::string> brotli);
+
+// Makes the representations `asset` lacks (as prepare_static_asset() without them does); a
+// representation not smaller than the identity bytes stays empty. CPU-heavy: brotli 11 costs
+// ~1.5 ms per KB.
+CORTEX_CONNECTORS_API void compress_static_asset(StaticAsset& asset, bool gzip, bool brotli);
 
 }  // namespace cortex_connectors
