@@ -9,7 +9,8 @@ Measures, for the targets of the server issue:
               connectors, server vs nginx serving the same bytes from a file; p50/p99; CPU time
               per request of the server / nginx / wrk and the CPU used by other processes during
               the run (the machine may be shared).
-  cold start  exec -> first 200 of the service map (3 connectors), >= 20 runs, median; plus
+  cold start  exec -> first 200 of the service map (3 connectors), >= 20 runs, median, and
+              nginx's own cold start on the same bytes (one process), run by run; plus
               hyperfine over coldstart-wrapper.sh (includes bash + curl overhead).
   10 000      exec -> first /health 200, -> first /ready 200, -> first service-map 200.
   RSS         VmRSS idle after ready (3 connectors), and 10 000 connectors after ready and after
@@ -325,13 +326,17 @@ def run_wrk(url: str, conns: int, duration: int, threads: int, auth: bool,
 
 # ------------------------------------------------------------------------------------ nginx
 
-def start_nginx(root: Path, port: int, workdir: Path, sendfile: bool = True) -> subprocess.Popen:
+def start_nginx(root: Path, port: int, workdir: Path, sendfile: bool = True,
+                single_process: bool = False) -> subprocess.Popen:
+    """nginx on 127.0.0.1:port serving `root`; `single_process`: one process, no master (the
+    fastest nginx start, the cold-start anchor)."""
     workdir.mkdir(parents=True, exist_ok=True)
     for d in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi", "logs"):
         (workdir / d).mkdir(exist_ok=True)
     user = "user root;\n" if os.geteuid() == 0 else ""
+    procs = "master_process off;\nworker_processes 1;" if single_process else "worker_processes 2;"
     conf = f"""# minimal nginx for bench/load: the same bytes as the server, from a file
-{user}worker_processes 2;
+{user}{procs}
 daemon off;
 pid {workdir}/nginx.pid;
 error_log {workdir}/logs/error.log warn;
@@ -491,7 +496,12 @@ def static_asset(args, results: dict, manifest3: Path, map_body: bytes) -> None:
 
 
 def cold_start(args, results: dict, manifest3: Path) -> None:
-    times, exits = [], []
+    # The anchor, interleaved run by run: nginx (one process, master_process off) serving the
+    # same bytes from a file, exec -> first 200 polled the same way.
+    root = TMP / "cold-nginx-root"
+    (root / MAP_PATH.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+    (root / MAP_PATH.lstrip("/")).write_bytes(body_bytes(args.cli, manifest3))
+    times, exits, nginx_times = [], [], []
     for i in range(args.cold_runs):
         port = free_port()
         t0 = time.perf_counter()
@@ -503,7 +513,18 @@ def cold_start(args, results: dict, manifest3: Path) -> None:
             raise RuntimeError(f"cold start run {i}: no 200 within 10 s")
         times.append((t1 - t0) * 1000)
         exits.append(stop(p))
+        port = free_port()
+        t0 = time.perf_counter()
+        n = start_nginx(root, port, TMP / "cold-nginx", args.nginx_sendfile == "on",
+                        single_process=True)
+        t1 = wait_status(port, MAP_PATH, 200, t0 + 10, auth=False, proc=n)
+        if t1 is None:
+            stop(n, signal.SIGKILL)
+            raise RuntimeError(f"nginx cold start run {i}: no 200 within 10 s")
+        nginx_times.append((t1 - t0) * 1000)
+        stop(n, signal.SIGQUIT)
     results["cold_ms"] = times
+    results["nginx_cold_ms"] = nginx_times
     results["sigterm_exit_s"]["cold"] = [e for e in exits if e is not None]
     # Where the time goes: /health answers once the socket is served, /ready once the snapshot
     # is published (parse, sign, compress); separate runs so the figure above stays pure.
@@ -713,6 +734,11 @@ def report(args, results: dict, bodies: dict[int, bytes]) -> str:
         w("")
         w(f"python loop (poll every ~0.2 ms, fresh connection per poll): median {med(c):.2f} ms, "
           f"min {min(c):.2f}, p90 {pct(c, 0.9):.2f}, max {max(c):.2f}")
+        ng = results.get("nginx_cold_ms", [])
+        if ng:
+            w(f"nginx, same bytes from a file, one process (master_process off), interleaved run "
+              f"by run: median {med(ng):.2f} ms, min {min(ng):.2f}, p90 {pct(ng, 0.9):.2f}; "
+              f"**server / nginx = {med(c) / med(ng):.2f}x**")
         if "hyperfine_cold_ms" in results:
             h = results["hyperfine_cold_ms"]
             w(f"hyperfine over coldstart-wrapper.sh ({h['runs']} runs, includes bash, curl execs "
@@ -730,6 +756,9 @@ def report(args, results: dict, bodies: dict[int, bytes]) -> str:
               f"max {max(e) * 1000:.1f} ms")
         targets.append(("cold start median, 3 connectors", "≤ 10 ms", f"{med(c):.2f} ms",
                         med(c) <= 10.0))
+        if ng:
+            targets.append(("cold start, 3 connectors, default layout", "≤ 1.5 × nginx",
+                            f"{med(c) / med(ng):.2f} ×", med(c) / med(ng) <= 1.5))
         w("")
 
     if "big" in results:

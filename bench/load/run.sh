@@ -6,7 +6,8 @@
 #                    cmake -S . -B build-load -DCMAKE_BUILD_TYPE=Release \
 #                      -DCORTEX_CONNECTORS_BUILD_TESTS=OFF
 #                    cmake --build build-load -j2 --target cortex_connectors_server \
-#                      cortex_connectors_cli
+#                      cortex_connectors_cli cortex_connectors_dashboard
+#                  (the dashboard bundle next to the binary: the layout users run)
 #                  The CLI (cortex-connectors, same directory) produces the reference bytes.
 # environment (all optional):
 #   BENCH_ROUNDS=3        wrk rounds per (connectors, connections), alternating server/nginx order
