@@ -468,7 +468,15 @@ void HardenedServer::begin_stop() {
 
 void HardenedServer::shutdown() {
   begin_stop();
-  stop();
+  // httplib's stop() closes the listening socket only once its accept loop runs, so a
+  // shutdown() between bind() and listen_after_bind() (a SIGTERM right after start) was lost and
+  // the loop then ran forever. Closing the bound socket here ends a running loop as stop() does
+  // (the loop runs while svr_sock_ is valid) and makes one that has not started return at once.
+  const socket_t sock = svr_sock_.exchange(INVALID_SOCKET);
+  if (sock != INVALID_SOCKET) {
+    ::shutdown(sock, SHUT_RDWR);
+    ::close(sock);
+  }
 }
 
 std::size_t HardenedServer::parked_connections() const {

@@ -108,7 +108,8 @@ class HardenedServer : public httplib::Server {
   int bind(const std::string& host, int port, int backlog);
 
   // Stops accepting, closes every connection waiting for its next request and lets the
-  // requests being served finish.
+  // requests being served finish. Also before listen_after_bind() has begun: it then returns at
+  // once.
   void shutdown();
 
   // Requests for exactly `path` (GET or HEAD) skip httplib and go to `hook` with the socket:

@@ -573,6 +573,19 @@ TEST_CASE("SIGTERM and SIGINT stop the server with exit 0 within about a second"
   }
 }
 
+TEST_CASE("SIGTERM right after the listening line still stops the server", "[server]") {
+  // The signal may be taken before the accept loop has begun; such a stop must not be lost.
+  cc::test::TempDir dir;
+  cc::test::write_file(dir / "m.json",
+                       cc::test::read_data("manifests/original-fixture.manifest.json"));
+  for (int i = 0; i < 10; ++i) {
+    ServerProcess p({"--port", "0"}, base_env((dir / "m.json").string()));
+    REQUIRE(p.port() > 0);
+    CAPTURE(i);
+    CHECK(p.stop(SIGTERM, 10s) == 0);
+  }
+}
+
 TEST_CASE("dev mode generates keys, prints them once and serves the bundled example", "[server]") {
   ServerProcess p({"--dev", "--port", "0"}, {});
   REQUIRE(p.port() > 0);
