@@ -246,6 +246,18 @@ std::uint64_t store_tampered(RedisServer& redis, const std::string& body) {
   return version;
 }
 
+// `manifest` with its own generatedAt: the same manifest then always yields the same body.
+std::string with_generated_at(std::string manifest) {
+  manifest.insert(1, R"("generatedAt": "2025-10-10T00:00:00Z",)");
+  return manifest;
+}
+
+std::uint64_t health_version(int port) {
+  const cc::Json h = health(port);
+  const cc::Json* v = h.find("version");
+  return v != nullptr && v->is_number() ? static_cast<std::uint64_t>(v->as_number()) : 0;
+}
+
 #define REQUIRE_REDIS()                                                                   \
   auto redis_bin = redis_binary();                                                        \
   if (!redis_bin) {                                                                       \
@@ -263,10 +275,11 @@ struct Deployment {
   std::vector<std::unique_ptr<ServerProcess>> replicas;
   std::string first;
 
-  Deployment(const std::string& redis_binary, int replica_count)
+  Deployment(const std::string& redis_binary, int replica_count,
+             const std::string& manifest_text = original_fixture())
       : redis(redis_binary, free_port()) {
     redis.start();
-    cc::test::write_file(manifest, original_fixture());
+    cc::test::write_file(manifest, manifest_text);
     publisher = start_publisher(redis, manifest);
     for (int i = 0; i < replica_count; ++i) replicas.push_back(start_replica(redis.port()));
     REQUIRE(cc::test::eventually_true(
@@ -636,4 +649,78 @@ TEST_CASE("role and Redis flags: a bad combination exits 2 with one line", "[red
     CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
     CHECK(r.err.find("s3cret") == std::string::npos);
   }
+}
+
+TEST_CASE("a replica that missed a change adopts the version of the same body without an event",
+          "[redis][server]") {
+  REQUIRE_REDIS();
+  Deployment d(*redis_bin, 1, with_generated_at(original_fixture()));
+  auto& redis = d.redis;
+  auto& publisher = d.publisher;
+  auto& replica = d.replicas[0];
+  const std::uint64_t first = health_version(replica->port());
+  SseClient full(replica->port(), "/v1/connectors/stream", kAuth);
+  SseClient delta(replica->port(), "/v1/connectors/stream?mode=delta", kAuth);
+  for (SseClient* c : {&full, &delta}) {
+    REQUIRE(c->head().find("200") != std::string::npos);
+    auto e = next_status(*c);
+    REQUIRE(e);
+    CHECK(std::stoull(e->id) == first);
+  }
+
+  // While Redis is down the manifest changes and changes back: the replica never sees the
+  // middle version, and then finds its own body under a newer version.
+  redis.stop();
+  REQUIRE(cc::test::eventually_true([&] { return !scaling_flag(replica->port(), "connected"); }));
+  replace_file(d.manifest, with_generated_at(original_fixture_with_ttl(70)));
+  REQUIRE(cc::test::eventually_true([&] {
+    return get(publisher->port(), "/v1/connectors/service-map").body.find("\"ttlSeconds\":70") !=
+           std::string::npos;
+  }));
+  replace_file(d.manifest, with_generated_at(original_fixture()));
+  REQUIRE(cc::test::eventually_true(
+      [&] { return get(publisher->port(), "/v1/connectors/service-map").body == d.first; }));
+  const std::uint64_t renumbered = health_version(publisher->port());
+  REQUIRE(renumbered == first + 2);
+  redis.start();  // empty: the publisher writes its current snapshot again
+  REQUIRE(cc::test::eventually_true([&] { return health_version(replica->port()) == renumbered; },
+                                    15s));
+  CHECK(get(replica->port(), "/v1/connectors/service-map").body == d.first);
+
+  // New subscribers: either id is current (nothing is resent); without one, the new id.
+  const auto with_id = [&](std::uint64_t id) {
+    std::vector<std::string> headers = kAuth;
+    headers.push_back("Last-Event-ID: " + std::to_string(id));
+    return std::make_unique<SseClient>(replica->port(), "/v1/connectors/stream", headers);
+  };
+  auto old_id = with_id(first);
+  auto new_id = with_id(renumbered);
+  REQUIRE(old_id->head().find("200") != std::string::npos);
+  REQUIRE(new_id->head().find("200") != std::string::npos);
+  SseClient fresh(replica->port(), "/v1/connectors/stream", kAuth);
+  REQUIRE(fresh.head().find("200") != std::string::npos);
+  auto e = next_status(fresh);
+  REQUIRE(e);
+  CHECK(std::stoull(e->id) == renumbered);
+  CHECK(body_of(*e) == d.first);
+
+  // The next change is the first event every earlier subscriber gets; a delta subscriber's
+  // names the id it holds as "from", so that it applies.
+  replace_file(d.manifest, with_generated_at(original_fixture_with_ttl(55)));
+  REQUIRE(
+      cc::test::eventually_true([&] { return health_version(replica->port()) == renumbered + 1; }));
+  for (SseClient* c : {&full, old_id.get(), new_id.get(), &fresh}) {
+    e = c->next_event(10s);
+    REQUIRE(e);
+    CHECK(e->event == "status");
+    CHECK(std::stoull(e->id) == renumbered + 1);
+    CHECK(body_of(*e).find("\"ttlSeconds\":55") != std::string::npos);
+  }
+  e = delta.next_event(10s);
+  REQUIRE(e);
+  CHECK(e->event == "delta");
+  CHECK(std::stoull(e->id) == renumbered + 1);
+  auto data = cc::parse_json(e->data);
+  REQUIRE_OK(data);
+  CHECK(data->find("from")->as_number() == static_cast<double>(first));
 }
