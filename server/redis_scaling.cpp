@@ -209,16 +209,21 @@ RedisPublisher::RedisPublisher(RedisEndpoint endpoint, std::string prefix)
 
 RedisPublisher::~RedisPublisher() { stop(); }
 
-std::optional<std::uint64_t> RedisPublisher::prepare(const std::function<bool()>& stopping) {
+std::optional<SignedSnapshot> RedisPublisher::prepare(const std::function<bool()>& stopping) {
   auto c = std::make_unique<RedisConnection>();
   Backoff backoff;
   for (int attempt = 1;; ++attempt) {
     if (stopping()) return std::nullopt;
     std::string error;
     if (c->open(endpoint_, error)) {
-      auto stored = c->command({"HGET", prefix_ + ":snapshot", "version"});
-      if (stored) {
-        const std::uint64_t version = to_version(reply_text(stored.get())).value_or(0);
+      auto stored = c->command({"HMGET", prefix_ + ":snapshot", "version", "body", "contentHash"});
+      if (stored && stored->type == REDIS_REPLY_ARRAY && stored->elements == 3) {
+        SignedSnapshot s;
+        s.version = to_version(reply_text(stored->element[0])).value_or(0);
+        s.body = reply_text(stored->element[1]);
+        s.content_hash = reply_text(stored->element[2]);
+        s.source = "redis";
+        const std::uint64_t version = s.version;
         stored_version_ = version;
         connected_ = true;
         renew_lease(*c);
@@ -228,9 +233,9 @@ std::optional<std::uint64_t> RedisPublisher::prepare(const std::function<bool()>
                            {"stored_version", version},
                            {"lease", leader_.load()}}));
         initial_ = std::move(c);
-        return version;
+        return s;
       }
-      error = c->last_error();
+      error = stored ? reply_text(stored.get()) : c->last_error();
     }
     const auto delay = backoff.next();
     log(LogLevel::kWarning, "publisher waiting for Redis",

@@ -66,9 +66,10 @@ class RedisPublisher final : public ScalingRole {
   ~RedisPublisher() override;
 
   // Before the registry exists: waits (with Backoff) until Redis answers, tries to take the
-  // lease and returns the version stored there (0 when none), so that the registry's versions
-  // start above it. Returns nullopt when `stopping()` turns true first.
-  std::optional<std::uint64_t> prepare(const std::function<bool()>& stopping);
+  // lease and returns the snapshot stored there (version 0 when none), for
+  // RegistryOptions::resume_from: the registry's versions start above it, and the same body
+  // keeps its version. Returns nullopt when `stopping()` turns true first.
+  std::optional<SignedSnapshot> prepare(const std::function<bool()>& stopping);
   // Writes every snapshot `registry` publishes from now on (and the current one) from a
   // background thread. `registry` must outlive stop().
   void start(Registry& registry);

@@ -160,6 +160,7 @@ int main(int argc, char** argv) {
   // Publisher: Redis first, so that versions start above the stored one (docs/scaling.md).
   std::unique_ptr<srv::RedisPublisher> publisher;
   std::uint64_t first_version = 1;
+  std::optional<cc::SignedSnapshot> stored_snapshot;
   if (config.role == srv::Role::kPublisher) {
     publisher = std::make_unique<srv::RedisPublisher>(*config.redis, config.redis_prefix);
     auto stored = publisher->prepare([&signals] {
@@ -169,7 +170,8 @@ int main(int argc, char** argv) {
              (sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1);
     });
     if (!stored) return 0;  // SIGTERM while waiting for Redis
-    first_version = *stored + 1;
+    first_version = stored->version + 1;
+    if (stored->version != 0) stored_snapshot = std::move(*stored);
   }
 
   // A replica has no manifest and no history of its own: it serves the publisher's versions.
@@ -206,6 +208,7 @@ int main(int argc, char** argv) {
   cc::RegistryOptions options;
   options.history = history;
   options.first_version = first_version;
+  options.resume_from = std::move(stored_snapshot);
   options.manifest_path = config.manifest_path;
   options.signing_key = config.signing_key;
   options.ed25519_keys = signing_keys->active;

@@ -651,6 +651,57 @@ TEST_CASE("role and Redis flags: a bad combination exits 2 with one line", "[red
   }
 }
 
+TEST_CASE("a publisher restarted without its state keeps the version of an unchanged body",
+          "[redis][server]") {
+  REQUIRE_REDIS();
+  RedisServer redis(*redis_bin, free_port());
+  redis.start();
+  cc::test::TempDir dir;
+  const auto manifest = dir / "connectors.manifest.json";
+  cc::test::write_file(manifest, with_generated_at(original_fixture()));
+  auto publisher = start_publisher(redis, manifest);
+  REQUIRE(cc::test::eventually_true(
+      [&] { return get(publisher->port(), "/v1/connectors/service-map").status == 200; }));
+  const std::string first = get(publisher->port(), "/v1/connectors/service-map").body;
+  const std::uint64_t version = health_version(publisher->port());
+  auto early = start_replica(redis.port());
+  REQUIRE(serves(early->port(), first));
+  SseClient sse(early->port(), "/v1/connectors/stream", kAuth);
+  REQUIRE(sse.head().find("200") != std::string::npos);
+  auto e = next_status(sse);
+  REQUIRE(e);
+  CHECK(std::stoull(e->id) == version);
+
+  // A crash, and a restart that lost the state directory: the same manifest is the same body.
+  CHECK(publisher->stop(SIGKILL, 5s) != 0);
+  publisher = start_publisher(redis, manifest, {"--no-history"});
+  // The killed process's lease expires first (10 s).
+  REQUIRE(cc::test::eventually_true([&] { return scaling_flag(publisher->port(), "lease"); }, 20s));
+  REQUIRE(cc::test::eventually_true([&] {
+    return redis.command({"HGET", kPrefix + ":snapshot", "version"}) ==
+           std::to_string(health_version(publisher->port()));
+  }));
+  auto late = start_replica(redis.port());
+  REQUIRE(serves(late->port(), first));
+  // Every process reports the same version for the same bytes.
+  CHECK(health_version(publisher->port()) == version);
+  CHECK(health_version(late->port()) == version);
+  CHECK(health_version(early->port()) == version);
+  CHECK(get(late->port(), "/v1/connectors/service-map").etag ==
+        get(early->port(), "/v1/connectors/service-map").etag);
+
+  // The next change is the early subscriber's next event: nothing was sent in between, and
+  // its id is the publisher's on every replica.
+  replace_file(manifest, with_generated_at(original_fixture_with_ttl(77)));
+  e = next_status(sse);
+  REQUIRE(e);
+  CHECK(body_of(*e).find("\"ttlSeconds\":77") != std::string::npos);
+  CHECK(std::stoull(e->id) == health_version(publisher->port()));
+  REQUIRE(cc::test::eventually_true(
+      [&] { return health_version(late->port()) == health_version(publisher->port()); }));
+  CHECK(health_version(early->port()) == health_version(publisher->port()));
+}
+
 TEST_CASE("a replica that missed a change adopts the version of the same body without an event",
           "[redis][server]") {
   REQUIRE_REDIS();
