@@ -237,6 +237,8 @@ Result<ServerConfig> parse_server_config(std::span<char* const> args, const EnvL
   if (auto v = env("CONNECTORS_ROLE"); v && !v->empty()) role_text = *v;
   if (auto v = env("CONNECTORS_REDIS_URL"); v && !v->empty()) redis_url = *v;
   if (auto v = env("CONNECTORS_REDIS_PREFIX"); v && !v->empty()) c.redis_prefix = *v;
+  std::optional<std::string> envelope_refresh = env("CONNECTORS_ENVELOPE_REFRESH_SECONDS");
+  std::optional<std::string> max_snapshot_age = env("CONNECTORS_MAX_SNAPSHOT_AGE");
 
   for (std::size_t i = 0; i < args.size(); ++i) {
     std::string_view a = args[i];
@@ -271,13 +273,18 @@ Result<ServerConfig> parse_server_config(std::span<char* const> args, const EnvL
           c.history_max_age = std::chrono::seconds(*n);
         }
       }
-    } else if (a == "--role" || a == "--redis" || a == "--redis-prefix") {
+    } else if (a == "--role" || a == "--redis" || a == "--redis-prefix" ||
+               a == "--envelope-refresh-seconds" || a == "--max-snapshot-age") {
       auto v = next();
       if (!v || v->empty()) return usage(fmt::format("{} needs a value", a));
       if (a == "--role") {
         role_text = std::string(*v);
       } else if (a == "--redis") {
         redis_url = std::string(*v);
+      } else if (a == "--envelope-refresh-seconds") {
+        envelope_refresh = std::string(*v);
+      } else if (a == "--max-snapshot-age") {
+        max_snapshot_age = std::string(*v);
       } else {
         c.redis_prefix = std::string(*v);
       }
@@ -349,6 +356,29 @@ Result<ServerConfig> parse_server_config(std::span<char* const> args, const EnvL
   }
   if (c.redis_prefix.find_first_of(" \t\r\n{}") != std::string::npos) {
     return usage("--redis-prefix must not contain spaces or braces");
+  }
+  if (envelope_refresh && !envelope_refresh->empty()) {
+    auto n = to_count(*envelope_refresh);
+    if (!n || *n < 1 || *n > 86400) {
+      return usage(
+          "--envelope-refresh-seconds / CONNECTORS_ENVELOPE_REFRESH_SECONDS must be 1-86400");
+    }
+    if (c.role != Role::kPublisher) {
+      return usage(
+          "--envelope-refresh-seconds / CONNECTORS_ENVELOPE_REFRESH_SECONDS is for --role "
+          "publisher");
+    }
+    c.envelope_refresh = std::chrono::seconds(*n);
+  }
+  if (max_snapshot_age && !max_snapshot_age->empty()) {
+    auto n = to_count(*max_snapshot_age);
+    if (!n || *n > 31536000) {
+      return usage("--max-snapshot-age / CONNECTORS_MAX_SNAPSHOT_AGE must be 0-31536000 seconds");
+    }
+    if (c.role != Role::kReplica) {
+      return usage("--max-snapshot-age / CONNECTORS_MAX_SNAPSHOT_AGE is for --role replica");
+    }
+    c.max_snapshot_age = std::chrono::seconds(*n);
   }
 
   if (c.dev) {

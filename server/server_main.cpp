@@ -162,7 +162,7 @@ int main(int argc, char** argv) {
   std::uint64_t first_version = 1;
   std::optional<cc::SignedSnapshot> stored_snapshot;
   if (config.role == srv::Role::kPublisher) {
-    publisher = std::make_unique<srv::RedisPublisher>(*config.redis, config.redis_prefix);
+    publisher = std::make_unique<srv::RedisPublisher>(config, signing_keys->active);
     auto stored = publisher->prepare([&signals] {
       sigset_t pending;
       sigemptyset(&pending);
@@ -317,8 +317,7 @@ int main(int argc, char** argv) {
 
   std::unique_ptr<srv::RedisReplica> replica_role;
   if (replica) {
-    replica_role = std::make_unique<srv::RedisReplica>(*config.redis, config.redis_prefix, registry,
-                                                       signing_keys->published);
+    replica_role = std::make_unique<srv::RedisReplica>(config, registry, signing_keys->published);
     srv::set_scaling_role(replica_role.get());
   } else if (publisher) {
     srv::set_scaling_role(publisher.get());
