@@ -80,6 +80,8 @@ struct ParseState {
   std::optional<std::string> redis_url;
   std::vector<OtlpHeader> otel_headers;
   std::vector<OtlpHeader> otel_traces_headers;
+  bool envelope_refresh_given = false;  // for the role checks
+  bool max_snapshot_age_given = false;
 };
 
 // One value of an option: from its variable, or from its flag ("" for a switch).
@@ -130,6 +132,14 @@ Status set_integer(ParseState& s, const Option& option, const Value& v) {
   } else {
     s.config.*Field = static_cast<T>(*n);
   }
+  return {};
+}
+
+// set_integer(), noting that the option was given (checks across options need to know).
+template <auto Field, long long Min, long long Max, auto Given>
+Status set_given_integer(ParseState& s, const Option& option, const Value& v) {
+  if (auto st = set_integer<Field, Min, Max>(s, option, v); !st) return st;
+  s.*Given = true;
   return {};
 }
 
@@ -387,6 +397,22 @@ const Option kOptions[] = {
      .fallback = "cortex:connectors",
      .help = "the prefix of every Redis key (one per deployment)",
      .apply = set_text<&C::redis_prefix>},
+    {.flag = "--envelope-refresh-seconds",
+     .env = "CONNECTORS_ENVELOPE_REFRESH_SECONDS",
+     .metavar = "N",
+     .fallback = "60",
+     .help = "publisher only: re-sign the envelope of the current snapshot this often, so that "
+             "replicas with a maximum age see it fresh (docs/scaling.md)",
+     .invalid = "must be 1-86400",
+     .apply = set_given_integer<&C::envelope_refresh, 1, 86400, &P::envelope_refresh_given>},
+    {.flag = "--max-snapshot-age",
+     .env = "CONNECTORS_MAX_SNAPSHOT_AGE",
+     .metavar = "SECONDS",
+     .fallback = "0 (no limit)",
+     .help = "replica only: refuse a snapshot envelope published longer ago than this (e.g. 300 "
+             "with the default refresh); the last good snapshot stays served",
+     .invalid = "must be 0-31536000 seconds",
+     .apply = set_given_integer<&C::max_snapshot_age, 0, 31536000, &P::max_snapshot_age_given>},
     {.env = "OTEL_EXPORTER_OTLP_ENDPOINT",
      .fallback = "unset: no span export",
      .help = "OTLP/HTTP JSON span export to this base URL + /v1/traces (docs/observability.md)",
@@ -527,6 +553,13 @@ Status check_role(ParseState& s) {
   }
   if (c.redis_prefix.find_first_of(" \t\r\n{}") != std::string::npos) {
     return usage("--redis-prefix must not contain spaces or braces");
+  }
+  if (s.envelope_refresh_given && c.role != Role::kPublisher) {
+    return usage(
+        "--envelope-refresh-seconds / CONNECTORS_ENVELOPE_REFRESH_SECONDS is for --role publisher");
+  }
+  if (s.max_snapshot_age_given && c.role != Role::kReplica) {
+    return usage("--max-snapshot-age / CONNECTORS_MAX_SNAPSHOT_AGE is for --role replica");
   }
   return {};
 }

@@ -123,6 +123,12 @@ struct ServerConfig {
   Role role = Role::kSingle;
   std::optional<RedisEndpoint> redis;
   std::string redis_prefix = "cortex:connectors";
+  // Snapshot envelopes (docs/scaling.md): a publisher re-signs the envelope of its current
+  // snapshot every --envelope-refresh-seconds / CONNECTORS_ENVELOPE_REFRESH_SECONDS (1-86400);
+  // a replica refuses an envelope older than --max-snapshot-age /
+  // CONNECTORS_MAX_SNAPSHOT_AGE seconds (0: no limit).
+  std::chrono::seconds envelope_refresh{60};
+  std::chrono::seconds max_snapshot_age{0};
   // A second listener serving only GET /metrics and GET /health, without auth, for a
   // Prometheus scraper (--metrics-port / METRICS_PORT, 0: pick a free port and log it;
   // --metrics-host / METRICS_HOST). nullopt: no such listener.

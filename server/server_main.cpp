@@ -180,9 +180,11 @@ sigset_t block_signals() {
 // when SIGTERM or SIGINT came while waiting for Redis.
 std::optional<std::uint64_t> prepare_publisher(const srv::ServerConfig& config,
                                                const sigset_t& signals,
-                                               std::unique_ptr<srv::RedisPublisher>& publisher) {
+                                               const std::vector<cc::Ed25519Key>& active_keys,
+                                               std::unique_ptr<srv::RedisPublisher>& publisher,
+                                               std::optional<cc::SignedSnapshot>& stored_snapshot) {
   if (config.role != srv::Role::kPublisher) return 1;
-  publisher = std::make_unique<srv::RedisPublisher>(*config.redis, config.redis_prefix);
+  publisher = std::make_unique<srv::RedisPublisher>(config, active_keys);
   auto stored = publisher->prepare([&signals] {
     sigset_t pending;
     sigemptyset(&pending);
@@ -190,7 +192,10 @@ std::optional<std::uint64_t> prepare_publisher(const srv::ServerConfig& config,
            (sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1);
   });
   if (!stored) return std::nullopt;
-  return *stored + 1;
+  const std::uint64_t first = stored->version + 1;
+  // What Redis holds: an unchanged body keeps its version (RegistryOptions::resume_from).
+  if (stored->version != 0) stored_snapshot = std::move(*stored);
+  return first;
 }
 
 // The exporter when an OTLP endpoint is configured (spans go out only then), started and set
@@ -258,10 +263,12 @@ void on_refresh(const cc::RefreshReport& r) {
 cc::RegistryOptions registry_options(const srv::ServerConfig& config,
                                      std::shared_ptr<cc::HistoryRecorder> history,
                                      std::uint64_t first_version,
+                                     std::optional<cc::SignedSnapshot> stored_snapshot,
                                      std::vector<cc::Ed25519Key> active_keys) {
   cc::RegistryOptions options;
   options.history = std::move(history);
   options.first_version = first_version;
+  options.resume_from = std::move(stored_snapshot);
   options.manifest_path = config.manifest_path;
   options.signing_key = config.signing_key;
   options.ed25519_keys = std::move(active_keys);
@@ -503,8 +510,7 @@ std::unique_ptr<srv::RedisReplica> set_up_scaling_role(const srv::ServerConfig& 
                                                        srv::RedisPublisher* publisher) {
   std::unique_ptr<srv::RedisReplica> replica;
   if (config.role == srv::Role::kReplica) {
-    replica = std::make_unique<srv::RedisReplica>(*config.redis, config.redis_prefix, registry,
-                                                  keys.published);
+    replica = std::make_unique<srv::RedisReplica>(config, registry, keys.published);
     srv::set_scaling_role(replica.get());
   } else if (publisher != nullptr) {
     srv::set_scaling_role(publisher);
@@ -538,13 +544,16 @@ int main(int argc, char** argv) {
     return kExitConfig;
   }
   std::unique_ptr<srv::RedisPublisher> publisher;
-  const auto first_version = prepare_publisher(config, signals, publisher);
+  std::optional<cc::SignedSnapshot> stored_snapshot;
+  const auto first_version =
+      prepare_publisher(config, signals, signing_keys->active, publisher, stored_snapshot);
   if (!first_version) return 0;  // SIGTERM while waiting for Redis
 
   // A replica has no manifest and no history of its own: it serves the publisher's versions.
   auto history = config.role == srv::Role::kReplica ? nullptr : open_history(config);
   auto exporter = start_exporter(config);
-  cc::Registry registry(registry_options(config, history, *first_version, signing_keys->active));
+  cc::Registry registry(registry_options(config, history, *first_version,
+                                         std::move(stored_snapshot), signing_keys->active));
 
   srv::HardenedServer server(hardening_options(config, registry));
   srv::install_routes(server, registry, config);

@@ -32,9 +32,13 @@ const Bytes& heartbeat_bytes() {
 
 struct SseHub::Published {
   std::uint64_t version = 0;
-  Bytes full;   // status event
-  Bytes delta;  // delta event from version - 1 (null when none)
-  std::uint64_t delta_from = 0;
+  // Earlier versions of the same signed bytes (a replica adopted the version its publisher gave
+  // them anew, Registry::publish_signed), newest last: a client holding one of them is current.
+  std::vector<std::uint64_t> same_as;
+  Bytes full;  // status event
+  // Delta events from the previous version and from each of its `same_as` (they differ only
+  // in "from", which a client checks against the id it holds); empty when none.
+  std::vector<std::pair<std::uint64_t, Bytes>> deltas;
   // The signed payload of this version, a view into `full` (or into `payload_copy`): what
   // deltas from and to it are computed from. The hub keeps no Snapshot: the registry replaces
   // a large one with its compressed copy after publishing, and a Snapshot held here would keep
@@ -50,6 +54,18 @@ struct SseHub::Published {
   // Broadcast accounting across loops (see SseHub::loop_settled).
   mutable std::atomic<std::size_t> loops_pending{0};
   mutable std::atomic<bool> had_subscribers{false};
+
+  // True when a client holding version `v` has these bytes.
+  bool current_for(std::uint64_t v) const {
+    return v == version || std::find(same_as.begin(), same_as.end(), v) != same_as.end();
+  }
+  // The delta event for a client holding version `v`, or null.
+  Bytes delta_from(std::uint64_t v) const {
+    for (const auto& [from, bytes] : deltas) {
+      if (from == v) return bytes;
+    }
+    return nullptr;
+  }
 };
 
 struct SseHub::Subscriber {
@@ -206,8 +222,8 @@ class SseHub::Loop {
                                                               sse_retry(hub_.options_.retry_ms)),
                           0, false});
       s->last_event_id = a.last_event_id.value_or(0);
-      if (a.last_event_id && latest_ && *a.last_event_id == latest_->version) {
-        s->sent_version = latest_->version;  // the client has it: nothing to resend
+      if (a.last_event_id && latest_ && latest_->current_for(*a.last_event_id)) {
+        s->sent_version = *a.last_event_id;  // the client has it: nothing to resend
       } else if (a.resume && latest_ && latest_->version >= a.resume_to) {
         // Resuming from an older version: its delta, then the newest if that moved on.
         s->queue.push_back({std::move(a.resume), 0, latest_->version == a.resume_to});
@@ -250,8 +266,9 @@ class SseHub::Loop {
     pending_latest_ = 0;
     for (auto& s : by_fd_) {
       if (!s) continue;
-      s->counts_for_latest = true;
-      ++pending_latest_;
+      // A subscriber holding the same bytes under an earlier version is owed nothing.
+      s->counts_for_latest = !latest_->current_for(holds(*s));
+      if (s->counts_for_latest) ++pending_latest_;
     }
     if (pending_latest_ == 0) {
       hub_.loop_settled(*latest_);
@@ -270,19 +287,25 @@ class SseHub::Loop {
     if (pending_latest_ > 0 && --pending_latest_ == 0) hub_.loop_settled(*latest_);
   }
 
+  // Until something is sent, the version the client has is its Last-Event-ID: one that
+  // reconnects with version N while N + 1 reaches the hub (adopt() saw N as the newest, this
+  // loop already has N + 1) is owed N + 1's delta, not a status event.
+  static std::uint64_t holds(const Subscriber& s) {
+    return s.sent_version != 0 ? s.sent_version : s.last_event_id;
+  }
+
   void enqueue_latest(Subscriber& s) {
     const auto& p = latest_;
     if (!p) return;
-    if (s.sent_version == 0 && s.last_event_id == p->version) {
-      s.sent_version = p->version;  // the first version this loop has is the client's
+    const std::uint64_t has = holds(s);
+    // The client's id stays what it was sent: a later delta must name it as "from".
+    if (has != 0 && p->current_for(has)) {
+      s.sent_version = has;
+      return;
     }
     if (s.sent_version >= p->version) return;
-    // Until something is sent, the version the client has is its Last-Event-ID: one that
-    // reconnects with version N while N + 1 reaches the hub (adopt() saw N as the newest, this
-    // loop already has N + 1) is owed N + 1's delta, not a status event.
-    const std::uint64_t has = s.sent_version != 0 ? s.sent_version : s.last_event_id;
-    const bool delta = s.delta_mode && p->delta && has != 0 && has == p->delta_from;
-    s.queue.push_back({delta ? p->delta : p->full, 0, true});
+    Bytes delta = s.delta_mode && has != 0 ? p->delta_from(has) : nullptr;
+    s.queue.push_back({delta ? std::move(delta) : p->full, 0, true});
     s.sent_version = p->version;
   }
 
@@ -303,7 +326,8 @@ class SseHub::Loop {
       if (chunk.offset < data.size()) break;
       const bool finished_latest = chunk.latest_event;
       s.queue.pop_front();
-      if (finished_latest && s.counts_for_latest && latest_ && s.sent_version == latest_->version) {
+      if (finished_latest && s.counts_for_latest && latest_ &&
+          latest_->current_for(s.sent_version)) {
         s.counts_for_latest = false;
         settle_latest();
       }
@@ -417,11 +441,23 @@ void SseHub::publish(std::shared_ptr<const Snapshot> snapshot, std::string trace
     p->parent_span_id = std::move(parent_span_id);
   }
   p->loops_pending = loops_.size();
-  // Delta from the previous snapshot we published; parsing both payloads happens once here.
-  if (previous_) {
-    if (auto delta = sse_delta_event(previous_->payload, previous_->version, *snapshot)) {
-      p->delta = std::make_shared<const std::string>(std::move(*delta));
-      p->delta_from = previous_->version;
+  if (previous_ && snapshot->canonical_payload() == previous_->payload &&
+      snapshot->signature == previous_->signature &&
+      snapshot->signatures == previous_->signatures) {
+    // The same bytes under a higher version: no event for anyone; new subscribers and later
+    // events carry the new id. At most a few earlier ids are remembered.
+    p->same_as = previous_->same_as;
+    p->same_as.push_back(previous_->version);
+    constexpr std::size_t kSameAsKept = 8;
+    if (p->same_as.size() > kSameAsKept) p->same_as.erase(p->same_as.begin());
+  } else if (previous_) {
+    // Deltas from the previous snapshot we published, one per id it went by.
+    std::vector<std::uint64_t> froms = previous_->same_as;
+    froms.push_back(previous_->version);
+    for (const std::uint64_t from : froms) {
+      if (auto delta = sse_delta_event(previous_->payload, from, *snapshot)) {
+        p->deltas.emplace_back(from, std::make_shared<const std::string>(std::move(*delta)));
+      }
     }
   }
   previous_ = p;
@@ -502,8 +538,10 @@ bool SseHub::adopt(int fd, std::string preamble, bool delta_mode,
   if (!newest) last_event_id.reset();
   Adoption a{fd, std::move(preamble), delta_mode, last_event_id, nullptr, 0};
   if (delta_mode && last_event_id) {
-    if (const auto& p = newest; p && *last_event_id < p->version) {
-      a.resume = *last_event_id == p->delta_from ? p->delta : resume_delta(*last_event_id, p);
+    if (const auto& p = newest;
+        p && *last_event_id < p->version && !p->current_for(*last_event_id)) {
+      a.resume = p->delta_from(*last_event_id);
+      if (!a.resume) a.resume = resume_delta(*last_event_id, p);
       if (a.resume) a.resume_to = p->version;
     }
   }

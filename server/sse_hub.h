@@ -56,7 +56,10 @@ class SseHub {
   // Ends every stream (the sockets are shut down and closed) and joins the loops.
   void stop();
 
-  // Builds the status and delta events of `snapshot` and sends them to every subscriber. When
+  // Builds the status and delta events of `snapshot` and sends them to every subscriber. A
+  // snapshot with the bytes of the previous one under a higher version (a replica adopting the
+  // version its publisher gave them, Registry::publish_signed) sends nothing: later events and
+  // new subscribers carry its id, and a client holding either id is current. When
   // spans are exported (tracing.h), the broadcast becomes an "sse.broadcast" span, a child of
   // span `parent_span_id` in trace `trace_id` (a new trace when empty, if the sampler samples
   // it). `unsampled`: the caller's trace is not sampled, no span.
@@ -64,7 +67,8 @@ class SseHub {
                std::string parent_span_id = {}, bool unsampled = false);
 
   // Takes ownership of connected socket `fd`: writes `preamble` (the response head), a retry
-  // field, then the current status event unless `last_event_id` names the current version, and
+  // field, then the current status event unless `last_event_id` names the current version (or
+  // an earlier id of the same bytes, see publish()), and
   // every change afterwards (delta events in `delta_mode` after the first full one). In
   // `delta_mode`, a `last_event_id` naming an older version the history retains gets the delta
   // from it instead of the status event; an unknown or pruned one gets the status event.

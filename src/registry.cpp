@@ -33,18 +33,19 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// The top-level generatedAt of a recorded payload, or nullopt. simdjson On-Demand skips the
-// connectors without building anything: parse_json() of a 10 000-connector payload took ~70 ms
-// CPU on the restart path (bench_manifest BM_JsonParse/10000).
-std::optional<std::string> payload_generated_at(std::string_view payload) {
+// The top-level generatedAt of a recorded payload, or of the payload of a signed body
+// (`in_body`), or nullopt. simdjson On-Demand skips the connectors without building anything:
+// parse_json() of a 10 000-connector payload took ~70 ms CPU on the restart path
+// (bench_manifest BM_JsonParse/10000).
+std::optional<std::string> payload_generated_at(std::string_view json, bool in_body = false) {
   simdjson::ondemand::parser parser;
-  const simdjson::padded_string padded(payload);
+  const simdjson::padded_string padded(json);
   simdjson::ondemand::document doc;
   if (parser.iterate(padded).get(doc) != simdjson::SUCCESS) return std::nullopt;
   std::string_view value;
-  if (doc.find_field_unordered("generatedAt").get_string().get(value) != simdjson::SUCCESS) {
-    return std::nullopt;
-  }
+  auto field = in_body ? doc.find_field_unordered("payload").find_field_unordered("generatedAt")
+                       : doc.find_field_unordered("generatedAt");
+  if (field.get_string().get(value) != simdjson::SUCCESS) return std::nullopt;
   return std::string(value);
 }
 
@@ -111,11 +112,13 @@ Manifest manifest_from_payload(const Json& payload) {
 }  // namespace
 
 struct Registry::Impl {
-  explicit Impl(RegistryOptions o) : options(std::move(o)) {
+  explicit Impl(RegistryOptions o)
+      : options(std::move(o)), elsewhere(std::move(options.resume_from)) {
     if (!options.clock) options.clock = [] { return std::chrono::system_clock::now(); };
     if (options.history) {
       options.first_version = std::max(options.first_version, options.history->next_version());
     }
+    if (elsewhere) options.first_version = std::max(options.first_version, elsewhere->version + 1);
   }
 
   RegistryOptions options;
@@ -128,6 +131,8 @@ struct Registry::Impl {
   // The newest recorded entry, asked for while nothing is published (off the thread that
   // constructs the registry: the server listens meanwhile) and kept until the first publish.
   std::optional<HistoryEntry> resumable;
+  // RegistryOptions::resume_from, kept until the first publish.
+  std::optional<SignedSnapshot> elsewhere;
   std::optional<Error> last_error;  // that content's error, returned again while unchanged
 
   mutable std::mutex state_mutex;  // guards failure; pairs with version_cv
@@ -253,8 +258,11 @@ struct Registry::Impl {
       snap->version = resumable->version;
       snap->loaded_at = resumable->loaded_at;
       resumed = true;
+    } else if (!previous && elsewhere && snap->body == elsewhere->body) {
+      snap->version = elsewhere->version;  // recorded here from now on: history may lack it
     }
     resumable.reset();
+    elsewhere.reset();
     return complete(std::move(snap), std::move(built.facts), timings, t, started,
                     options.history && !resumed ? &content : nullptr);
   }
@@ -305,10 +313,20 @@ struct Registry::Impl {
     const std::string now_text = format_rfc3339(b.loaded_at);
     // The same manifest as the newest recorded snapshot: rebuild it as it was (see
     // RegistryOptions::history). Handed over once: later calls return nullopt at once.
-    if (!previous && !resumable && options.history) resumable = options.history->take_resumable();
+    if (!previous && !resumable && options.history) {
+      resumable = options.history->take_resumable();
+      // Of the newest recorded snapshot and the one published elsewhere, only the newer (or
+      // both, when they have the same version) may be resumed.
+      if (resumable && elsewhere && resumable->version < elsewhere->version) resumable.reset();
+      if (resumable && elsewhere && resumable->version > elsewhere->version) elsewhere.reset();
+    }
     b.resuming = !previous && resumable && resumable->content_hash == hash;
     std::optional<std::string> resumed_time;
-    if (b.resuming && !view.generated_at) resumed_time = payload_generated_at(resumable->payload);
+    if (b.resuming && !view.generated_at) {
+      resumed_time = payload_generated_at(resumable->payload);
+    } else if (!previous && elsewhere && elsewhere->content_hash == hash && !view.generated_at) {
+      resumed_time = payload_generated_at(elsewhere->body, true);
+    }
     b.generated_at = view.generated_at    ? std::string(*view.generated_at)
                      : keep_previous_time ? previous->generated_at
                      : resumed_time       ? *resumed_time
@@ -424,6 +442,31 @@ struct Registry::Impl {
     metrics.record_timings(snap->timings);
     report(ReloadResult::kSuccess, snap->timings, snap->path, started, nullptr, snap.get(),
            connector_ids);
+    notify(snap);
+  }
+
+  // REQUIRES: refresh_mutex held. Publishes `previous`'s bytes again under `version`
+  // (Registry::publish_signed: the same body, numbered anew by its publisher).
+  std::shared_ptr<const Snapshot> adopt(const Snapshot& previous, std::uint64_t version,
+                                        std::string_view source,
+                                        std::chrono::system_clock::time_point started) {
+    auto copy = std::make_shared<Snapshot>(previous);
+    copy->version = version;
+    std::shared_ptr<const Snapshot> adopted(std::move(copy));
+    {
+      std::lock_guard lock(state_mutex);
+      current.store(adopted);
+      failure.reset();
+    }
+    version_cv.notify_all();
+    metrics.set_snapshot_version(version);
+    metrics.record_reload(ReloadResult::kUnchanged);
+    report(ReloadResult::kUnchanged, StageTimings{}, source, started, nullptr);
+    notify(adopted);
+    return adopted;
+  }
+
+  void notify(const std::shared_ptr<const Snapshot>& snap) {
     std::vector<Listener> to_call;
     {
       std::lock_guard lock(listeners_mutex);
@@ -489,9 +532,11 @@ Result<std::shared_ptr<const Snapshot>> Registry::publish_signed(
         Error{ErrorCode::kInvalid, "[brAInwav] a signed snapshot needs a version >= 1", {}, {}});
   }
   const auto previous = impl_->current.load();
-  if (previous &&
-      (signed_snapshot.version <= previous->version || signed_snapshot.body == previous->body)) {
+  if (previous && signed_snapshot.version <= previous->version) {
     return impl_->unchanged(timings, source, started);
+  }
+  if (previous && signed_snapshot.body == previous->body) {
+    return impl_->adopt(*previous, signed_snapshot.version, source, started);
   }
   std::optional<VerifiedServiceMap> verified;
   if (!impl_->options.signing_key.empty()) {

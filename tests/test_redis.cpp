@@ -21,6 +21,7 @@
 #include "cortex_connectors/canonical_json.h"
 #include "cortex_connectors/json.h"
 #include "cortex_connectors/keys.h"
+#include "cortex_connectors/verify.h"
 #include "server_process.h"
 #include "sse_client.h"
 #include "test_utils.h"
@@ -161,11 +162,16 @@ std::unique_ptr<ServerProcess> start_publisher(const RedisServer& redis,
   return p;
 }
 
-std::unique_ptr<ServerProcess> start_replica(int redis_port) {
-  auto p = std::make_unique<ServerProcess>(
-      std::vector<std::string>{"--port", "0", "--role", "replica", "--redis",
-                               "redis://127.0.0.1:" + std::to_string(redis_port)},
-      base_env());
+std::unique_ptr<ServerProcess> start_replica(int redis_port,
+                                             std::vector<std::string> extra_args = {},
+                                             std::vector<std::string> extra_env = {}) {
+  std::vector<std::string> args = {"--port",  "0",
+                                   "--role",  "replica",
+                                   "--redis", "redis://127.0.0.1:" + std::to_string(redis_port)};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  auto env = base_env();
+  env.insert(env.end(), extra_env.begin(), extra_env.end());
+  auto p = std::make_unique<ServerProcess>(args, env);
   REQUIRE(p->port() > 0);
   return p;
 }
@@ -246,6 +252,53 @@ std::uint64_t store_tampered(RedisServer& redis, const std::string& body) {
   return version;
 }
 
+std::string scaling_text(int port, std::string_view member) {
+  const cc::Json h = health(port);
+  const cc::Json* s = h.find("scaling");
+  const cc::Json* v = s != nullptr ? s->find(member) : nullptr;
+  return v != nullptr && v->is_string() ? v->as_string() : std::string();
+}
+
+// The publication time in the envelope stored in Redis.
+std::chrono::system_clock::time_point envelope_time(const RedisServer& redis) {
+  auto doc = cc::parse_json(redis.command({"HGET", kPrefix + ":snapshot", "envelope"}));
+  if (!doc || doc->find("signed") == nullptr) return {};
+  const cc::Json* at = doc->find("signed")->find("publishedAt");
+  if (at == nullptr || !at->is_string()) return {};
+  return cc::parse_rfc3339(at->as_string()).value_or(std::chrono::system_clock::time_point{});
+}
+
+// What the publisher stored for one version, as someone with write access to Redis can copy it.
+struct StoredCopy {
+  std::string version;
+  std::string body;
+  std::string envelope;
+
+  static StoredCopy of(const RedisServer& redis) {
+    const std::string key = kPrefix + ":snapshot";
+    return {redis.command({"HGET", key, "version"}), redis.command({"HGET", key, "body"}),
+            redis.command({"HGET", key, "envelope"})};
+  }
+  // Writes `body` and `envelope` under `as_version` and announces it, as an attacker would.
+  void replay(RedisServer& redis, const std::string& as_version) const {
+    redis.command(
+        {"HSET", kPrefix + ":snapshot", "version", as_version, "body", body, "envelope", envelope});
+    redis.command({"XADD", kPrefix + ":events", "*", "version", as_version});
+  }
+};
+
+// `manifest` with its own generatedAt: the same manifest then always yields the same body.
+std::string with_generated_at(std::string manifest) {
+  manifest.insert(1, R"("generatedAt": "2025-10-10T00:00:00Z",)");
+  return manifest;
+}
+
+std::uint64_t health_version(int port) {
+  const cc::Json h = health(port);
+  const cc::Json* v = h.find("version");
+  return v != nullptr && v->is_number() ? static_cast<std::uint64_t>(v->as_number()) : 0;
+}
+
 #define REQUIRE_REDIS()                                                                   \
   auto redis_bin = redis_binary();                                                        \
   if (!redis_bin) {                                                                       \
@@ -263,15 +316,20 @@ struct Deployment {
   std::vector<std::unique_ptr<ServerProcess>> replicas;
   std::string first;
 
-  Deployment(const std::string& redis_binary, int replica_count)
+  Deployment(const std::string& redis_binary, int replica_count,
+             const std::string& manifest_text = original_fixture(),
+             const std::vector<std::string>& publisher_args = {})
       : redis(redis_binary, free_port()) {
     redis.start();
-    cc::test::write_file(manifest, original_fixture());
-    publisher = start_publisher(redis, manifest);
+    cc::test::write_file(manifest, manifest_text);
+    publisher = start_publisher(redis, manifest, publisher_args);
     for (int i = 0; i < replica_count; ++i) replicas.push_back(start_replica(redis.port()));
     REQUIRE(cc::test::eventually_true(
         [&] { return get(publisher->port(), "/v1/connectors/service-map").status == 200; }));
     first = get(publisher->port(), "/v1/connectors/service-map").body;
+    REQUIRE(cc::test::eventually_true([&] {
+      return redis.command({"HGET", kPrefix + ":snapshot", "body"}) == first;
+    }));
     for (const auto& r : replicas) REQUIRE(serves(r->port(), first));
   }
 };
@@ -502,8 +560,11 @@ TEST_CASE("a tampered snapshot in Redis is rejected and the last good one kept",
   CHECK(health(replica->port()).find("version")->as_number() == static_cast<double>(version));
   CHECK(replica->log().find("ALARM: snapshot in Redis REJECTED") != std::string::npos);
   const cc::Json h = health(replica->port());
-  CHECK(h.find("status")->as_string() == "degraded");  // the rejection is the last error
-  CHECK(h.find("lastError")->find("message")->as_string().find("signature") != std::string::npos);
+  CHECK(h.find("status")->as_string() == "degraded");  // Redis holds what it refuses
+  // The publisher's signed envelope names another version than the one beside it.
+  CHECK(h.find("scaling")->find("lastRejectionReason")->as_string() == "version");
+  CHECK(h.find("scaling")->find("lastRejection")->as_string().find("is not the envelope's") !=
+        std::string::npos);
   const Fetched metrics = get(replica->port(), "/metrics");
   CHECK(metrics.body.find("cortex_connectors_redis_snapshots_rejected_total 1\n") !=
         std::string::npos);
@@ -576,8 +637,8 @@ TEST_CASE("a replica with the publisher's public keys alone verifies, serves and
   REQUIRE(
       cc::test::eventually_true([&] { return scaling_number(replica->port(), "rejected") == 1; }));
   CHECK(get(replica->port(), "/v1/connectors/service-map").body == second);
-  CHECK(health(replica->port()).find("lastError")->find("message")->as_string().find("signature") !=
-        std::string::npos);
+  CHECK(health(replica->port()).find("scaling")->find("lastRejectionReason")->as_string() ==
+        "version");
 
   // A replica that trusts another key serves nothing it cannot verify: 503, alarmed.
   const auto other = cc::Ed25519Key::generate().public_key();
@@ -621,6 +682,14 @@ TEST_CASE("role and Redis flags: a bad combination exits 2 with one line", "[red
        "cannot open key file /nonexistent/keys.json"},
       {{"--role", "replica", "--redis", "redis://127.0.0.1", "--trusted-keys", not_keys},
        not_keys + " is not a usable keys document"},
+      {{"--role", "publisher", "--redis", "redis://127.0.0.1", "--max-snapshot-age", "60"},
+       "--max-snapshot-age / CONNECTORS_MAX_SNAPSHOT_AGE is for --role replica"},
+      {{"--role", "replica", "--redis", "redis://127.0.0.1", "--max-snapshot-age", "-1"},
+       "must be 0-31536000 seconds"},
+      {{"--role", "replica", "--redis", "redis://127.0.0.1", "--envelope-refresh-seconds", "5"},
+       "is for --role publisher"},
+      {{"--role", "publisher", "--redis", "redis://127.0.0.1", "--envelope-refresh-seconds", "0"},
+       "must be 1-86400"},
   };
   for (const auto& [args, message] : cases) {
     std::vector<std::string> argv = {CORTEX_CONNECTORS_SERVER};
@@ -632,4 +701,270 @@ TEST_CASE("role and Redis flags: a bad combination exits 2 with one line", "[red
     CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
     CHECK(r.err.find("s3cret") == std::string::npos);
   }
+}
+
+TEST_CASE("a publisher restarted without its state keeps the version of an unchanged body",
+          "[redis][server]") {
+  REQUIRE_REDIS();
+  RedisServer redis(*redis_bin, free_port());
+  redis.start();
+  cc::test::TempDir dir;
+  const auto manifest = dir / "connectors.manifest.json";
+  cc::test::write_file(manifest, with_generated_at(original_fixture()));
+  auto publisher = start_publisher(redis, manifest);
+  REQUIRE(cc::test::eventually_true(
+      [&] { return get(publisher->port(), "/v1/connectors/service-map").status == 200; }));
+  const std::string first = get(publisher->port(), "/v1/connectors/service-map").body;
+  const std::uint64_t version = health_version(publisher->port());
+  auto early = start_replica(redis.port());
+  REQUIRE(serves(early->port(), first));
+  SseClient sse(early->port(), "/v1/connectors/stream", kAuth);
+  REQUIRE(sse.head().find("200") != std::string::npos);
+  auto e = next_status(sse);
+  REQUIRE(e);
+  CHECK(std::stoull(e->id) == version);
+
+  // A crash, and a restart that lost the state directory: the same manifest is the same body.
+  CHECK(publisher->stop(SIGKILL, 5s) != 0);
+  publisher = start_publisher(redis, manifest, {"--no-history"});
+  // The killed process's lease expires first (10 s).
+  REQUIRE(cc::test::eventually_true([&] { return scaling_flag(publisher->port(), "lease"); }, 20s));
+  REQUIRE(cc::test::eventually_true([&] {
+    return redis.command({"HGET", kPrefix + ":snapshot", "version"}) ==
+           std::to_string(health_version(publisher->port()));
+  }));
+  auto late = start_replica(redis.port());
+  REQUIRE(serves(late->port(), first));
+  // Every process reports the same version for the same bytes.
+  CHECK(health_version(publisher->port()) == version);
+  CHECK(health_version(late->port()) == version);
+  CHECK(health_version(early->port()) == version);
+  CHECK(get(late->port(), "/v1/connectors/service-map").etag ==
+        get(early->port(), "/v1/connectors/service-map").etag);
+
+  // The next change is the early subscriber's next event: nothing was sent in between, and
+  // its id is the publisher's on every replica.
+  replace_file(manifest, with_generated_at(original_fixture_with_ttl(77)));
+  e = next_status(sse);
+  REQUIRE(e);
+  CHECK(body_of(*e).find("\"ttlSeconds\":77") != std::string::npos);
+  CHECK(std::stoull(e->id) == health_version(publisher->port()));
+  REQUIRE(cc::test::eventually_true(
+      [&] { return health_version(late->port()) == health_version(publisher->port()); }));
+  CHECK(health_version(early->port()) == health_version(publisher->port()));
+}
+
+TEST_CASE("a replica that missed a change adopts the version of the same body without an event",
+          "[redis][server]") {
+  REQUIRE_REDIS();
+  Deployment d(*redis_bin, 1, with_generated_at(original_fixture()));
+  auto& redis = d.redis;
+  auto& publisher = d.publisher;
+  auto& replica = d.replicas[0];
+  const std::uint64_t first = health_version(replica->port());
+  SseClient full(replica->port(), "/v1/connectors/stream", kAuth);
+  SseClient delta(replica->port(), "/v1/connectors/stream?mode=delta", kAuth);
+  for (SseClient* c : {&full, &delta}) {
+    REQUIRE(c->head().find("200") != std::string::npos);
+    auto e = next_status(*c);
+    REQUIRE(e);
+    CHECK(std::stoull(e->id) == first);
+  }
+
+  // While Redis is down the manifest changes and changes back: the replica never sees the
+  // middle version, and then finds its own body under a newer version.
+  redis.stop();
+  REQUIRE(cc::test::eventually_true([&] { return !scaling_flag(replica->port(), "connected"); }));
+  replace_file(d.manifest, with_generated_at(original_fixture_with_ttl(70)));
+  REQUIRE(cc::test::eventually_true([&] {
+    return get(publisher->port(), "/v1/connectors/service-map").body.find("\"ttlSeconds\":70") !=
+           std::string::npos;
+  }));
+  replace_file(d.manifest, with_generated_at(original_fixture()));
+  REQUIRE(cc::test::eventually_true(
+      [&] { return get(publisher->port(), "/v1/connectors/service-map").body == d.first; }));
+  const std::uint64_t renumbered = health_version(publisher->port());
+  REQUIRE(renumbered == first + 2);
+  redis.start();  // empty: the publisher writes its current snapshot again
+  REQUIRE(cc::test::eventually_true([&] { return health_version(replica->port()) == renumbered; },
+                                    15s));
+  CHECK(get(replica->port(), "/v1/connectors/service-map").body == d.first);
+
+  // New subscribers: either id is current (nothing is resent); without one, the new id.
+  const auto with_id = [&](std::uint64_t id) {
+    std::vector<std::string> headers = kAuth;
+    headers.push_back("Last-Event-ID: " + std::to_string(id));
+    return std::make_unique<SseClient>(replica->port(), "/v1/connectors/stream", headers);
+  };
+  auto old_id = with_id(first);
+  auto new_id = with_id(renumbered);
+  REQUIRE(old_id->head().find("200") != std::string::npos);
+  REQUIRE(new_id->head().find("200") != std::string::npos);
+  SseClient fresh(replica->port(), "/v1/connectors/stream", kAuth);
+  REQUIRE(fresh.head().find("200") != std::string::npos);
+  auto e = next_status(fresh);
+  REQUIRE(e);
+  CHECK(std::stoull(e->id) == renumbered);
+  CHECK(body_of(*e) == d.first);
+
+  // The next change is the first event every earlier subscriber gets; a delta subscriber's
+  // names the id it holds as "from", so that it applies.
+  replace_file(d.manifest, with_generated_at(original_fixture_with_ttl(55)));
+  REQUIRE(
+      cc::test::eventually_true([&] { return health_version(replica->port()) == renumbered + 1; }));
+  for (SseClient* c : {&full, old_id.get(), new_id.get(), &fresh}) {
+    e = c->next_event(10s);
+    REQUIRE(e);
+    CHECK(e->event == "status");
+    CHECK(std::stoull(e->id) == renumbered + 1);
+    CHECK(body_of(*e).find("\"ttlSeconds\":55") != std::string::npos);
+  }
+  e = delta.next_event(10s);
+  REQUIRE(e);
+  CHECK(e->event == "delta");
+  CHECK(std::stoull(e->id) == renumbered + 1);
+  auto data = cc::parse_json(e->data);
+  REQUIRE_OK(data);
+  CHECK(data->find("from")->as_number() == static_cast<double>(first));
+}
+
+TEST_CASE("a Redis writer cannot roll replicas back with an older genuine body or envelope",
+          "[redis][server]") {
+  REQUIRE_REDIS();
+  // No re-sign during the test: the publisher would repair a lowered version at its next one.
+  Deployment d(*redis_bin, 0, original_fixture(), {"--envelope-refresh-seconds", "3600"});
+  auto& redis = d.redis;
+  auto& publisher = d.publisher;
+  const auto& dir = d.dir;
+  const auto& manifest = d.manifest;
+  const StoredCopy old = StoredCopy::of(redis);
+  // The replica keeps its record across restarts in its state directory.
+  const std::string state = "CONNECTORS_STATE_DIR=" + (dir / "replica-state").string();
+  auto replica = start_replica(redis.port(), {}, {state});
+  REQUIRE(serves(replica->port(), old.body));
+
+  // Connector alpha is disabled: a later version, genuinely signed.
+  std::string disabled = original_fixture();
+  disabled.replace(disabled.find(R"("enabled": true)"), 15, R"("enabled": false)");
+  replace_file(manifest, disabled);
+  REQUIRE(cc::test::eventually_true(
+      [&] { return get(replica->port(), "/v1/connectors/service-map").body != old.body; }));
+  const std::string current = get(replica->port(), "/v1/connectors/service-map").body;
+  const auto enabled = [](const std::string& body) {
+    std::size_t n = 0;
+    for (auto at = body.find(R"("enabled":true)"); at != std::string::npos;
+         at = body.find(R"("enabled":true)", at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  REQUIRE(enabled(current) + 1 == enabled(old.body));
+  const std::uint64_t version = health_version(replica->port());
+  REQUIRE(std::to_string(version) == redis.command({"HGET", kPrefix + ":snapshot", "version"}));
+
+  // 1. The old body (its signatures verify) under a higher version, the envelope left as is.
+  redis.command(
+      {"HSET", kPrefix + ":snapshot", "version", std::to_string(version + 1), "body", old.body});
+  redis.command({"XADD", kPrefix + ":events", "*", "version", std::to_string(version + 1)});
+  REQUIRE(
+      cc::test::eventually_true([&] { return scaling_number(replica->port(), "rejected") == 1; }));
+  CHECK(scaling_text(replica->port(), "lastRejectionReason") == "version");
+  CHECK(get(replica->port(), "/v1/connectors/service-map").body == current);
+  CHECK(health_version(replica->port()) == version);
+  CHECK(health(replica->port()).find("status")->as_string() == "degraded");
+  CHECK(replica->log().find("ALARM: snapshot in Redis REJECTED (version)") != std::string::npos);
+
+  // 2. The old body with its own, genuine envelope: a version below the one accepted.
+  old.replay(redis, old.version);
+  REQUIRE(
+      cc::test::eventually_true([&] { return scaling_number(replica->port(), "rejected") == 2; }));
+  CHECK(scaling_text(replica->port(), "lastRejectionReason") == "rollback");
+  CHECK(replica->log().find("ALARM: snapshot in Redis REJECTED (rollback)") != std::string::npos);
+  // 3. ... and under a higher version beside it: the envelope names its own.
+  old.replay(redis, std::to_string(version + 7));
+  REQUIRE(
+      cc::test::eventually_true([&] { return scaling_number(replica->port(), "rejected") == 3; }));
+  CHECK(scaling_text(replica->port(), "lastRejectionReason") == "version");
+  CHECK(get(replica->port(), "/v1/connectors/service-map").body == current);
+  CHECK(health_version(replica->port()) == version);
+  const Fetched metrics = get(replica->port(), "/metrics");
+  CHECK(metrics.body.find("cortex_connectors_redis_snapshots_rejected_total 3\n") !=
+        std::string::npos);
+
+  // 4. A restart does not forget: the record in the state directory still refuses the old
+  // version, so the restarted replica serves nothing rather than the rolled-back map.
+  old.replay(redis, old.version);
+  CHECK(replica->stop(SIGTERM, 5s) == 0);
+  replica = start_replica(redis.port(), {}, {state});
+  REQUIRE(
+      cc::test::eventually_true([&] { return scaling_number(replica->port(), "rejected") == 1; }));
+  CHECK(scaling_text(replica->port(), "lastRejectionReason") == "rollback");
+  CHECK(scaling_number(replica->port(), "recordedVersion") == version);
+  CHECK(get(replica->port(), "/v1/connectors/service-map").status == 503);
+  CHECK(replica->log().find("ALARM: snapshot in Redis REJECTED (rollback)") != std::string::npos);
+
+  // The genuine current snapshot is served again once the publisher writes it.
+  redis.command({"HSET", kPrefix + ":snapshot", "version", std::to_string(version), "body", current,
+                 "envelope", ""});
+  // A publisher restarted without its state writes the current snapshot again (same body,
+  // same version) with a new envelope.
+  CHECK(publisher->stop(SIGTERM, 5s) == 0);
+  publisher = start_publisher(redis, manifest);
+  REQUIRE(serves(replica->port(), current));
+  CHECK(health_version(replica->port()) == version);
+  CHECK(cc::test::eventually_true(
+      [&] { return health(replica->port()).find("status")->as_string() == "ok"; }));
+}
+
+TEST_CASE("a replica with a maximum age refuses a stale envelope and keeps its last good map",
+          "[redis][server]") {
+  REQUIRE_REDIS();
+  // A publisher that does not re-sign during the test, like one that stopped or was cut off.
+  Deployment d(*redis_bin, 0, original_fixture(), {"--envelope-refresh-seconds", "3600"});
+  auto& redis = d.redis;
+  const std::string body = d.first;
+  const auto published = envelope_time(redis);
+  auto serving = start_replica(redis.port(), {"--max-snapshot-age", "2"});
+  REQUIRE(serves(serving->port(), body));
+  CHECK(health(serving->port()).find("status")->as_string() == "ok");
+
+  // Older than the maximum age: a replica starting now refuses it.
+  REQUIRE(cc::test::eventually_true(
+      [&] { return std::chrono::system_clock::now() - published > 4s; }, 10s));
+  auto late = start_replica(redis.port(), {}, {"CONNECTORS_MAX_SNAPSHOT_AGE=2"});
+  REQUIRE(cc::test::eventually_true([&] { return scaling_number(late->port(), "rejected") == 1; }));
+  CHECK(scaling_text(late->port(), "lastRejectionReason") == "stale");
+  CHECK(get(late->port(), "/v1/connectors/service-map").status == 503);
+  CHECK(late->log().find("ALARM: snapshot in Redis REJECTED (stale)") != std::string::npos);
+
+  // The replica that had it keeps serving it, and says it is stale.
+  REQUIRE(
+      cc::test::eventually_true([&] { return scaling_number(serving->port(), "rejected") == 1; }));
+  CHECK(scaling_flag(serving->port(), "stale"));
+  CHECK(scaling_text(serving->port(), "lastRejectionReason") == "stale");
+  CHECK(health(serving->port()).find("status")->as_string() == "degraded");
+  CHECK(get(serving->port(), "/v1/connectors/service-map").body == body);
+}
+
+TEST_CASE("the publisher re-signs its envelope so that an idle replica with a maximum age stays ok",
+          "[redis][server]") {
+  REQUIRE_REDIS();
+  Deployment d(*redis_bin, 0, original_fixture(), {"--envelope-refresh-seconds", "1"});
+  auto& redis = d.redis;
+  auto& publisher = d.publisher;
+  const auto first = envelope_time(redis);
+  const std::string version = redis.command({"HGET", kPrefix + ":snapshot", "version"});
+  auto replica = start_replica(redis.port(), {"--max-snapshot-age", "5"});
+  REQUIRE(serves(replica->port(), d.first));
+
+  // Nothing changes for longer than the maximum age; the envelope is signed anew meanwhile.
+  REQUIRE(cc::test::eventually_true([&] { return envelope_time(redis) - first > 6s; }, 20s));
+  CHECK(redis.command({"HGET", kPrefix + ":snapshot", "version"}) == version);
+  REQUIRE(cc::test::eventually_true(
+      [&] { return health(replica->port()).find("status")->as_string() == "ok"; }));
+  CHECK_FALSE(scaling_flag(replica->port(), "stale"));
+  CHECK(scaling_number(replica->port(), "rejected") == 0);
+  CHECK(scaling_number(replica->port(), "envelopeAgeSeconds") <= 5);
+  CHECK(std::to_string(health_version(replica->port())) == version);
+  CHECK(!scaling_text(publisher->port(), "envelopePublishedAt").empty());
 }

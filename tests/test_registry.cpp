@@ -529,3 +529,97 @@ TEST_CASE("publish_signed serves another registry's verified bytes, and only tho
   CHECK_FALSE(replica.last_failure());
   CHECK(heard == std::vector<std::uint64_t>{7, 9});
 }
+
+TEST_CASE("publish_signed adopts a higher version of the current body, bytes unchanged",
+          "[registry][scaling]") {
+  cc::RegistryOptions source_options;
+  source_options.signing_key = std::string(kKey);
+  cc::Registry source(source_options);
+  REQUIRE_OK(source.refresh_from_text(manifest(30)));
+  const std::string body = source.current()->body;
+
+  cc::RegistryOptions replica_options;
+  replica_options.signing_key = std::string(kKey);
+  cc::Registry replica(replica_options);
+  std::vector<std::shared_ptr<const cc::Snapshot>> heard;
+  replica.subscribe([&](const std::shared_ptr<const cc::Snapshot>& s) { heard.push_back(s); });
+  REQUIRE_OK(replica.publish_signed({body, 8, "", "test"}));
+  const auto first = replica.current();
+
+  // The publisher numbered the same bytes anew (restarted without its history): the replica
+  // takes the version, so that every replica reports the same one, and serves the same bytes.
+  auto adopted = replica.publish_signed({body, 9, "", "test"});
+  REQUIRE_OK(adopted);
+  CHECK((*adopted)->version == 9);
+  CHECK(replica.current()->version == 9);
+  CHECK(replica.current()->body == first->body);
+  CHECK(replica.current()->etag == first->etag);
+  CHECK(replica.current()->body_gzip == first->body_gzip);
+  CHECK(replica.current()->signature == first->signature);
+  CHECK(replica.metrics()
+            .render_text(replica.current().get())
+            .find("cortex_connectors_snapshot_version 9") != std::string::npos);
+  // Listeners hear of it (an SSE hub must carry the new id), with the same bytes.
+  REQUIRE(heard.size() == 2);
+  CHECK(heard[1]->version == 9);
+  CHECK(heard[1]->body == heard[0]->body);
+  // Lower or equal versions still publish nothing.
+  CHECK((*replica.publish_signed({body, 8, "", "test"}))->version == 9);
+  CHECK((*replica.publish_signed({body, 9, "", "test"}))->version == 9);
+  CHECK(heard.size() == 2);
+}
+
+TEST_CASE("resume_from: the body published elsewhere keeps its version after a restart",
+          "[registry][scaling]") {
+  // A publisher without history (or with a lost one) and a manifest without generatedAt: the
+  // body is rebuilt exactly as it was (generatedAt from the stored body) and keeps its version.
+  auto now = std::chrono::system_clock::from_time_t(1760054400);  // 2025-10-10T00:00:00Z
+  cc::RegistryOptions first_options;
+  first_options.signing_key = std::string(kKey);
+  first_options.clock = [&] { return now; };
+  first_options.first_version = 8;
+  cc::Registry first(first_options);
+  REQUIRE_OK(first.refresh_from_text(manifest(60, "")));
+  const auto stored = first.current();
+  REQUIRE(stored->version == 8);
+
+  now += 1h;
+  cc::RegistryOptions o;
+  o.signing_key = std::string(kKey);
+  o.clock = [&] { return now; };
+  o.resume_from = cc::SignedSnapshot{stored->body, 8, stored->content_hash, "redis"};
+  SECTION("the same manifest: the same body under the same version") {
+    cc::Registry restarted(o);
+    REQUIRE_OK(restarted.refresh_from_text(manifest(60, "")));
+    CHECK(restarted.current()->version == 8);
+    CHECK(restarted.current()->body == stored->body);
+    // Later changes continue above it.
+    REQUIRE_OK(restarted.refresh_from_text(manifest(50, "")));
+    CHECK(restarted.current()->version == 9);
+  }
+  SECTION("another manifest: a version above the stored one") {
+    cc::Registry restarted(o);
+    REQUIRE_OK(restarted.refresh_from_text(manifest(40, "")));
+    CHECK(restarted.current()->version == 9);
+    CHECK(restarted.current()->generated_at == "2025-10-10T01:00:00Z");
+  }
+  SECTION("a recorded snapshot older than the stored one is not resumed") {
+    // The history holds version 3 of this very manifest; the deployment has moved on to 8.
+    auto store = std::make_shared<cc::MemoryHistoryStore>();
+    {
+      cc::RegistryOptions h = o;
+      h.resume_from.reset();
+      h.history = std::make_shared<cc::HistoryRecorder>(store);
+      h.first_version = 3;
+      cc::Registry recorded(h);
+      REQUIRE_OK(recorded.refresh_from_text(manifest(70, "2025-10-10T00:00:00Z")));
+      REQUIRE(recorded.current()->version == 3);
+      h.history->flush();
+    }
+    cc::RegistryOptions h = o;
+    h.history = std::make_shared<cc::HistoryRecorder>(store);
+    cc::Registry restarted(h);
+    REQUIRE_OK(restarted.refresh_from_text(manifest(70, "2025-10-10T00:00:00Z")));
+    CHECK(restarted.current()->version > 8);
+  }
+}

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "cortex_connectors/canonical_json.h"
+#include "cortex_connectors/envelope.h"
 #include "cortex_connectors/history.h"
 #include "cortex_connectors/json.h"
 #include "cortex_connectors/keys.h"

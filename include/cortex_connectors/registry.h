@@ -50,6 +50,16 @@ struct RefreshReport {
   const Manifest* manifest = nullptr;
 };
 
+// A snapshot signed by another process (a publisher, docs/scaling.md), as a replica receives it.
+struct SignedSnapshot {
+  // The service-map body exactly as the publisher serves it: {"payload":...,"signature":...}
+  // (plus "signatures"), canonical JSON.
+  std::string body;
+  std::uint64_t version = 0;  // the publisher's snapshot version, >= 1
+  std::string content_hash;   // the publisher's manifest hash (informational; "" if unknown)
+  std::string source;         // where it came from (logs, Snapshot::path), e.g. "redis"
+};
+
 struct RegistryOptions {
   // The manifest file; nullopt means the default candidate (kDefaultManifestPath).
   std::optional<std::string> manifest_path;
@@ -72,6 +82,14 @@ struct RegistryOptions {
   // published again under its recorded version, so a restart without a change changes no
   // version. Any other snapshot gets a version after every recorded or reserved one.
   std::shared_ptr<HistoryRecorder> history;
+  // The snapshot last published under these versions by an earlier run, as the deployment
+  // holds it (docs/scaling.md: what a publisher finds in Redis at start); nullopt: none.
+  // Versions start above its version, and of it and the newest recorded snapshot only the
+  // newer may be resumed. When the first load yields exactly its body (generatedAt taken from
+  // it when the manifest has none and `content_hash` is the manifest's), that body is
+  // published under its version again: a publisher restarted without its history then changes
+  // no version. It need not verify: only identical bytes signed here take its version.
+  std::optional<SignedSnapshot> resume_from;
   // Source of the current time (loaded_at, generatedAt fallback); tests may pin it.
   std::function<std::chrono::system_clock::time_point()> clock;
   // Compression of the pre-built bodies. -1 chooses by size, so that a snapshot is served as
@@ -87,16 +105,6 @@ struct RegistryOptions {
   // Called after every refresh with its stage timings, on the refreshing thread. On success it
   // runs after the new snapshot is current and before the listeners (subscribe()) are called.
   std::function<void(const RefreshReport&)> on_refresh;
-};
-
-// A snapshot signed by another process (a publisher, docs/scaling.md), as a replica receives it.
-struct SignedSnapshot {
-  // The service-map body exactly as the publisher serves it: {"payload":...,"signature":...}
-  // (plus "signatures"), canonical JSON.
-  std::string body;
-  std::uint64_t version = 0;  // the publisher's snapshot version, >= 1
-  std::string content_hash;   // the publisher's manifest hash (informational; "" if unknown)
-  std::string source;         // where it came from (logs, Snapshot::path), e.g. "redis"
 };
 
 // The last failed load, kept until the next successful one.
@@ -134,8 +142,12 @@ class CORTEX_CONNECTORS_API Registry {
   // its version exactly like refresh() (same bytes, ETag, compression, listeners). Its
   // Snapshot::manifest is rebuilt from the payload (ids, names, versions, endpoints, scopes,
   // ttlSeconds, enabled): enough for /health and the connector metrics, not a manifest file.
-  // A version at or below the current one, or the current body again, publishes nothing and
-  // returns the current snapshot. A body that does not verify never replaces the current
+  // A version at or below the current one publishes nothing and returns the current snapshot.
+  // The current body under a higher version (its publisher numbered the same bytes anew) is
+  // adopted without verifying it again: the current snapshot, bytes unchanged, is published
+  // under that version, listeners are called with it (a listener that sends content can tell
+  // by the bytes that nothing changed: the SSE hub sends nothing), and the reload counts as
+  // unchanged. A body that does not verify never replaces the current
   // snapshot: the Error (kParse, kInvalid, kSignature, as verify_service_map(); kUsage without
   // any key) is returned and kept as last_failure(), and the reload counts as a failure.
   Result<std::shared_ptr<const Snapshot>> publish_signed(const SignedSnapshot& signed_snapshot,
