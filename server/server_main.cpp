@@ -398,7 +398,13 @@ void log_listening(const srv::ServerConfig& config, int port, const srv::Signing
                          : keys.published.empty() ? std::string("HMAC key")
                                                   : fmt::format("HMAC key and {} Ed25519 key(s)",
                                                                 keys.published.size())},
-       {"nofile_limit", static_cast<std::uint64_t>(nofile)}});
+       {"nofile_limit", static_cast<std::uint64_t>(nofile)},
+       // Where each secret came from (environment, file, systemd credential); never a value.
+       {"secrets", [&config] {
+          cc::Json::Array sources;
+          for (const auto& s : config.secret_sources) sources.emplace_back(s);
+          return cc::Json(std::move(sources));
+        }()}});
   add_bind_note(line, config.host, "CONNECTORS_HOST", "--host");
   srv::log_always(srv::LogLevel::kInfo, "listening", line);
   if (config.no_auth) {
