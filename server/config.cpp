@@ -367,8 +367,9 @@ const Option kOptions[] = {
     {.flag = "--state-dir",
      .env = "CONNECTORS_STATE_DIR",
      .metavar = "DIR",
-     .fallback = "$XDG_STATE_HOME/cortex-connectors, else ~/.local/state/cortex-connectors, "
-                 "else ./state",
+     .fallback = "$STATE_DIRECTORY (systemd's StateDirectory=), else "
+                 "$XDG_STATE_HOME/cortex-connectors, else ~/.local/state/cortex-connectors, else "
+                 "./state",
      .help = "the snapshot history's directory (history.sqlite3; docs/history.md); one per "
              "server: a store belongs to one manifest and one process",
      .apply = set_text<&C::state_dir>},
@@ -739,6 +740,10 @@ void append_wrapped(std::string& out, std::string_view text, std::size_t first,
 }  // namespace
 
 std::string default_state_dir(const std::function<std::optional<std::string>(const char*)>& env) {
+  // systemd's StateDirectory= (a list when it names several): the directory itself.
+  if (auto v = env("STATE_DIRECTORY"); v && !v->empty() && (*v)[0] == '/') {
+    return v->substr(0, v->find(':'));
+  }
   if (auto v = env("XDG_STATE_HOME"); v && !v->empty() && (*v)[0] == '/') {
     return *v + "/cortex-connectors";
   }

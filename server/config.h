@@ -115,8 +115,9 @@ struct ServerConfig {
   std::size_t max_subscribers = 20000;            // SSE; also bounded by RLIMIT_NOFILE
   std::chrono::milliseconds poll_interval{1000};  // watcher poll fallback
   // Snapshot history (docs/history.md): the state directory holding history.sqlite3
-  // (--state-dir / CONNECTORS_STATE_DIR; default $XDG_STATE_HOME/cortex-connectors, else
-  // $HOME/.local/state/cortex-connectors, else ./state), off with --no-history /
+  // (--state-dir / CONNECTORS_STATE_DIR; default $STATE_DIRECTORY (systemd), else
+  // $XDG_STATE_HOME/cortex-connectors, else $HOME/.local/state/cortex-connectors, else
+  // ./state), off with --no-history /
   // CONNECTORS_HISTORY=off (in-memory history only), and its retention
   // (--history-max-entries / CONNECTORS_HISTORY_MAX_ENTRIES, --history-max-age-seconds /
   // CONNECTORS_HISTORY_MAX_AGE_SECONDS; 0 = unlimited).
@@ -137,7 +138,8 @@ struct ServerConfig {
   std::string metrics_host = "127.0.0.1";
 };
 
-// The state directory used when none is configured (see ServerConfig::state_dir).
+// The state directory used when none is configured (see ServerConfig::state_dir):
+// $STATE_DIRECTORY (set by systemd's StateDirectory=; its first entry), else the XDG one.
 std::string default_state_dir(const std::function<std::optional<std::string>(const char*)>& env);
 
 // Looks up an environment variable; nullopt when unset.
