@@ -36,15 +36,17 @@ namespace {
 
 constexpr int kExitConfig = 2;
 
-// The example manifest --dev serves when no manifest is configured: the source tree's copy in a
-// build tree, the installed copy otherwise.
+// The example manifest --dev serves when no manifest is configured: the installed copy beside
+// the executable (<exe>/../share/cortex_connectors/), else, in a build tree, the source tree's.
 std::string bundled_example_manifest() {
-  const std::filesystem::path source = CORTEX_CONNECTORS_SOURCE_EXAMPLE_MANIFEST;
-  if (std::filesystem::exists(source)) return source.string();
   std::error_code ec;
   const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return (exe.parent_path().parent_path() / "share/cortex_connectors/connectors.manifest.json")
-      .string();
+  const auto installed =
+      exe.parent_path().parent_path() / "share/cortex_connectors/connectors.manifest.json";
+  if (!ec && std::filesystem::exists(installed, ec)) return installed.string();
+  const std::filesystem::path source = CORTEX_CONNECTORS_SOURCE_EXAMPLE_MANIFEST;
+  if (std::filesystem::exists(source, ec)) return source.string();
+  return installed.string();
 }
 
 cc::Json fields(std::initializer_list<cc::Json::Member> members) {
