@@ -8,6 +8,8 @@ packages=(
   build-essential cmake pkg-config git python3
   libsimdjson-dev libsodium-dev libfmt-dev prometheus-cpp-dev catch2
   libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev libsqlite3-dev
+  libsystemd-dev  # sd_notify for the Type=notify unit (server/service_notify.h)
+  systemd dpkg-dev  # packaging tests: systemd-analyze checks the unit; cpack runs dpkg-shlibdeps
   libbenchmark-dev clang-format
   libhiredis-dev redis-server  # scaling roles (server/redis_*.cpp) and their tests
   clang libclang-rt-14-dev  # libFuzzer: scripts/fuzz.sh

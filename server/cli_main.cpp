@@ -2,7 +2,8 @@
 //
 //   canonicalize [FILE|-]   print the RFC 8785 form of a JSON document (no trailing newline)
 //   verify [FILE|-]         check a saved service-map body's signature (key from
-//                           CONNECTORS_SIGNATURE_KEY); exit 0 valid, 1 invalid
+//                           CONNECTORS_SIGNATURE_KEY, or the file CONNECTORS_SIGNATURE_KEY_FILE
+//                           names, as the server reads it); exit 0 valid, 1 invalid
 //   verify --public-key KEY | --keys-url-file FILE [FILE|-]
 //                           check its Ed25519 "signatures" against pinned public keys instead
 //   keygen OUT [--not-before T] [--not-after T]
@@ -72,11 +73,46 @@ constexpr const char* kUsage =
     "                          write a recorded manifest back atomically to the manifest\n"
     "                          the history belongs to (another path is refused); the server\n"
     "                          publishes it anew\n"
-    "  version                 print the library version\n";
+    "  version                 print the library version\n"
+    "The signing key comes from CONNECTORS_SIGNATURE_KEY, or from the file named by\n"
+    "CONNECTORS_SIGNATURE_KEY_FILE (mode 0600; one trailing newline removed).\n";
 
 int usage_error(std::string_view message) {
   fmt::print(stderr, "[brAInwav] {}\n{}", message, kUsage);
   return kExitUsage;
+}
+
+std::optional<std::string> env_var(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::optional<std::string>(v) : std::nullopt;
+}
+
+// The HMAC key as the server takes it: CONNECTORS_SIGNATURE_KEY, or the file that
+// CONNECTORS_SIGNATURE_KEY_FILE names (config.h: read_secret_file()). nullopt after printing
+// why (never the key): neither is set, both are, or the file is refused.
+std::optional<std::string> signature_key() {
+  const auto value = env_var("CONNECTORS_SIGNATURE_KEY");
+  const auto file = env_var("CONNECTORS_SIGNATURE_KEY_FILE");
+  const bool has_value = value && !value->empty();
+  const bool has_file = file && !file->empty();
+  if (has_value && has_file) {
+    usage_error(
+        "CONNECTORS_SIGNATURE_KEY and CONNECTORS_SIGNATURE_KEY_FILE are both set: give the "
+        "secret one way");
+    return std::nullopt;
+  }
+  if (has_file) {
+    auto key = cc::server::read_secret_file("CONNECTORS_SIGNATURE_KEY_FILE", *file,
+                                            env_var("CREDENTIALS_DIRECTORY"));
+    if (!key) {
+      fmt::print(stderr, "{}\n", key.error().message);
+      return std::nullopt;
+    }
+    return std::move(*key);
+  }
+  if (has_value) return *value;
+  usage_error("CONNECTORS_SIGNATURE_KEY is not set");
+  return std::nullopt;
 }
 
 // Reads a whole file, or standard input for "-". Returns nullopt after printing the reason.
@@ -168,13 +204,11 @@ int cmd_verify(std::span<char*> args) {
   if (rest.size() > 1) return usage_error("verify takes at most one FILE");
   if (pinned) return cmd_verify_public(keys, rest.empty() ? "-" : rest[0]);
   args = std::span<char*>(rest);
-  const char* key = std::getenv("CONNECTORS_SIGNATURE_KEY");
-  if (key == nullptr || *key == '\0') {
-    return usage_error("CONNECTORS_SIGNATURE_KEY is not set");
-  }
+  const auto key = signature_key();
+  if (!key) return kExitUsage;
   auto input = read_input(args.empty() ? "-" : args[0]);
   if (!input) return kExitInvalid;
-  auto verified = cc::verify_signed_body(*input, cc::as_bytes(key));
+  auto verified = cc::verify_signed_body(*input, cc::as_bytes(*key));
   if (!verified) {
     fmt::print(stderr, "{}\n", cc::describe(verified.error()));
     return kExitInvalid;
@@ -234,11 +268,6 @@ int cmd_keygen(std::span<char*> args) {
   return kExitOk;
 }
 
-std::optional<std::string> env_var(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? std::optional<std::string>(v) : std::nullopt;
-}
-
 int cmd_service_map(std::span<char*> args) {
   std::optional<std::string_view> manifest_path;
   bool plain = false;
@@ -254,8 +283,8 @@ int cmd_service_map(std::span<char*> args) {
       return usage_error(fmt::format("service-map: unexpected argument \"{}\"", a));
     }
   }
-  const char* key = std::getenv("CONNECTORS_SIGNATURE_KEY");
-  if (key == nullptr || *key == '\0') return usage_error("CONNECTORS_SIGNATURE_KEY is not set");
+  const auto key = signature_key();
+  if (!key) return kExitUsage;
   // As the server: --manifest, else CONNECTORS_MANIFEST_PATH, else the default path.
   const auto env_path = env_var("CONNECTORS_MANIFEST_PATH");
   if (!manifest_path && env_path && !env_path->empty()) manifest_path = *env_path;
@@ -275,7 +304,7 @@ int cmd_service_map(std::span<char*> args) {
   if (plain) {
     // The bytes the server serves, written as the server writes them: no payload Json.
     auto signed_map =
-        cc::sign_manifest_service_map(loaded->manifest, generated_at, cc::as_bytes(key));
+        cc::sign_manifest_service_map(loaded->manifest, generated_at, cc::as_bytes(*key));
     if (!signed_map) {
       print_manifest_error(signed_map.error());
       return kExitInvalid;
@@ -284,7 +313,7 @@ int cmd_service_map(std::span<char*> args) {
     return kExitOk;
   }
   auto signed_map = cc::sign_service_map(cc::build_service_map(loaded->manifest, generated_at),
-                                         cc::as_bytes(key));
+                                         cc::as_bytes(*key));
   if (!signed_map) {
     print_manifest_error(signed_map.error());
     return kExitInvalid;

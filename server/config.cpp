@@ -1,12 +1,18 @@
 #include "config.h"
 
+#include <cerrno>
 #include <charconv>
 #include <climits>
+#include <cstring>
+#include <filesystem>
 #include <string_view>
 #include <type_traits>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cortex_connectors/http.h"
 #include "cortex_connectors/signing.h"
@@ -82,6 +88,11 @@ struct ParseState {
   std::vector<OtlpHeader> otel_traces_headers;
   bool envelope_refresh_given = false;  // for the role checks
   bool max_snapshot_age_given = false;
+  // Files holding a secret (--signature-key-file, CONNECTORS_API_KEY_FILE, ...), read once
+  // every option is known (resolve_secrets()): the path, and the name given, for errors.
+  std::optional<std::pair<std::string, std::string>> signature_key_file;
+  std::optional<std::pair<std::string, std::string>> api_key_file;
+  std::optional<std::pair<std::string, std::string>> mcp_api_key_file;
 };
 
 // One value of an option: from its variable, or from its flag ("" for a switch).
@@ -153,6 +164,13 @@ Status set_bool(ParseState& s, const Option& /*option*/, const Value& v) {
 template <auto Field>
 Status set_pending(ParseState& s, const Option& /*option*/, const Value& v) {
   s.*Field = std::string(v.text);
+  return {};
+}
+
+// A file holding a secret: only its path is kept here (resolve_secrets() reads it).
+template <auto Field>
+Status set_secret_file(ParseState& s, const Option& /*option*/, const Value& v) {
+  s.*Field = std::make_pair(std::string(v.text), std::string(v.name));
   return {};
 }
 
@@ -238,6 +256,27 @@ const Option kOptions[] = {
      .fallback = "this or CONNECTORS_API_KEY, unless NO_AUTH=true",
      .help = "another accepted key (either key is accepted)",
      .apply = add_text<&C::api_keys>},
+    {.flag = "--signature-key-file",
+     .env = "CONNECTORS_SIGNATURE_KEY_FILE",
+     .metavar = "FILE",
+     .fallback = "$CREDENTIALS_DIRECTORY/signature-key when that exists",
+     .help = "read CONNECTORS_SIGNATURE_KEY from this file instead (one trailing newline "
+             "removed; mode 0600 or 0400: group or others may not read it, unless it is a "
+             "systemd credential); not with CONNECTORS_SIGNATURE_KEY",
+     .apply = set_secret_file<&P::signature_key_file>},
+    {.flag = "--api-key-file",
+     .env = "CONNECTORS_API_KEY_FILE",
+     .metavar = "FILE",
+     .fallback = "$CREDENTIALS_DIRECTORY/api-key when that exists",
+     .help = "read CONNECTORS_API_KEY from this file instead, as above; not with "
+             "CONNECTORS_API_KEY",
+     .apply = set_secret_file<&P::api_key_file>},
+    {.flag = "--mcp-api-key-file",
+     .env = "MCP_API_KEY_FILE",
+     .metavar = "FILE",
+     .fallback = "$CREDENTIALS_DIRECTORY/mcp-api-key when that exists",
+     .help = "read MCP_API_KEY from this file instead, as above; not with MCP_API_KEY",
+     .apply = set_secret_file<&P::mcp_api_key_file>},
     {.env = "NO_AUTH",
      .fallback = "false",
      .help = "true: no authentication at all (logged as a warning at start)",
@@ -329,8 +368,9 @@ const Option kOptions[] = {
     {.flag = "--state-dir",
      .env = "CONNECTORS_STATE_DIR",
      .metavar = "DIR",
-     .fallback = "$XDG_STATE_HOME/cortex-connectors, else ~/.local/state/cortex-connectors, "
-                 "else ./state",
+     .fallback = "$STATE_DIRECTORY (systemd's StateDirectory=), else "
+                 "$XDG_STATE_HOME/cortex-connectors, else ~/.local/state/cortex-connectors, else "
+                 "./state",
      .help = "the snapshot history's directory (history.sqlite3; docs/history.md); one per "
              "server: a store belongs to one manifest and one process",
      .apply = set_text<&C::state_dir>},
@@ -564,6 +604,81 @@ Status check_role(ParseState& s) {
   return {};
 }
 
+// Whether `path` names a file inside `dir` (both resolved; false when either cannot be).
+bool is_inside(const std::string& path, const std::string& dir) {
+  std::error_code ec;
+  const auto file = std::filesystem::weakly_canonical(path, ec);
+  if (ec) return false;
+  const auto base = std::filesystem::canonical(dir, ec);
+  if (ec) return false;
+  const auto relative = file.lexically_relative(base);
+  return !relative.empty() && *relative.begin() != "..";
+}
+
+// A secret given as a value, as a file, or as a systemd credential.
+struct SecretSlot {
+  std::string_view variable;    // "CONNECTORS_API_KEY"
+  std::string_view credential;  // "api-key": $CREDENTIALS_DIRECTORY/api-key
+  std::optional<std::pair<std::string, std::string>> ParseState::*file;
+  bool api_key;  // an API key (else the signature key)
+};
+
+// Reads the secrets given as files: a --*-key-file flag or *_FILE variable, else the systemd
+// credential of the same name when $CREDENTIALS_DIRECTORY holds one (LoadCredential=). A
+// secret given two ways (a value and a file, or a file and another credential) is refused.
+Status resolve_secrets(ParseState& s, const EnvLookup& env) {
+  constexpr SecretSlot kSlots[] = {
+      {"CONNECTORS_SIGNATURE_KEY", "signature-key", &P::signature_key_file, false},
+      {"CONNECTORS_API_KEY", "api-key", &P::api_key_file, true},
+      {"MCP_API_KEY", "mcp-api-key", &P::mcp_api_key_file, true},
+  };
+  std::optional<std::string> credentials_dir = env("CREDENTIALS_DIRECTORY");
+  if (credentials_dir && credentials_dir->empty()) credentials_dir.reset();
+  for (const SecretSlot& slot : kSlots) {
+    const std::string variable(slot.variable);
+    const auto value = env(variable.c_str());
+    const bool value_set = value && !value->empty();
+    auto file = s.*slot.file;
+    std::optional<std::string> credential;
+    if (credentials_dir) {
+      const std::string path = *credentials_dir + "/" + std::string(slot.credential);
+      struct stat st {};
+      if (::lstat(path.c_str(), &st) == 0) credential = path;
+    }
+    if (file && value_set) {
+      return usage(fmt::format("{} and {} are both set: give the secret one way", slot.variable,
+                               file->second));
+    }
+    if (credential) {
+      std::error_code ec;
+      if (value_set) {
+        return usage(fmt::format(
+            "{} is set and so is the systemd credential {} ({}): give the secret one way",
+            slot.variable, slot.credential, *credential));
+      }
+      if (file && !std::filesystem::equivalent(file->first, *credential, ec)) {
+        return usage(fmt::format(
+            "{} and the systemd credential {} ({}) are both set: give the secret one way",
+            file->second, slot.credential, *credential));
+      }
+      if (!file) file = {*credential, fmt::format("the systemd credential {}", slot.credential)};
+    }
+    if (!file) {
+      if (value_set) s.config.secret_sources.push_back(fmt::format("{}: environment", variable));
+      continue;
+    }
+    auto secret = read_secret_file(file->second, file->first, credentials_dir);
+    if (!secret) return std::move(secret).error();
+    if (slot.api_key) {
+      s.config.api_keys.push_back(std::move(*secret));
+    } else {
+      s.config.signing_key = std::move(*secret);
+    }
+    s.config.secret_sources.push_back(fmt::format("{}: file {}", variable, file->first));
+  }
+  return {};
+}
+
 // The checks across options, once every option is read; --dev makes the keys it lacks.
 Status check_across(ParseState& s) {
   if (auto ok = check_role(s); !ok) return ok;
@@ -649,6 +764,10 @@ void append_wrapped(std::string& out, std::string_view text, std::size_t first,
 }  // namespace
 
 std::string default_state_dir(const std::function<std::optional<std::string>(const char*)>& env) {
+  // systemd's StateDirectory= (a list when it names several): the directory itself.
+  if (auto v = env("STATE_DIRECTORY"); v && !v->empty() && (*v)[0] == '/') {
+    return v->substr(0, v->find(':'));
+  }
   if (auto v = env("XDG_STATE_HOME"); v && !v->empty() && (*v)[0] == '/') {
     return *v + "/cortex-connectors";
   }
@@ -679,8 +798,54 @@ Result<ServerConfig> parse_server_config(std::span<char* const> args, const EnvL
       return ok.error();
     }
   }
+  if (auto ok = resolve_secrets(s, env); !ok) return ok.error();
   if (auto ok = check_across(s); !ok) return ok.error();
   return std::move(s.config);
+}
+
+Result<std::string> read_secret_file(std::string_view name, const std::string& path,
+                                     const std::optional<std::string>& credentials_dir) {
+  auto refused = [&](std::string_view what) {
+    return usage(fmt::format("{} {} {}", name, path, what));
+  };
+  // O_NONBLOCK: a FIFO opens at once, and is then refused as not a regular file.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) return refused(fmt::format("cannot be opened: {}", std::strerror(errno)));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0)
+    return refused(fmt::format("cannot be read: {}", std::strerror(errno)));
+  if (!S_ISREG(st.st_mode)) return refused("is not a regular file");
+  // systemd writes credentials readable by the service's group too (and guards their
+  // directory): the mode of a file there says nothing about who else can read it.
+  const bool credential = credentials_dir && is_inside(path, *credentials_dir);
+  if (!credential && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    return refused(fmt::format(
+        "is open to group or others (mode {:04o}): make it 0600 (chmod 600), or pass it as a "
+        "systemd credential (LoadCredential=)",
+        st.st_mode & 07777));
+  }
+  if (st.st_size > static_cast<off_t>(kMaxSecretFileBytes)) {
+    return refused(fmt::format("is larger than {} bytes", kMaxSecretFileBytes));
+  }
+  std::string secret;
+  char buffer[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return refused(fmt::format("cannot be read: {}", std::strerror(errno)));
+    if (n == 0) break;
+    secret.append(buffer, static_cast<std::size_t>(n));
+    if (secret.size() > kMaxSecretFileBytes) {
+      return refused(fmt::format("is larger than {} bytes", kMaxSecretFileBytes));
+    }
+  }
+  if (!secret.empty() && secret.back() == '\n') secret.pop_back();
+  if (secret.empty()) return refused("is empty");
+  return secret;
 }
 
 std::string server_usage() {

@@ -60,7 +60,9 @@ struct ServerConfig {
   std::string host = "127.0.0.1";
   int port = 3026;  // 0: pick a free port and log it
   std::optional<std::string> manifest_path;
-  std::string signing_key;  // CONNECTORS_SIGNATURE_KEY
+  // CONNECTORS_SIGNATURE_KEY, or read from CONNECTORS_SIGNATURE_KEY_FILE /
+  // --signature-key-file, or from the systemd credential signature-key (read_secret_file()).
+  std::string signing_key;
   // Ed25519 (keys.h): the active key file, which signs (CONNECTORS_SIGNING_KEY_FILE /
   // --signing-key-file), and key files only published in GET /v1/connectors/keys during a
   // rotation (CONNECTORS_PREVIOUS_KEY_FILES, comma-separated / repeated --previous-key-file),
@@ -73,8 +75,13 @@ struct ServerConfig {
   // GET /v1/connectors/keys document (CONNECTORS_TRUSTED_KEYS_FILE / --trusted-keys), whose
   // public keys every snapshot from Redis must be signed by. The replica holds no secret.
   std::optional<std::string> trusted_keys_file;
-  std::vector<std::string> api_keys;  // CONNECTORS_API_KEY and/or MCP_API_KEY
-  bool no_auth = false;               // NO_AUTH=true
+  // CONNECTORS_API_KEY and/or MCP_API_KEY, or read from their *_FILE / --*-api-key-file, or
+  // from the systemd credentials api-key and mcp-api-key.
+  std::vector<std::string> api_keys;
+  // Where each secret came from, for the log: "CONNECTORS_API_KEY: file /etc/...",
+  // "CONNECTORS_SIGNATURE_KEY: environment". Never a secret.
+  std::vector<std::string> secret_sources;
+  bool no_auth = false;  // NO_AUTH=true
   std::string log_level = "info";
   std::optional<std::string> apps_dir;  // APPS_BUNDLE_DIR / --apps-dir
   bool enable_prometheus = false;
@@ -108,8 +115,9 @@ struct ServerConfig {
   std::size_t max_subscribers = 20000;            // SSE; also bounded by RLIMIT_NOFILE
   std::chrono::milliseconds poll_interval{1000};  // watcher poll fallback
   // Snapshot history (docs/history.md): the state directory holding history.sqlite3
-  // (--state-dir / CONNECTORS_STATE_DIR; default $XDG_STATE_HOME/cortex-connectors, else
-  // $HOME/.local/state/cortex-connectors, else ./state), off with --no-history /
+  // (--state-dir / CONNECTORS_STATE_DIR; default $STATE_DIRECTORY (systemd), else
+  // $XDG_STATE_HOME/cortex-connectors, else $HOME/.local/state/cortex-connectors, else
+  // ./state), off with --no-history /
   // CONNECTORS_HISTORY=off (in-memory history only), and its retention
   // (--history-max-entries / CONNECTORS_HISTORY_MAX_ENTRIES, --history-max-age-seconds /
   // CONNECTORS_HISTORY_MAX_AGE_SECONDS; 0 = unlimited).
@@ -136,7 +144,8 @@ struct ServerConfig {
   std::string metrics_host = "127.0.0.1";
 };
 
-// The state directory used when none is configured (see ServerConfig::state_dir).
+// The state directory used when none is configured (see ServerConfig::state_dir):
+// $STATE_DIRECTORY (set by systemd's StateDirectory=; its first entry), else the XDG one.
 std::string default_state_dir(const std::function<std::optional<std::string>(const char*)>& env);
 
 // Looks up an environment variable; nullopt when unset.
@@ -145,8 +154,9 @@ using EnvLookup = std::function<std::optional<std::string>(const char*)>;
 // Builds the configuration from `env` and the flags in `args` (argv without argv[0]): the
 // arguments are read first (an unknown one or a missing value is an error; -h, --help,
 // --version and --help-markdown return at once with `command` set), then every variable, then
-// the flags' values over them, then the checks across options. Errors (kUsage) carry one line
-// for the operator; never the value of a secret.
+// the flags' values over them, then the secrets given as files or systemd credentials are read
+// (read_secret_file()), then the checks across options. Errors (kUsage) carry one line for the
+// operator; never the value of a secret.
 Result<ServerConfig> parse_server_config(std::span<char* const> args, const EnvLookup& env);
 
 // The Ed25519 keys of a configuration: the active key signs; `published` lists it first, then
@@ -159,6 +169,17 @@ struct SigningKeys {
 // Reads the key files named by `config` (keys.h: read_ed25519_key_file), or the trusted keys
 // document (published only, nothing active). Errors carry one line naming the file, never a key.
 Result<SigningKeys> load_signing_keys(const ServerConfig& config);
+
+// The largest secret file read_secret_file() reads.
+inline constexpr std::size_t kMaxSecretFileBytes = 64 * 1024;
+
+// Reads a secret from the file at `path`: its bytes, one trailing newline removed. Refused
+// (kUsage, naming `name` and `path`, and the mode where it matters; never the content): a file
+// that cannot be opened, is not a regular file, is larger than kMaxSecretFileBytes, is empty,
+// or, unless it lies in `credentials_dir` ($CREDENTIALS_DIRECTORY, where systemd's
+// LoadCredential= puts them), grants any access to group or others.
+Result<std::string> read_secret_file(std::string_view name, const std::string& path,
+                                     const std::optional<std::string>& credentials_dir);
 
 // The usage text of the server (--help): every option of the table.
 std::string server_usage();

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "redis_scaling.h"
 #include "routes.h"
+#include "service_notify.h"
 #include "sse_hub.h"
 #include "static_files.h"
 #include "tracing.h"
@@ -35,15 +36,17 @@ namespace {
 
 constexpr int kExitConfig = 2;
 
-// The example manifest --dev serves when no manifest is configured: the source tree's copy in a
-// build tree, the installed copy otherwise.
+// The example manifest --dev serves when no manifest is configured: the installed copy beside
+// the executable (<exe>/../share/cortex_connectors/), else, in a build tree, the source tree's.
 std::string bundled_example_manifest() {
-  const std::filesystem::path source = CORTEX_CONNECTORS_SOURCE_EXAMPLE_MANIFEST;
-  if (std::filesystem::exists(source)) return source.string();
   std::error_code ec;
   const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return (exe.parent_path().parent_path() / "share/cortex_connectors/connectors.manifest.json")
-      .string();
+  const auto installed =
+      exe.parent_path().parent_path() / "share/cortex_connectors/connectors.manifest.json";
+  if (!ec && std::filesystem::exists(installed, ec)) return installed.string();
+  const std::filesystem::path source = CORTEX_CONNECTORS_SOURCE_EXAMPLE_MANIFEST;
+  if (std::filesystem::exists(source, ec)) return source.string();
+  return installed.string();
 }
 
 cc::Json fields(std::initializer_list<cc::Json::Member> members) {
@@ -165,12 +168,14 @@ std::optional<int> configure(int argc, char** argv, srv::ServerConfig& config) {
   return std::nullopt;
 }
 
-// Signals go to one thread that sigwait()s: blocks them, before any thread starts.
+// Signals go to one thread that sigwait()s: blocks them, before any thread starts. SIGHUP asks
+// for a reload (systemd's ExecReload=).
 sigset_t block_signals() {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   return signals;
 }
@@ -421,7 +426,13 @@ void log_listening(const srv::ServerConfig& config, int port, const srv::Signing
                          : keys.published.empty() ? std::string("HMAC key")
                                                   : fmt::format("HMAC key and {} Ed25519 key(s)",
                                                                 keys.published.size())},
-       {"nofile_limit", static_cast<std::uint64_t>(nofile)}});
+       {"nofile_limit", static_cast<std::uint64_t>(nofile)},
+       // Where each secret came from (environment, file, systemd credential); never a value.
+       {"secrets", [&config] {
+          cc::Json::Array sources;
+          for (const auto& s : config.secret_sources) sources.emplace_back(s);
+          return cc::Json(std::move(sources));
+        }()}});
   add_bind_note(line, config.host, "CONNECTORS_HOST", "--host");
   srv::log_always(srv::LogLevel::kInfo, "listening", line);
   if (config.no_auth) {
@@ -518,17 +529,75 @@ std::unique_ptr<srv::RedisReplica> set_up_scaling_role(const srv::ServerConfig& 
   return replica;
 }
 
-// The thread that waits for SIGTERM or SIGINT and stops the listeners and the hub.
-std::thread start_signal_thread(const sigset_t& signals, srv::HardenedServer& server,
-                                MetricsListener& metrics, srv::SseHub& hub) {
-  return std::thread([&server, &metrics, &hub, signals] {
+// What the signal thread and the service monitor report to systemd (service_notify.h).
+struct ServiceReporting {
+  srv::ServiceNotifier notifier;
+  std::string address;  // host:port, once bound
+  std::string source;   // the manifest, or Redis for a replica
+  cc::Registry* registry = nullptr;
+  std::string status_line() const {
+    return registry != nullptr ? srv::service_status(*registry, address, source) : std::string();
+  }
+};
+
+// SIGHUP: reload the manifest now (where inotify is unavailable, or to retry a failed load),
+// between RELOADING=1 and READY=1. A replica has no manifest: it says so and goes on.
+void reload_on_sighup(const srv::ServerConfig& config, cc::Registry& registry,
+                      ServiceReporting& reporting) {
+  if (config.role == srv::Role::kReplica) {
+    srv::log_always(srv::LogLevel::kInfo,
+                    "reload requested (SIGHUP): ignored, a replica has no manifest (it follows "
+                    "Redis)");
+    return;
+  }
+  srv::log_always(srv::LogLevel::kInfo, "reload requested (SIGHUP)",
+                  fields({{"manifest", reporting.source}}));
+  reporting.notifier.reloading();
+  auto refreshed = registry.refresh();
+  if (!refreshed) {
+    srv::log(srv::LogLevel::kWarning, "reload (SIGHUP) failed: the current snapshot stays",
+             fields({{"error", refreshed.error().message}}));
+  }
+  if (registry.has_snapshot()) {
+    reporting.notifier.ready(reporting.status_line());
+  } else {
+    reporting.notifier.status(reporting.status_line());
+  }
+}
+
+// The thread that waits for signals: SIGHUP reloads; SIGTERM or SIGINT stops the listeners and
+// the hub.
+std::thread start_signal_thread(const sigset_t& signals, const srv::ServerConfig& config,
+                                cc::Registry& registry, ServiceReporting& reporting,
+                                srv::HardenedServer& server, MetricsListener& metrics,
+                                srv::SseHub& hub) {
+  return std::thread([&config, &registry, &reporting, &server, &metrics, &hub, signals] {
     int sig = 0;
-    sigwait(&signals, &sig);
+    while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
+      reload_on_sighup(config, registry, reporting);
+    }
+    reporting.notifier.stopping();
     srv::log_always(srv::LogLevel::kInfo, "shutting down", fields({{"signal", sig}}));
     server.shutdown();
     if (metrics.server) metrics.server->shutdown();
     hub.stop();
   });
+}
+
+// The watchdog's question: does the server answer its own GET /health within `timeout`? It goes
+// through the listener, the connection loop and a worker, as a client's request does.
+bool answers_health(const std::string& host, int port, std::chrono::milliseconds timeout) {
+  // A wildcard address is reached on loopback.
+  const std::string target = host == "0.0.0.0" ? "127.0.0.1" : host == "::" ? "::1" : host;
+  httplib::Client client(target, port);
+  const auto sec = std::chrono::duration_cast<std::chrono::seconds>(timeout);
+  const auto usec = std::chrono::duration_cast<std::chrono::microseconds>(timeout - sec);
+  client.set_connection_timeout(sec.count(), usec.count());
+  client.set_read_timeout(sec.count(), usec.count());
+  client.set_write_timeout(sec.count(), usec.count());
+  client.set_keep_alive(false);
+  const auto res = client.Get("/health", {{"User-Agent", "cortex-connectors-watchdog"}});
+  return res && res->status == 200;
 }
 
 }  // namespace
@@ -552,8 +621,21 @@ int main(int argc, char** argv) {
   // A replica has no manifest and no history of its own: it serves the publisher's versions.
   auto history = config.role == srv::Role::kReplica ? nullptr : open_history(config);
   auto exporter = start_exporter(config);
-  cc::Registry registry(registry_options(config, history, *first_version,
-                                         std::move(stored_snapshot), signing_keys->active));
+  ServiceReporting reporting;
+  reporting.source = config.role == srv::Role::kReplica
+                         ? std::string("the snapshot from Redis")
+                         : config.manifest_path.value_or(std::string(cc::kDefaultManifestPath));
+  auto options = registry_options(config, history, *first_version, std::move(stored_snapshot),
+                                  signing_keys->active);
+  // A failed load shows in `systemctl status` at once (a success does, through the listener).
+  options.on_refresh = [&reporting](const cc::RefreshReport& r) {
+    on_refresh(r);
+    if (r.result == cc::ReloadResult::kFailure) {
+      reporting.notifier.status(reporting.status_line());
+    }
+  };
+  cc::Registry registry(std::move(options));
+  reporting.registry = &registry;
 
   srv::HardenedServer server(hardening_options(config, registry));
   srv::install_routes(server, registry, config);
@@ -578,13 +660,35 @@ int main(int argc, char** argv) {
   }
   log_listening(config, port, *signing_keys, hub->max_subscribers(), nofile);
   if (config.dev) print_dev_banner(config, port);
+  reporting.address = fmt::format("{}:{}", config.host, port);
+  reporting.notifier.status(reporting.status_line());
+  // READY=1 once the first snapshot is served (GET /ready turns 200 at the same moment); every
+  // later one updates the status line.
+  registry.subscribe([&reporting, first = std::make_shared<std::atomic<bool>>(true)](
+                         const std::shared_ptr<const cc::Snapshot>&) {
+    if (first->exchange(false)) {
+      reporting.notifier.ready(reporting.status_line());
+    } else {
+      reporting.notifier.status(reporting.status_line());
+    }
+  });
   start_loading(config, registry, replica.get(), publisher.get());
   srv::BundleCompression dashboard_compression;
   start_dashboard_compression(dashboard_compression, std::move(dashboard));
   metrics.start();
-  std::thread signal_thread = start_signal_thread(signals, server, metrics, *hub);
+  std::thread signal_thread =
+      start_signal_thread(signals, config, registry, reporting, server, metrics, *hub);
+  srv::ServiceMonitor monitor({.notifier = &reporting.notifier,
+                               .watchdog = srv::ServiceNotifier::watchdog_interval(),
+                               .status_line = [&reporting] { return reporting.status_line(); },
+                               .alive =
+                                   [&config, port](std::chrono::milliseconds timeout) {
+                                     return answers_health(config.host, port, timeout);
+                                   }});
+  if (std::getenv("NOTIFY_SOCKET") != nullptr) monitor.start();
 
   server.listen_after_bind();
+  monitor.stop();
   metrics.stop();
   hub->stop();
   registry.stop_watching();

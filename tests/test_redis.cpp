@@ -432,6 +432,14 @@ TEST_CASE("a replica started while Redis is down answers 503, then serves", "[re
       [&] { return get(publisher->port(), "/v1/connectors/service-map").status == 200; }));
   REQUIRE(serves(replica->port(), get(publisher->port(), "/v1/connectors/service-map").body));
   CHECK(get(replica->port(), "/ready").status == 200);
+
+  // SIGHUP (systemctl reload): a replica has no manifest to reload; it says so and serves on.
+  REQUIRE(::kill(replica->pid(), SIGHUP) == 0);
+  REQUIRE(cc::test::eventually_true([&] {
+    return replica->log().find("reload requested (SIGHUP): ignored, a replica has no manifest") !=
+           std::string::npos;
+  }));
+  CHECK(get(replica->port(), "/ready").status == 200);
 }
 
 TEST_CASE("a publisher started while Redis is down waits for it before it listens",
