@@ -1,6 +1,8 @@
 // The cortex-connectors tool, run as a real process.
 #include "cortex_connectors/canonical_json.h"
+#include "cortex_connectors/history.h"
 #include "cortex_connectors/signing.h"
+#include "cortex_connectors/sqlite_history.h"
 #include "test_utils.h"
 
 namespace cc = cortex_connectors;
@@ -135,4 +137,33 @@ TEST_CASE("service-map without --manifest reads CONNECTORS_MANIFEST_PATH, as the
                           "CONNECTORS_MANIFEST_PATH=" + (dir / "none.json").string()});
   CHECK(missing.exit_code == 1);
   CHECK(missing.err.find((dir / "none.json").string()) != std::string::npos);
+}
+
+TEST_CASE("history diff reads an entry recorded before metadata.count", "[cli][history]") {
+  // A store written by a server before 0.2 (top-level count), then one version after it.
+  cc::test::TempDir dir;
+  {
+    auto store = cc::SqliteHistoryStore::open((dir / cc::kHistoryDatabaseName).string());
+    REQUIRE_OK(store);
+    cc::HistoryEntry e;
+    e.content_hash = std::string(64, 'a');
+    e.path = "/m.json";
+    e.loaded_at = std::chrono::system_clock::now();
+    e.manifest = "{}";
+    e.signature = "sig";
+    e.version = 1;
+    e.payload = R"({"brand":"brAInwav","connectors":[{"id":"a"}],"count":1,)"
+                R"("metadata":{"brand":"brAInwav"}})";
+    REQUIRE_OK((*store)->record(e));
+    e.version = 2;
+    e.payload = R"({"brand":"brAInwav","connectors":[{"id":"a"}],)"
+                R"("metadata":{"brand":"brAInwav","count":1}})";
+    REQUIRE_OK((*store)->record(e));
+  }
+  auto r = run_cli({"history", "diff", "1", "2", "--state-dir", dir.path().string()});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out ==
+        "1 -> 2\n"
+        "field metadata: {\"brand\":\"brAInwav\",\"count\":1}\n"
+        "field count: (removed)\n");
 }
