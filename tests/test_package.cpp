@@ -17,6 +17,7 @@
 #include "test_utils.h"
 
 namespace cc = cortex_connectors;
+using cc::test::log_line;
 namespace fs = std::filesystem;
 using cc::test::ServerProcess;
 using namespace std::chrono_literals;
@@ -88,19 +89,6 @@ fs::path secret_file(const fs::path& path, const std::string& content) {
   cc::test::write_file(path, content);
   fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write);
   return path;
-}
-
-// The JSON log line whose msg is `msg`, or null.
-cc::Json log_line(const std::string& log, const std::string& msg) {
-  std::istringstream lines(log);
-  std::string line;
-  while (std::getline(lines, line)) {
-    auto j = cc::parse_json(line);
-    if (j && j->find("msg") && j->find("msg")->is_string() && j->find("msg")->as_string() == msg) {
-      return std::move(*j);
-    }
-  }
-  return {};
 }
 
 std::string string_member(const cc::Json& j, const char* name) {

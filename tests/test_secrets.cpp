@@ -16,6 +16,7 @@
 #include "test_utils.h"
 
 namespace cc = cortex_connectors;
+using cc::test::log_line;
 namespace fs = std::filesystem;
 using cc::test::ServerProcess;
 using namespace std::chrono_literals;
@@ -54,19 +55,6 @@ std::pair<int, std::string> refused(std::vector<std::string> args, std::vector<s
   ServerProcess p(std::move(args), std::move(env));
   const int code = p.wait_exit(10s);
   return {code, p.log()};
-}
-
-// The JSON log line whose msg is `msg`, or null.
-cc::Json log_line(const std::string& log, const std::string& msg) {
-  std::istringstream lines(log);
-  std::string line;
-  while (std::getline(lines, line)) {
-    auto j = cc::parse_json(line);
-    if (j && j->find("msg") && j->find("msg")->is_string() && j->find("msg")->as_string() == msg) {
-      return std::move(*j);
-    }
-  }
-  return {};
 }
 
 }  // namespace

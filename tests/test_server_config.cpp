@@ -13,6 +13,7 @@
 #include "test_utils.h"
 
 namespace cc = cortex_connectors;
+using cc::test::log_line;
 using cc::test::ServerProcess;
 using namespace std::chrono_literals;
 
@@ -46,19 +47,6 @@ std::set<std::string> table_names(const std::string& markdown) {
     }
   }
   return names;
-}
-
-// The JSON log line whose msg is `msg`, or null.
-cc::Json log_line(const std::string& log, const std::string& msg) {
-  std::istringstream lines(log);
-  std::string line;
-  while (std::getline(lines, line)) {
-    auto j = cc::parse_json(line);
-    if (j && j->find("msg") && j->find("msg")->is_string() && j->find("msg")->as_string() == msg) {
-      return std::move(*j);
-    }
-  }
-  return {};
 }
 
 }  // namespace

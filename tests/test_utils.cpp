@@ -209,4 +209,16 @@ void check_promtool_metrics(const std::string& text) {
   CHECK(check.exit_code == 0);
 }
 
+Json log_line(const std::string& log, const std::string& msg) {
+  std::istringstream lines(log);
+  std::string line;
+  while (std::getline(lines, line)) {
+    auto j = parse_json(line);
+    if (j && j->find("msg") && j->find("msg")->is_string() && j->find("msg")->as_string() == msg) {
+      return std::move(*j);
+    }
+  }
+  return {};
+}
+
 }  // namespace cortex_connectors::test

@@ -10,6 +10,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "cortex_connectors/json.h"
 #include "cortex_connectors/result.h"
 
 namespace cortex_connectors::test {
@@ -81,6 +82,9 @@ RunResult run_cli(const std::vector<std::string>& args, std::string_view input =
 // Checks `text` with `promtool check metrics` when promtool is installed (Debian package
 // prometheus; scripts/install-deps.sh adds it).
 void check_promtool_metrics(const std::string& text);
+
+// The JSON log line (of a server's log) whose msg is `msg`, or null.
+Json log_line(const std::string& log, const std::string& msg);
 
 }  // namespace cortex_connectors::test
 
