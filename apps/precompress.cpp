@@ -1,10 +1,10 @@
-// cortex_connectors_precompress DIR: writes FILE.gz (gzip 9) and FILE.br (brotli 11; 5 above
-// 1 MiB) beside every regular file below DIR, as nginx's gzip_static and brotli_static and the
-// server's dashboard bundle (server/static_files.h) read them. The dashboard bundle step runs it
-// at build time, so that a starting server loads the compressed bodies instead of making them.
-// Both files are written for every file, with the compressors and settings the server itself
-// would use (the server keeps a representation only when it is smaller); the output depends on
-// the input bytes only. A build tool: not installed.
+// cortex_connectors_precompress DIR: writes FILE.gz and FILE.br beside every regular file below
+// DIR, as nginx's gzip_static and brotli_static and the server's dashboard bundle
+// (server/static_files.h) read them. The dashboard bundle step runs it at build time, so that a
+// starting server loads the compressed bodies instead of making them. Both files are written for
+// every file, with the compressors and settings the server itself uses
+// (internal::static_gzip(), static_brotli()); the server keeps a representation only when it is
+// smaller. The output depends on the input bytes only. A build tool: not installed.
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -41,7 +41,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: cortex_connectors_precompress DIR\n");
     return 2;
   }
-  constexpr std::size_t kBrotliMaxQualityBytes = std::size_t{1} << 20;
   std::vector<fs::path> files;
   for (const auto& entry : fs::recursive_directory_iterator(argv[1])) {
     const auto ext = entry.path().extension();
@@ -53,13 +52,12 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "cortex_connectors_precompress: cannot read %s\n", path.c_str());
       return 1;
     }
-    const int quality = bytes.size() > kBrotliMaxQualityBytes ? 5 : 11;
     fs::path gz = path;
     gz += ".gz";
     fs::path br = path;
     br += ".br";
-    if (!write_file(gz, cortex_connectors::internal::gzip_compress(bytes, 9)) ||
-        !write_file(br, cortex_connectors::internal::brotli_compress(bytes, quality))) {
+    if (!write_file(gz, cortex_connectors::internal::static_gzip(bytes)) ||
+        !write_file(br, cortex_connectors::internal::static_brotli(bytes))) {
       std::fprintf(stderr, "cortex_connectors_precompress: cannot write beside %s\n", path.c_str());
       return 1;
     }

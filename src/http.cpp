@@ -446,15 +446,13 @@ std::string_view static_cache_control(std::string_view name) noexcept {
 }
 
 void compress_static_asset(StaticAsset& a, bool gzip, bool brotli) {
-  constexpr std::size_t kBrotliMaxQualityBytes = std::size_t{1} << 20;
   if (a.identity.empty()) return;
   if (gzip) {
-    std::string gz = internal::gzip_compress(a.identity, 9);
+    std::string gz = internal::static_gzip(a.identity);
     if (gz.size() < a.identity.size()) a.gzip = std::move(gz);
   }
   if (brotli) {
-    std::string br =
-        internal::brotli_compress(a.identity, a.identity.size() > kBrotliMaxQualityBytes ? 5 : 11);
+    std::string br = internal::static_brotli(a.identity);
     if (br.size() < a.identity.size()) a.brotli = std::move(br);
   }
 }

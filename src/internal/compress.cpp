@@ -74,4 +74,11 @@ std::string brotli_compress(std::string_view data, int quality) {
   return out;
 }
 
+std::string static_gzip(std::string_view data) { return gzip_compress(data, 9); }
+
+std::string static_brotli(std::string_view data) {
+  constexpr std::size_t kMaxQualityBytes = std::size_t{1} << 20;
+  return brotli_compress(data, data.size() > kMaxQualityBytes ? 5 : 11);
+}
+
 }  // namespace cortex_connectors::internal

@@ -14,4 +14,10 @@ bool gzip_decompress(std::string_view data, std::string& out);
 // brotli (RFC 7932) of `data` at `quality` (0..11).
 std::string brotli_compress(std::string_view data, int quality);
 
+// The representations of a static file (the dashboard bundle), compressed once and served many
+// times, with the settings the server and the build tool share: gzip 9, brotli 11 (5 above
+// 1 MiB: quality 11 costs ~1.5 ms per KB).
+std::string static_gzip(std::string_view data);
+std::string static_brotli(std::string_view data);
+
 }  // namespace cortex_connectors::internal
