@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "cortex_connectors/http.h"
+#include "cortex_connectors/negotiation.h"
 #include "cortex_connectors/sse.h"
 #include "fuzz_check.h"  // last: it defines the FUZZ_CHECK() macro
 

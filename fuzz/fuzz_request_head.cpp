@@ -13,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-#include "cortex_connectors/http.h"
+#include "cortex_connectors/negotiation.h"
 #include "fuzz_check.h"  // last: it defines the FUZZ_CHECK() macro
 #include "http_server.h"
 

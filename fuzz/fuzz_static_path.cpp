@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "cortex_connectors/http.h"
+#include "cortex_connectors/static_files.h"
 #include "fuzz_check.h"  // last: it defines the FUZZ_CHECK() macro
 
 namespace cc = cortex_connectors;

@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cortex_connectors/http.h"
+#include "cortex_connectors/negotiation.h"
 #include "cortex_connectors/signing.h"
 #include "cortex_connectors/validate.h"
 

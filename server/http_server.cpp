@@ -21,7 +21,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "cortex_connectors/http.h"
+#include "cortex_connectors/negotiation.h"
 
 namespace cortex_connectors::server {
 

@@ -11,7 +11,7 @@
 #include <fmt/format.h>
 
 #include "cortex_connectors/canonical_json.h"
-#include "cortex_connectors/http.h"
+#include "cortex_connectors/negotiation.h"
 
 namespace cortex_connectors::server {
 

@@ -9,8 +9,11 @@
 #include <sys/socket.h>
 
 #include "cortex_connectors/canonical_json.h"
-#include "cortex_connectors/http.h"
+#include "cortex_connectors/health.h"
+#include "cortex_connectors/negotiation.h"
 #include "cortex_connectors/sse.h"
+#include "cortex_connectors/static_files.h"
+#include "cortex_connectors/trace_context.h"
 #include "log.h"
 #include "redis_scaling.h"
 #include "tracing.h"

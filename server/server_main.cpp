@@ -16,9 +16,9 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "cortex_connectors/http.h"
 #include "cortex_connectors/registry.h"
 #include "cortex_connectors/sqlite_history.h"
+#include "cortex_connectors/trace_context.h"
 #include "cortex_connectors/version.h"
 #include "http_server.h"
 #include "log.h"

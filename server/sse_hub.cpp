@@ -10,9 +10,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "cortex_connectors/http.h"
 #include "cortex_connectors/service_map.h"
 #include "cortex_connectors/sse.h"
+#include "cortex_connectors/trace_context.h"
 #include "log.h"
 #include "tracing.h"
 

@@ -1,7 +1,7 @@
 // The dashboard bundle: static files loaded into memory once at start and served by the
 // /apps/chatgpt-dashboard/ route. The serving rules (path checks, Content-Type, Cache-Control,
-// ETags, the encoding choice) are the library's (cortex_connectors/http.h); this file reads the
-// disk and keeps what it read.
+// ETags, the encoding choice) are the library's (cortex_connectors/static_files.h, negotiation.h);
+// this file reads the disk and keeps what it read.
 //
 // Compressed representations come from the disk: the build writes `<file>.gz` and `<file>.br`
 // beside each file of the bundle (as nginx's gzip_static and brotli_static expect), and they are
@@ -25,7 +25,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "cortex_connectors/http.h"
+#include "cortex_connectors/static_files.h"
 
 namespace cortex_connectors::server {
 

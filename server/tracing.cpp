@@ -10,7 +10,8 @@
 
 #include "config.h"
 #include "cortex_connectors/canonical_json.h"
-#include "cortex_connectors/http.h"
+#include "cortex_connectors/negotiation.h"
+#include "cortex_connectors/trace_context.h"
 #include "cortex_connectors/version.h"
 #include "log.h"
 

@@ -6,8 +6,8 @@
 
 #include <httplib.h>
 
-#include "cortex_connectors/http.h"
 #include "cortex_connectors/json.h"
+#include "cortex_connectors/static_files.h"
 #include "internal/compress.h"
 #include "server_process.h"
 #include "test_utils.h"

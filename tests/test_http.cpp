@@ -1,5 +1,8 @@
-#include "cortex_connectors/http.h"
+#include "cortex_connectors/health.h"
 #include "cortex_connectors/json.h"
+#include "cortex_connectors/negotiation.h"
+#include "cortex_connectors/static_files.h"
+#include "cortex_connectors/trace_context.h"
 #include "internal/compress.h"
 #include "test_utils.h"
 

@@ -1,0 +1,101 @@
+#include "cortex_connectors/trace_context.h"
+
+#include <cstdint>
+#include <optional>
+
+#include <sodium.h>
+
+#include "internal/sodium.h"
+
+namespace cortex_connectors {
+
+namespace {
+
+bool is_lower_hex(std::string_view s) noexcept {
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+bool all_zero(std::string_view s) noexcept { return s.find_first_not_of('0') == s.npos; }
+
+// splitmix64 over a per-thread state seeded from the operating system once: ids need to be
+// unique and unpredictable enough to not collide across processes, not secret.
+std::uint64_t next_random() {
+  thread_local std::uint64_t state = [] {
+    internal::ensure_sodium();
+    std::uint64_t seed = 0;
+    randombytes_buf(&seed, sizeof seed);
+    return seed;
+  }();
+  std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+void append_hex(std::string& out, std::uint64_t word) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (int i = 60; i >= 0; i -= 4) out.push_back(kHex[(word >> i) & 0xF]);
+}
+
+}  // namespace
+
+std::optional<TraceParent> parse_traceparent(std::string_view value) {
+  // version "-" trace-id "-" parent-id "-" trace-flags
+  constexpr std::size_t kLength = 55;
+  if (value.size() < kLength) return std::nullopt;
+  const std::string_view version = value.substr(0, 2);
+  if (!is_lower_hex(version) || version == "ff") return std::nullopt;
+  if (version == "00" ? value.size() != kLength : value.size() > kLength && value[kLength] != '-') {
+    return std::nullopt;
+  }
+  if (value[2] != '-' || value[35] != '-' || value[52] != '-') return std::nullopt;
+  const std::string_view trace_id = value.substr(3, 32);
+  const std::string_view parent_id = value.substr(36, 16);
+  const std::string_view flags = value.substr(53, 2);
+  if (!is_lower_hex(trace_id) || !is_lower_hex(parent_id) || !is_lower_hex(flags)) {
+    return std::nullopt;
+  }
+  if (all_zero(trace_id) || all_zero(parent_id)) return std::nullopt;
+  auto nibble = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+  TraceParent out;
+  out.trace_id = std::string(trace_id);
+  out.parent_id = std::string(parent_id);
+  out.flags = static_cast<std::uint8_t>(nibble(flags[0]) * 16 + nibble(flags[1]));
+  return out;
+}
+
+std::string format_traceparent(std::string_view trace_id, std::string_view span_id,
+                               std::uint8_t flags) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "00-";
+  out.append(trace_id).push_back('-');
+  out.append(span_id).push_back('-');
+  out.push_back(kHex[flags >> 4]);
+  out.push_back(kHex[flags & 0xF]);
+  return out;
+}
+
+std::string generate_trace_id() {
+  std::string out;
+  out.reserve(32);
+  std::uint64_t high = next_random();
+  const std::uint64_t low = next_random();
+  if (high == 0 && low == 0) high = 1;
+  append_hex(out, high);
+  append_hex(out, low);
+  return out;
+}
+
+std::string generate_span_id() {
+  std::string out;
+  out.reserve(16);
+  std::uint64_t word = next_random();
+  if (word == 0) word = 1;
+  append_hex(out, word);
+  return out;
+}
+
+}  // namespace cortex_connectors
