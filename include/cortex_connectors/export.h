@@ -1,12 +1,15 @@
-// CORTEX_CONNECTORS_API marks the symbols exported from the library; everything else is hidden.
+// One export pattern for every library of the project (the core, the client, the SQLite history):
+// each is built with hidden visibility (CXX_VISIBILITY_PRESET hidden), and the symbols of its
+// public headers are marked default-visible with its macro below, so a shared library exports
+// exactly its API. On ELF the mark is the same when building and when consuming, and harmless in
+// a static archive, so no build-side definition is needed.
 #pragma once
 
-#if defined(CORTEX_CONNECTORS_SHARED)
-#if defined(CORTEX_CONNECTORS_BUILDING)
-#define CORTEX_CONNECTORS_API __attribute__((visibility("default")))
-#else
-#define CORTEX_CONNECTORS_API
-#endif
-#else
-#define CORTEX_CONNECTORS_API
-#endif
+#define CORTEX_CONNECTORS_EXPORT __attribute__((visibility("default")))
+
+// libcortexconnectors (include/cortex_connectors/*.h).
+#define CORTEX_CONNECTORS_API CORTEX_CONNECTORS_EXPORT
+// libcortexconnectors_client (service_map_client.h).
+#define CORTEX_CONNECTORS_CLIENT_API CORTEX_CONNECTORS_EXPORT
+// libcortexconnectors_history_sqlite (sqlite_history.h).
+#define CORTEX_CONNECTORS_HISTORY_SQLITE_API CORTEX_CONNECTORS_EXPORT

@@ -21,10 +21,9 @@
 #include <memory>
 #include <string>
 
+#include "cortex_connectors/export.h"
 #include "cortex_connectors/result.h"
 #include "cortex_connectors/verify.h"
-
-#define CORTEX_CONNECTORS_CLIENT_API __attribute__((visibility("default")))
 
 namespace cortex_connectors {
 

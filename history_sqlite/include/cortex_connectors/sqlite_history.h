@@ -18,12 +18,10 @@
 #include <mutex>
 #include <string>
 
+#include "cortex_connectors/export.h"
 #include "cortex_connectors/history.h"
 
 namespace cortex_connectors {
-
-// The component is built with hidden visibility; its API is exported explicitly.
-#define CORTEX_CONNECTORS_HISTORY_SQLITE_API __attribute__((visibility("default")))
 
 // The file name of the history database inside a state directory.
 inline constexpr const char* kHistoryDatabaseName = "history.sqlite3";
