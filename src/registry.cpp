@@ -17,6 +17,7 @@
 #include <simdjson.h>
 
 #include "cortex_connectors/canonical_json.h"
+#include "cortex_connectors/metrics.h"
 #include "cortex_connectors/service_map.h"
 #include "cortex_connectors/signing.h"
 #include "cortex_connectors/verify.h"
@@ -373,13 +374,13 @@ struct Registry::Impl {
                                            std::chrono::system_clock::time_point started,
                                            std::string* history_content) {
     const bool small = snap->body.size() <= kSmallBody;
-    const bool fast_then_best = options.gzip_level < 0 && options.brotli_quality < 0;
+    const bool fast_then_best = !options.gzip_level && !options.brotli_quality;
     // Small bodies: publish with fast settings first, then refine (see RegistryOptions).
     const bool refine = snap->body.size() <= kRefineBody && fast_then_best;
     // Large bodies: publish identity-only first, then compress (see RegistryOptions).
     const bool compress_later = !small && fast_then_best;
-    const int gzip_level = options.gzip_level >= 0 ? options.gzip_level : 6;
-    const int brotli_quality = options.brotli_quality >= 0 ? options.brotli_quality : 5;
+    const int gzip_level = options.gzip_level.value_or(6);
+    const int brotli_quality = options.brotli_quality.value_or(5);
     if (small) {
       snap->body_gzip = internal::gzip_compress(snap->body, gzip_level);
       snap->body_brotli = internal::brotli_compress(snap->body, brotli_quality);

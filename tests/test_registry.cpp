@@ -2,6 +2,7 @@
 #include <thread>
 
 #include "cortex_connectors/json.h"
+#include "cortex_connectors/metrics.h"
 #include "cortex_connectors/registry.h"
 #include "cortex_connectors/signing.h"
 #include "cortex_connectors/verify.h"

@@ -19,12 +19,10 @@
 
 #include "cortex_connectors/export.h"
 #include "cortex_connectors/manifest.h"
+#include "cortex_connectors/registry.h"
 #include "cortex_connectors/snapshot.h"
 
 namespace cortex_connectors {
-
-// Outcome of Registry::refresh(), for cortex_connectors_reloads_total{result}.
-enum class ReloadResult : std::uint8_t { kSuccess, kFailure, kUnchanged };
 
 class CORTEX_CONNECTORS_API Metrics {
  public:

@@ -26,11 +26,15 @@
 #include "cortex_connectors/history.h"
 #include "cortex_connectors/keys.h"
 #include "cortex_connectors/manifest.h"
-#include "cortex_connectors/metrics.h"
 #include "cortex_connectors/result.h"
 #include "cortex_connectors/snapshot.h"
 
 namespace cortex_connectors {
+
+class Metrics;
+
+// Outcome of Registry::refresh(), for RefreshReport and cortex_connectors_reloads_total{result}.
+enum class ReloadResult : std::uint8_t { kSuccess, kFailure, kUnchanged };
 
 // What one refresh did, for logs and spans (RegistryOptions::on_refresh).
 struct RefreshReport {
@@ -92,16 +96,17 @@ struct RegistryOptions {
   std::optional<SignedSnapshot> resume_from;
   // Source of the current time (loaded_at, generatedAt fallback); tests may pin it.
   std::function<std::chrono::system_clock::time_point()> clock;
-  // Compression of the pre-built bodies. -1 chooses by size, so that a snapshot is served as
-  // soon as it is signed: up to 256 KiB the snapshot is published with fast settings (gzip 6,
-  // brotli 5: ~1 ms for 3 KB) and, up to 64 KiB, its compressed bodies are then replaced by the
-  // best ones (gzip 9, brotli 11: 5-100 ms, ~10 % smaller); above 256 KiB it is published
+  // Compression of the pre-built bodies. Unset (the default) chooses by size, so that a snapshot is
+  // served as soon as it is signed: up to 256 KiB the snapshot is published with fast settings
+  // (gzip 6, brotli 5: ~1 ms for 3 KB) and, up to 64 KiB, its compressed bodies are then replaced
+  // by the best ones (gzip 9, brotli 11: 5-100 ms, ~10 % smaller); above 256 KiB it is published
   // without compressed bodies (served identity) and they are added right after (gzip 6 on a
   // second thread, brotli 5: ~100 ms at 4 MB). Replacements keep the version and the
   // decompressed bytes and do not call listeners again; StageTimings::compress then covers only
-  // what ran before publication. A level >= 0 compresses before publication.
-  int gzip_level = -1;
-  int brotli_quality = -1;
+  // what ran before publication. A level given (gzip 0-9, brotli 0-11; either one) compresses
+  // before publication, the other with its fast setting.
+  std::optional<int> gzip_level;
+  std::optional<int> brotli_quality;
   // Called after every refresh with its stage timings, on the refreshing thread. On success it
   // runs after the new snapshot is current and before the listeners (subscribe()) are called.
   std::function<void(const RefreshReport&)> on_refresh;
