@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 #include <type_traits>
 #include <unordered_map>
@@ -144,6 +145,33 @@ void append_pointer_token(std::string& pointer, std::string_view token) {
 namespace internal {
 
 namespace {
+
+// `a == b` for the short keys and values of the format, without a call to memcmp: two
+// overlapping loads of 8 (or 4) bytes each cover 4 to 16 bytes.
+template <class Word>
+Word load(const char* p) noexcept {
+  Word w;
+  std::memcpy(&w, p, sizeof w);
+  return w;
+}
+[[gnu::always_inline]] inline bool same(std::string_view a, std::string_view b) noexcept {
+  const std::size_t n = a.size();
+  if (n != b.size()) return false;
+  const char* x = a.data();
+  const char* y = b.data();
+  if (n >= 8 && n <= 16) {
+    return load<std::uint64_t>(x) == load<std::uint64_t>(y) &&
+           load<std::uint64_t>(x + n - 8) == load<std::uint64_t>(y + n - 8);
+  }
+  if (n >= 4 && n < 8) {
+    return load<std::uint32_t>(x) == load<std::uint32_t>(y) &&
+           load<std::uint32_t>(x + n - 4) == load<std::uint32_t>(y + n - 4);
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (x[i] != y[i]) return false;
+  }
+  return true;
+}
 
 // The JSON types, in the order of Json::Type.
 enum class Kind : std::uint8_t { kNull, kBool, kNumber, kString, kArray, kObject };
@@ -397,7 +425,7 @@ class ManifestWalker {
         return false;
       case Rule::kEnum:
         for (r.index = 0; r.index < f.values.size(); ++r.index) {
-          if (f.values[r.index] == r.text) return true;
+          if (same(f.values[r.index], r.text)) return true;
         }
         issue("must be one of {}, got {}", fmt::join(f.values, ", "), quoted(r.text));
         return false;
@@ -534,12 +562,15 @@ class ManifestWalker {
         return false;
       }
       Push p(*this, key);
-      std::size_t i = 0;
-      while (i < shape.fields.size() && shape.fields[i].key != key) ++i;
-      if (i == shape.fields.size()) {
+      std::int8_t found = shape.first[Shape::slot(key)];
+      while (found >= 0 && !same(shape.keys[static_cast<std::size_t>(found)], key)) {
+        found = shape.next[static_cast<std::size_t>(found)];
+      }
+      if (found < 0) {
         issue("unknown field {}", quoted(key));
         return !stop();
       }
+      const auto i = static_cast<std::size_t>(found);
       const std::uint32_t bit = std::uint32_t{1} << i;
       if ((seen & bit) != 0) {  // a duplicate key, which parse_json() refuses
         bail();
@@ -549,6 +580,7 @@ class ManifestWalker {
       value(member, shape.fields[i], target, depth + 1);
       return !stop();
     });
+    if ((seen & shape.required) == shape.required) return;
     for (std::size_t i = 0; i < shape.fields.size() && !stop(); ++i) {
       if (shape.fields[i].required && (seen & (std::uint32_t{1} << i)) == 0) {
         Push p(*this, shape.fields[i].key);

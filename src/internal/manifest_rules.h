@@ -80,11 +80,43 @@ struct Field {
 };
 
 // An object of the format: its fields (required ones first, in the order their absence is
-// reported); any other member is an error.
+// reported); any other member is an error. Built by shape(), which indexes the keys.
 struct Shape {
+  static constexpr std::size_t kSlots = 32;  // also the most fields: Field indexes fit a bitmask
+
+  // The slot of `key` in `first`: a few bytes of it, so that finding a member's field costs one
+  // comparison, not one per field (most keys differ early; the walk compares whole keys after).
+  static constexpr std::size_t slot(std::string_view key) noexcept {
+    if (key.empty()) return 0;
+    const auto byte = [&key](std::size_t i) { return static_cast<unsigned char>(key[i]); };
+    return (key.size() * 3 + byte(0) * 4 + byte(key.size() > 1 ? 1 : 0) * 3 +
+            byte(key.size() - 1) * 3) %
+           kSlots;
+  }
+
   std::span<const Field> fields;
   std::string_view description;
+  std::array<std::int8_t, kSlots> first{};      // slot -> the first field in it, or -1
+  std::array<std::int8_t, kSlots> next{};       // field -> the next field in its slot, or -1
+  std::uint32_t required = 0;                   // bit i: fields[i] is required
+  std::array<std::string_view, kSlots> keys{};  // fields[i].key, packed for the lookup
 };
+
+template <std::size_t N>
+constexpr Shape shape(const std::array<Field, N>& fields, std::string_view description) {
+  static_assert(N <= Shape::kSlots, "more fields than a Shape indexes");
+  Shape s{fields, description};
+  s.first.fill(-1);
+  s.next.fill(-1);
+  for (std::size_t i = N; i-- > 0;) {
+    const std::size_t h = Shape::slot(fields[i].key);
+    s.next[i] = s.first[h];
+    s.first[h] = static_cast<std::int8_t>(i);
+    if (fields[i].required) s.required |= std::uint32_t{1} << i;
+    s.keys[i] = fields[i].key;
+  }
+  return s;
+}
 
 // Stores `Read` into the member M of its target, by the member's type.
 template <class T>
@@ -137,7 +169,8 @@ inline constexpr std::array kHeaderTemplateFields = {
           .description = "May hold ${VAR} or ${VAR:default} templates for the consumer; never "
                          "expanded by the server."},
 };
-inline constexpr Shape kHeaderTemplate{kHeaderTemplateFields, "One header the consumer sends."};
+inline constexpr Shape kHeaderTemplate =
+    shape(kHeaderTemplateFields, "One header the consumer sends.");
 
 inline constexpr std::array kAuthenticationFields = {
     Field{.key = "headers",
@@ -147,7 +180,8 @@ inline constexpr std::array kAuthenticationFields = {
           .shape = &kHeaderTemplate,
           .set = store<&ConnectorView::authentication_headers>},
 };
-inline constexpr Shape kAuthentication{kAuthenticationFields, "Headers the consumer sends."};
+inline constexpr Shape kAuthentication =
+    shape(kAuthenticationFields, "Headers the consumer sends.");
 
 inline constexpr std::array kAuthFields = {
     Field{.key = "type",
@@ -165,7 +199,8 @@ inline constexpr std::array kAuthFields = {
           .rule = Rule::kNonEmpty,
           .set = store<&ConnectorView::auth_query_param>},
 };
-inline constexpr Shape kAuth{kAuthFields, "How the consumer authenticates to the connector."};
+inline constexpr Shape kAuth =
+    shape(kAuthFields, "How the consumer authenticates to the connector.");
 
 inline constexpr std::array kQuotasFields = {
     Field{.key = "perMinute", .rule = Rule::kInteger, .set = store_quota<&Quotas::per_minute>},
@@ -173,7 +208,8 @@ inline constexpr std::array kQuotasFields = {
     Field{.key = "perDay", .rule = Rule::kInteger, .set = store_quota<&Quotas::per_day>},
     Field{.key = "concurrent", .rule = Rule::kInteger, .set = store_quota<&Quotas::concurrent>},
 };
-inline constexpr Shape kQuotas{kQuotasFields, "Rate limits; only those present are served."};
+inline constexpr Shape kQuotas =
+    shape(kQuotasFields, "Rate limits; only those present are served.");
 
 inline constexpr std::array kRemoteToolFields = {
     Field{.key = "name", .rule = Rule::kNonEmpty, .required = true},
@@ -181,7 +217,7 @@ inline constexpr std::array kRemoteToolFields = {
     Field{.key = "tags", .rule = Rule::kStrings},
     Field{.key = "scopes", .rule = Rule::kStrings},
 };
-inline constexpr Shape kRemoteTool{kRemoteToolFields, "A tool the connector offers."};
+inline constexpr Shape kRemoteTool = shape(kRemoteToolFields, "A tool the connector offers.");
 
 inline constexpr std::array kConnectorFields = {
     Field{.key = "id",
@@ -240,7 +276,7 @@ inline constexpr std::array kConnectorFields = {
           .shape = &kRemoteTool,
           .set = store<&ConnectorView::remote_tools>},
 };
-inline constexpr Shape kConnector{kConnectorFields, "One connector."};
+inline constexpr Shape kConnector = shape(kConnectorFields, "One connector.");
 
 inline constexpr std::array kManifestFields = {
     Field{.key = "id",
@@ -272,7 +308,7 @@ inline constexpr std::array kManifestFields = {
           .set = store<&ManifestView::ttl_seconds>},
     Field{.key = "metadata", .rule = Rule::kFreeObject, .set = store<&ManifestView::metadata>},
 };
-inline constexpr Shape kManifest{kManifestFields, "A cortex_connectors manifest."};
+inline constexpr Shape kManifest = shape(kManifestFields, "A cortex_connectors manifest.");
 
 // The connectors: the walker stores each into ManifestView::connectors and applies the one rule
 // across them, which no row carries and a JSON Schema cannot state: their ids are unique.
