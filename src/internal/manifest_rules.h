@@ -5,8 +5,10 @@
 // (validate_manifest()); manifest_json_schema() writes the same tables as a JSON Schema.
 //
 // Adding an optional connector field passed through to the service map: a row in kConnector
-// below, a member in Connector (cortex_connectors/manifest.h) and ConnectorView
-// (manifest_view.h), and its line in the payload writer (src/service_map.cpp).
+// below (the validation and the JSON Schema follow from it), a member in Connector
+// (cortex_connectors/manifest.h) and in ConnectorView (manifest_view.h) with its copy in each
+// direction (view_of(), to_connector() in manifest_view.cpp), and its line in the payload
+// writer (src/service_map.cpp).
 #pragma once
 
 #include <array>
