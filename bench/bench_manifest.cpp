@@ -12,7 +12,7 @@
 //                        parse costs above the 16 MiB its per-thread parser is kept for.
 //   BM_ReadAndParse      read_manifest_file() from a temporary directory (page cache warm) +
 //                        parse_manifest(): text -> Manifest, every rule checked, in one walk
-//                        over simdjson's DOM (src/internal/manifest_dom.cpp).
+//                        over simdjson's DOM (the walker of src/validate.cpp).
 //   BM_ParseManifest     parse_manifest() alone: text -> Manifest.
 //   BM_WritePayload      write_service_map_payload(Manifest): the canonical payload bytes,
 //                        straight from the Manifest (no payload Json).

@@ -15,6 +15,7 @@ packages=(
   clang libclang-rt-14-dev  # libFuzzer: scripts/fuzz.sh
   prometheus  # promtool checks the metrics text in the tests
   chromium chromium-driver python3-selenium  # the dashboard's browser test (tests/e2e/)
+  python3-jsonschema  # the manifest's JSON Schema checked by an independent validator
 )
 [ $# -gt 0 ] && packages=("$@")
 

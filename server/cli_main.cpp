@@ -11,6 +11,7 @@
 //                           print its kid and public key
 //   validate PATH           exit 0 if the manifest is valid, else 1 and every error, one per
 //                           line, JSON pointer first
+//   schema                  print the JSON Schema (draft 2020-12) of the manifest
 //   service-map [--manifest PATH] [--plain]
 //                           print the signed service-map body (pretty, or with --plain the exact
 //                           canonical bytes the server serves); the manifest as the server
@@ -61,6 +62,7 @@ constexpr const char* kUsage =
     "  keygen OUT [--not-before RFC3339] [--not-after RFC3339]\n"
     "                          write a new Ed25519 key file (0600) and print kid and public key\n"
     "  validate PATH           check a connectors manifest; every error, one per line\n"
+    "  schema                  print the manifest's JSON Schema (draft 2020-12)\n"
     "  service-map [--manifest PATH] [--plain]\n"
     "                          print the signed service map (CONNECTORS_SIGNATURE_KEY;\n"
     "                          default path: CONNECTORS_MANIFEST_PATH, as the server)\n"
@@ -535,6 +537,11 @@ int main(int argc, char** argv) {
     if (command == "canonicalize") return cmd_canonicalize(args);
     if (command == "verify") return cmd_verify(args);
     if (command == "validate") return cmd_validate(args);
+    if (command == "schema") {
+      if (!args.empty()) return usage_error("schema takes no arguments");
+      fmt::print("{}", cc::manifest_json_schema());
+      return kExitOk;
+    }
     if (command == "keygen") return cmd_keygen(args);
     if (command == "service-map") return cmd_service_map(args);
     if (command == "history") return cmd_history(args);

@@ -40,14 +40,11 @@ std::string_view to_string(ConnectorStatus status) noexcept {
 }
 
 Result<Manifest> manifest_from_json(Json document) {
-  internal::ManifestWalker walker;
-  Manifest manifest;
-  walker.walk_root(document, manifest);
-  const std::size_t total = walker.total_issues();
-  if (total == 0) return manifest;
+  internal::ManifestView view;
   Error error;
+  const std::size_t total = internal::manifest_view_from_json(document, view, error.issues);
+  if (total == 0) return internal::to_manifest(view);
   error.code = ErrorCode::kInvalid;
-  error.issues = std::move(walker).take_issues();
   error.message = total == 1 ? std::string("[brAInwav] manifest is invalid: 1 error")
                   : total <= kMaxIssues
                       ? fmt::format("[brAInwav] manifest is invalid: {} errors", total)
@@ -55,6 +52,28 @@ Result<Manifest> manifest_from_json(Json document) {
                                     total, kMaxIssues);
   return error;
 }
+
+namespace internal {
+
+JsonParseOptions manifest_parse_options(const ManifestLimits& limits) {
+  JsonParseOptions options;
+  options.max_depth = limits.max_depth;
+  options.max_document_bytes = limits.max_bytes;
+  options.max_string_bytes = limits.max_string_bytes;
+  options.reject_unsafe_integers = true;
+  return options;
+}
+
+Error manifest_error(std::string_view text, const JsonParseOptions& options) {
+  auto doc = parse_json(text, options);
+  if (!doc) return std::move(doc).error();
+  auto manifest = manifest_from_json(std::move(*doc));
+  if (!manifest) return std::move(manifest).error();
+  // Unreachable while the two walks agree (the tests and the fuzzer hold them to it).
+  return Error{ErrorCode::kInvalid, "[brAInwav] manifest is invalid", {}, {}};
+}
+
+}  // namespace internal
 
 Result<Manifest> parse_manifest(std::string_view text, const ManifestLimits& limits) {
   // Fast path: a valid manifest is checked in one walk over simdjson's DOM, then copied out of

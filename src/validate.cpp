@@ -1,12 +1,20 @@
 #include "cortex_connectors/validate.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "cortex_connectors/manifest.h"
+#include "internal/json_reader.h"
+#include "internal/manifest_dom.h"
+#include "internal/manifest_rules.h"
 #include "internal/manifest_walker.h"
 
 namespace cortex_connectors {
@@ -29,24 +37,6 @@ int digits(std::string_view text, std::size_t pos, std::size_t n) noexcept {
     v = v * 10 + (text[pos + i] - '0');
   }
   return v;
-}
-
-const char* type_name(const Json& v) noexcept {
-  switch (v.type()) {
-    case Json::Type::kNull:
-      return "null";
-    case Json::Type::kBool:
-      return "boolean";
-    case Json::Type::kNumber:
-      return "number";
-    case Json::Type::kString:
-      return "string";
-    case Json::Type::kArray:
-      return "array";
-    case Json::Type::kObject:
-      return "object";
-  }
-  return "value";
 }
 
 // Quotes user text in a message, shortened so that a hostile value cannot flood a log.
@@ -154,430 +144,521 @@ void append_pointer_token(std::string& pointer, std::string_view token) {
 
 namespace internal {
 
-// ---- ManifestWalker -------------------------------------------------------------------------
+namespace {
 
-void ManifestWalker::issue(std::string message) {
-  ++total_;
-  if (issues_.size() < kMaxIssues) issues_.push_back(Issue{path_, std::move(message)});
+// `a == b` for the short keys and values of the format, without a call to memcmp: two
+// overlapping loads of 8 (or 4) bytes each cover 4 to 16 bytes.
+template <class Word>
+Word load(const char* p) noexcept {
+  Word w;
+  std::memcpy(&w, p, sizeof w);
+  return w;
+}
+[[gnu::always_inline]] inline bool same(std::string_view a, std::string_view b) noexcept {
+  const std::size_t n = a.size();
+  if (n != b.size()) return false;
+  const char* x = a.data();
+  const char* y = b.data();
+  if (n >= 8 && n <= 16) {
+    return load<std::uint64_t>(x) == load<std::uint64_t>(y) &&
+           load<std::uint64_t>(x + n - 8) == load<std::uint64_t>(y + n - 8);
+  }
+  if (n >= 4 && n < 8) {
+    return load<std::uint32_t>(x) == load<std::uint32_t>(y) &&
+           load<std::uint32_t>(x + n - 4) == load<std::uint32_t>(y + n - 4);
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (x[i] != y[i]) return false;
+  }
+  return true;
 }
 
-void ManifestWalker::type_error(const Json& v, const char* expected) {
-  issue(fmt::format("must be {}, got {}", expected, type_name(v)));
+// The JSON types, in the order of Json::Type.
+enum class Kind : std::uint8_t { kNull, kBool, kNumber, kString, kArray, kObject };
+
+const char* kind_name(Kind kind) noexcept {
+  static constexpr const char* kNames[] = {"null",   "boolean", "number",
+                                           "string", "array",   "object"};
+  return kNames[static_cast<std::size_t>(kind)];
 }
 
-const std::string* ManifestWalker::string(const Json& v, bool non_empty) {
-  if (!v.is_string()) {
-    type_error(v, non_empty ? "a non-empty string" : "a string");
-    return nullptr;
+// The walk over a Json: parse_json() (or whoever built it) has applied its limits already.
+struct JsonSource {
+  using Node = const Json*;
+  static Kind kind(Node n) noexcept { return static_cast<Kind>(n->type()); }
+  static std::string_view text(Node n) noexcept { return n->as_string(); }
+  static bool number(Node n, double& out) noexcept {
+    out = n->as_number();
+    return true;
   }
-  if (non_empty && v.as_string().empty()) {
-    issue("must be a non-empty string");
-    return nullptr;
-  }
-  return &v.as_string();
-}
-
-std::optional<std::int64_t> ManifestWalker::integer(const Json& v, std::int64_t min) {
-  const auto expected = fmt::format("an integer >= {}", min);
-  if (!v.is_number()) {
-    type_error(v, expected.c_str());
-    return std::nullopt;
-  }
-  const double d = v.as_number();
-  if (std::trunc(d) != d || std::fabs(d) > kMaxSafeInteger) {
-    issue(fmt::format("must be {}, got a non-integer number", expected));
-    return std::nullopt;
-  }
-  const auto i = static_cast<std::int64_t>(d);
-  if (i < min) {
-    issue(fmt::format("must be {}, got {}", expected, i));
-    return std::nullopt;
-  }
-  return i;
-}
-
-std::optional<bool> ManifestWalker::boolean(const Json& v) {
-  if (!v.is_bool()) {
-    type_error(v, "a boolean");
-    return std::nullopt;
-  }
-  return v.as_bool();
-}
-
-bool ManifestWalker::object(const Json& v) {
-  if (v.is_object()) return true;
-  type_error(v, "an object");
-  return false;
-}
-
-std::optional<std::vector<std::string>> ManifestWalker::string_array(const Json& v,
-                                                                     const StringArrayRule& rule) {
-  if (!v.is_array()) {
-    type_error(v, rule.non_empty_array ? "a non-empty array" : "an array");
-    return std::nullopt;
-  }
-  const auto& items = v.as_array();
-  if (rule.non_empty_array && items.empty()) {
-    issue("must be a non-empty array");
-    return std::nullopt;
-  }
-  std::vector<std::string> out;
-  out.reserve(items.size());
-  bool ok = true;
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    Push p(*this, i);
-    const std::string* s = string(items[i], rule.non_empty_items);
-    if (s == nullptr) {
-      ok = false;
-      continue;
+  static bool boolean(Node n) noexcept { return n->as_bool(); }
+  static std::size_t size(Node n) noexcept { return n->as_array().size(); }
+  // Calls f(key, value) for each member until it returns false.
+  template <class F>
+  static void members(Node n, F&& f) {
+    for (const auto& [key, value] : n->as_object()) {
+      if (!f(std::string_view(key), &value)) return;
     }
-    if (rule.unique_what != nullptr) {
-      bool dup = false;
-      for (const auto& prev : out) dup = dup || prev == *s;
-      if (dup) {
-        issue(fmt::format("duplicate {} {}", rule.unique_what, quoted(*s)));
-        ok = false;
-        continue;
+  }
+  // Calls f(index, item) for each item until it returns false.
+  template <class F>
+  static void items(Node n, F&& f) {
+    const Json::Array& items = n->as_array();
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      if (!f(i, &items[i])) return;
+    }
+  }
+  static bool string_ok(std::string_view /*s*/) noexcept { return true; }
+  static bool depth_ok(std::size_t /*depth*/) noexcept { return true; }
+  static bool free_ok(Node /*n*/, std::size_t /*depth*/) noexcept { return true; }
+  static void locate(Read& r, Node n, std::size_t /*depth*/) noexcept { r.json = n; }
+};
+
+// The walk over simdjson's DOM, with the checks parse_json() applies (DomLimits, duplicate keys):
+// where one fails the walk stops, and parse_json() names the problem.
+struct DomSource {
+  using Node = simdjson::dom::element;
+  const DomLimits& limits;
+
+  static Kind kind(Node n) noexcept {
+    switch (n.type()) {
+      case simdjson::dom::element_type::OBJECT:
+        return Kind::kObject;
+      case simdjson::dom::element_type::ARRAY:
+        return Kind::kArray;
+      case simdjson::dom::element_type::STRING:
+        return Kind::kString;
+      case simdjson::dom::element_type::BOOL:
+        return Kind::kBool;
+      case simdjson::dom::element_type::NULL_VALUE:
+        return Kind::kNull;
+      default:
+        return Kind::kNumber;
+    }
+  }
+  static std::string_view text(Node n) noexcept { return n.get_string().value_unsafe(); }
+  bool number(Node n, double& out) const noexcept {
+    switch (n.type()) {
+      case simdjson::dom::element_type::INT64: {
+        const std::int64_t v = n.get_int64().value_unsafe();
+        out = static_cast<double>(v);
+        return limits.int64_ok(v);
+      }
+      case simdjson::dom::element_type::UINT64: {
+        const std::uint64_t v = n.get_uint64().value_unsafe();
+        out = static_cast<double>(v);
+        return limits.uint64_ok(v);
+      }
+      default:
+        out = n.get_double().value_unsafe();
+        return true;
+    }
+  }
+  static bool boolean(Node n) noexcept { return n.get_bool().value_unsafe(); }
+  static std::size_t size(Node n) noexcept {
+    simdjson::dom::array items;  // get(): see members()
+    return n.get_array().get(items) == simdjson::SUCCESS ? items.size() : 0;
+  }
+  template <class F>
+  static void members(Node n, F&& f) {
+    // get(), not value_unsafe(): GCC's -Wnull-dereference sees an object without a document.
+    simdjson::dom::object members;
+    if (n.get_object().get(members) != simdjson::SUCCESS) return;
+    for (const simdjson::dom::key_value_pair m : members) {
+      if (!f(m.key, m.value)) return;
+    }
+  }
+  template <class F>
+  static void items(Node n, F&& f) {
+    simdjson::dom::array items;
+    if (n.get_array().get(items) != simdjson::SUCCESS) return;
+    std::size_t i = 0;
+    for (const simdjson::dom::element item : items) {
+      if (!f(i++, item)) return;
+    }
+  }
+  bool string_ok(std::string_view s) const noexcept { return limits.string_ok(s); }
+  bool depth_ok(std::size_t depth) const noexcept { return limits.depth_ok(depth); }
+  bool free_ok(Node n, std::size_t depth) const { return dom_ok(n, limits, depth); }
+  static void locate(Read& r, Node n, std::size_t depth) noexcept {
+    r.dom = n;
+    r.depth = depth;
+  }
+};
+
+// Policies: list every finding with its pointer, or stop at the first (no pointers, no messages).
+struct ListEveryFinding {
+  static constexpr bool kStopAtFirst = false;
+};
+struct StopAtFirst {
+  static constexpr bool kStopAtFirst = true;
+};
+
+// Applies the rules of manifest_rules.h to a document of `Source`, storing what passes into a
+// ManifestView (complete only when nothing was found).
+template <class Source, class Policy>
+class ManifestWalker {
+ public:
+  using Node = typename Source::Node;
+
+  explicit ManifestWalker(Source source) : source_(source) {}
+
+  void walk(Node root, ManifestView& out) { object(root, kManifest, &out, 1); }
+
+  // A finding, or (StopAtFirst) a limit of parse_json() broken.
+  bool failed() const noexcept { return failed_; }
+  std::size_t total_issues() const noexcept { return total_; }
+  std::vector<Issue> take_issues() && { return std::move(issues_); }
+
+ private:
+  static constexpr bool kStop = Policy::kStopAtFirst;
+
+  // Extends the current pointer for one scope (ListEveryFinding only).
+  class Push {
+   public:
+    template <class Token>
+    Push(ManifestWalker& w, Token token) : w_(w) {
+      if constexpr (!kStop) {
+        len_ = w.path_.size();
+        if constexpr (std::is_same_v<Token, std::size_t>) {
+          w.path_.push_back('/');
+          w.path_.append(std::to_string(token));
+        } else {
+          append_pointer_token(w.path_, token);
+        }
       }
     }
-    out.push_back(*s);
-  }
-  if (!ok) return std::nullopt;
-  return out;
-}
+    ~Push() {
+      if constexpr (!kStop) w_.path_.resize(len_);
+    }
+    Push(const Push&) = delete;
+    Push& operator=(const Push&) = delete;
 
-void ManifestWalker::unknown(std::string_view key) {
-  issue(fmt::format("unknown field {}", quoted(key)));
-}
+   private:
+    ManifestWalker& w_;
+    std::size_t len_ = 0;
+  };
 
-void ManifestWalker::missing(std::string_view key) {
-  Push p(*this, key);
-  issue("required field is missing");
-}
-
-// ---- the rules ------------------------------------------------------------------------------
-
-void ManifestWalker::walk_root(const Json& doc, Manifest& out) {
-  if (!doc.is_object()) {
-    type_error(doc, "an object");
-    return;
-  }
-  bool has_id = false;
-  bool has_version = false;
-  bool has_connectors = false;
-  for (const auto& [key, v] : doc.as_object()) {
-    Push p(*this, key);
-    if (key == "id") {
-      has_id = true;
-      if (const auto* s = string(v, true)) {
-        if (is_ulid(*s)) {
-          out.id = *s;
-        } else {
-          issue("must be a ULID (26 characters of Crockford base32, upper case)");
-        }
-      }
-    } else if (key == "manifestVersion") {
-      has_version = true;
-      if (const auto* s = string(v, true)) out.manifest_version = *s;
-    } else if (key == "connectors") {
-      has_connectors = true;
-      walk_connectors(v, out.connectors);
-    } else if (key == "$schema") {
-      if (const auto* s = string(v, false)) out.schema = *s;
-    } else if (key == "brand") {
-      if (const auto* s = string(v, false)) {
-        if (*s == "brAInwav") {
-          out.brand = *s;
-        } else {
-          issue("must be \"brAInwav\"");
-        }
-      }
-    } else if (key == "schemaVersion") {
-      if (const auto* s = string(v, false)) out.schema_version = *s;
-    } else if (key == "generatedAt") {
-      if (const auto* s = string(v, false)) {
-        if (is_rfc3339_date_time(*s)) {
-          out.generated_at = *s;
-        } else {
-          issue("must be an RFC 3339 date-time, e.g. 2025-10-10T00:00:00Z");
-        }
-      }
-    } else if (key == "ttlSeconds") {
-      out.ttl_seconds = integer(v, 1);
-    } else if (key == "metadata") {
-      if (object(v)) out.metadata = v;
+  template <class... A>
+  void issue(fmt::format_string<A...> format, A&&... args) {
+    if constexpr (kStop) {
+      failed_ = true;
     } else {
-      unknown(key);
+      ++total_;
+      if (issues_.size() < kMaxIssues) {
+        issues_.push_back(Issue{path_, fmt::format(format, std::forward<A>(args)...)});
+      }
     }
   }
-  if (!has_id) missing("id");
-  if (!has_version) missing("manifestVersion");
-  if (!has_connectors) missing("connectors");
-}
+  // A limit of parse_json() broken, or a duplicate key: not a finding of these rules.
+  void bail() noexcept { failed_ = true; }
+  bool stop() const noexcept { return kStop && failed_; }
 
-void ManifestWalker::walk_connectors(const Json& v, std::vector<Connector>& out) {
-  if (!v.is_array()) {
-    type_error(v, "a non-empty array");
-    return;
+  void type_error(Node v, const char* expected) {
+    issue("must be {}, got {}", expected, kind_name(source_.kind(v)));
   }
-  const auto& items = v.as_array();
-  if (items.empty()) {
-    issue("must be a non-empty array");
-    return;
-  }
-  out.resize(items.size());
-  std::unordered_map<std::string_view, std::size_t> first_index;
-  first_index.reserve(items.size());
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    Push p(*this, i);
-    walk_connector(items[i], out[i]);
-    const Json* id = items[i].is_object() ? items[i].find("id") : nullptr;
-    if (id == nullptr || !id->is_string() || !is_connector_id(id->as_string())) continue;
-    auto [it, inserted] = first_index.emplace(id->as_string(), i);
-    if (!inserted) {
-      Push pid(*this, "id");
-      issue(fmt::format("duplicate connector id {} (first at /connectors/{})",
-                        quoted(id->as_string()), it->second));
-    }
-  }
-}
 
-void ManifestWalker::walk_connector(const Json& v, Connector& c) {
-  if (!object(v)) return;
-  bool has[7] = {};  // id name version endpoint auth scopes ttlSeconds
-  for (const auto& [key, f] : v.as_object()) {
-    Push p(*this, key);
-    if (key == "id") {
-      has[0] = true;
-      if (const auto* s = string(f, true)) {
-        if (is_connector_id(*s)) {
-          c.id = *s;
-        } else {
-          issue(fmt::format("must match ^[a-z0-9][a-z0-9-]{{1,62}}$, got {}", quoted(*s)));
-        }
-      }
-    } else if (key == "name") {
-      has[1] = true;
-      if (const auto* s = string(f, true)) c.name = *s;
-    } else if (key == "version") {
-      has[2] = true;
-      if (const auto* s = string(f, true)) c.version = *s;
-    } else if (key == "endpoint") {
-      has[3] = true;
-      if (const auto* s = string(f, true)) {
-        if (is_absolute_uri(*s)) {
-          c.endpoint = *s;
-        } else {
-          issue(fmt::format("must be an absolute URI (scheme://authority...), got {}", quoted(*s)));
-        }
-      }
-    } else if (key == "auth") {
-      has[4] = true;
-      walk_auth(f, c.auth);
-    } else if (key == "scopes") {
-      has[5] = true;
-      if (auto s = string_array(f, {true, true, "scope"})) c.scopes = std::move(*s);
-    } else if (key == "ttlSeconds") {
-      has[6] = true;
-      if (auto i = integer(f, 1)) c.ttl_seconds = *i;
-    } else if (key == "displayName") {
-      if (const auto* s = string(f, true)) c.display_name = *s;
-    } else if (key == "description") {
-      if (const auto* s = string(f, true)) c.description = *s;
-    } else if (key == "authentication") {
-      walk_authentication(f, c);
-    } else if (key == "headers") {
-      if (object(f)) {
-        bool ok = true;
-        for (const auto& [name, value] : f.as_object()) {
-          Push ph(*this, name);
-          ok = string(value, false) != nullptr && ok;
-        }
-        if (ok) c.headers = f;
-      }
-    } else if (key == "quotas") {
-      walk_quotas(f, c);
-    } else if (key == "timeouts") {
-      if (object(f)) {
-        bool ok = true;
-        for (const auto& [name, value] : f.as_object()) {
-          Push pt(*this, name);
-          ok = integer(value, 0).has_value() && ok;
-        }
-        if (ok) c.timeouts = f;
-      }
-    } else if (key == "status") {
-      if (const auto* s = string(f, false)) {
-        if (*s == "enabled") {
-          c.status = ConnectorStatus::kEnabled;
-        } else if (*s == "disabled") {
-          c.status = ConnectorStatus::kDisabled;
-        } else if (*s == "preview") {
-          c.status = ConnectorStatus::kPreview;
-        } else {
-          issue(fmt::format("must be one of enabled, disabled, preview, got {}", quoted(*s)));
-        }
-      }
-    } else if (key == "enabled") {
-      c.enabled = boolean(f);
-    } else if (key == "metadata") {
-      if (object(f)) c.metadata = f;
-    } else if (key == "tags") {
-      if (auto s = string_array(f, {false, false, nullptr})) c.tags = std::move(*s);
-    } else if (key == "remoteTools") {
-      walk_remote_tools(f, c);
-    } else {
-      unknown(key);
+  bool string(Node v, bool non_empty, std::string_view& out) {
+    if (source_.kind(v) != Kind::kString) {
+      type_error(v, non_empty ? "a non-empty string" : "a string");
+      return false;
     }
+    out = source_.text(v);
+    if (!source_.string_ok(out)) {
+      bail();
+      return false;
+    }
+    if (non_empty && out.empty()) {
+      issue("must be a non-empty string");
+      return false;
+    }
+    return true;
   }
-  static constexpr const char* kRequired[] = {"id",   "name",   "version",   "endpoint",
-                                              "auth", "scopes", "ttlSeconds"};
-  for (std::size_t i = 0; i < 7; ++i) {
-    if (!has[i]) missing(kRequired[i]);
-  }
-}
 
-void ManifestWalker::walk_auth(const Json& v, Auth& auth) {
-  if (!object(v)) return;
-  bool has_type = false;
-  for (const auto& [key, f] : v.as_object()) {
-    Push p(*this, key);
-    if (key == "type") {
-      has_type = true;
-      if (const auto* s = string(f, false)) {
-        if (*s == "apiKey") {
-          auth.type = AuthType::kApiKey;
-        } else if (*s == "bearer") {
-          auth.type = AuthType::kBearer;
-        } else if (*s == "none") {
-          auth.type = AuthType::kNone;
-        } else {
-          issue(fmt::format("must be one of apiKey, bearer, none, got {}", quoted(*s)));
+  bool integer(Node v, std::int64_t min, std::int64_t& out) {
+    if (source_.kind(v) != Kind::kNumber) {
+      issue("must be an integer >= {}, got {}", min, kind_name(source_.kind(v)));
+      return false;
+    }
+    double d = 0;
+    if (!source_.number(v, d)) {
+      bail();
+      return false;
+    }
+    if (std::trunc(d) != d || std::fabs(d) > kMaxSafeInteger) {
+      issue("must be an integer >= {}, got a non-integer number", min);
+      return false;
+    }
+    out = static_cast<std::int64_t>(d);
+    if (out < min) {
+      issue("must be an integer >= {}, got {}", min, out);
+      return false;
+    }
+    return true;
+  }
+
+  // The string rules.
+  bool text(Node v, const Field& f, Read& r) {
+    const bool non_empty = f.rule == Rule::kNonEmpty || f.rule == Rule::kUlid ||
+                           f.rule == Rule::kConnectorId || f.rule == Rule::kUri;
+    if (!string(v, non_empty, r.text)) return false;
+    switch (f.rule) {
+      case Rule::kUlid:
+        if (is_ulid(r.text)) return true;
+        issue("must be a ULID (26 characters of Crockford base32, upper case)");
+        return false;
+      case Rule::kConnectorId:
+        if (is_connector_id(r.text)) return true;
+        issue("must match ^[a-z0-9][a-z0-9-]{{1,62}}$, got {}", quoted(r.text));
+        return false;
+      case Rule::kUri:
+        if (is_absolute_uri(r.text)) return true;
+        issue("must be an absolute URI (scheme://authority...), got {}", quoted(r.text));
+        return false;
+      case Rule::kDateTime:
+        if (is_rfc3339_date_time(r.text)) return true;
+        issue("must be an RFC 3339 date-time, e.g. 2025-10-10T00:00:00Z");
+        return false;
+      case Rule::kBrand:
+        if (r.text == kBrandName) return true;
+        issue("must be \"{}\"", kBrandName);
+        return false;
+      case Rule::kEnum:
+        for (r.index = 0; r.index < f.values.size(); ++r.index) {
+          if (same(f.values[r.index], r.text)) return true;
         }
-      }
-    } else if (key == "headerName") {
-      if (const auto* s = string(f, true)) auth.header_name = *s;
-    } else if (key == "queryParam") {
-      if (const auto* s = string(f, true)) auth.query_param = *s;
-    } else {
-      unknown(key);
+        issue("must be one of {}, got {}", fmt::join(f.values, ", "), quoted(r.text));
+        return false;
+      default:
+        return true;
     }
   }
-  if (!has_type) missing("type");
-}
 
-void ManifestWalker::walk_authentication(const Json& v, Connector& c) {
-  if (!object(v)) return;
-  bool has_headers = false;
-  for (const auto& [key, f] : v.as_object()) {
-    Push p(*this, key);
-    if (key != "headers") {
-      unknown(key);
-      continue;
+  // An object or array at `depth` (a type error names `expected`).
+  bool container(Node v, Kind kind, const char* expected, std::size_t depth) {
+    if (source_.kind(v) != kind) {
+      type_error(v, expected);
+      return false;
     }
-    has_headers = true;
-    if (!f.is_array()) {
-      type_error(f, "a non-empty array");
-      continue;
+    if (!source_.depth_ok(depth)) {
+      bail();
+      return false;
     }
-    if (f.as_array().empty()) {
+    return true;
+  }
+
+  // An array at `depth` with at least `min_items` items.
+  bool array(Node v, std::size_t min_items, std::size_t depth) {
+    if (!container(v, Kind::kArray, min_items > 0 ? "a non-empty array" : "an array", depth)) {
+      return false;
+    }
+    if (source_.size(v) < min_items) {
       issue("must be a non-empty array");
-      continue;
+      return false;
     }
-    std::vector<HeaderTemplate> headers;
+    return true;
+  }
+
+  bool strings(Node v, const Field& f, std::size_t depth) {
+    if (!array(v, f.min_items, depth)) return false;
     bool ok = true;
-    for (std::size_t i = 0; i < f.as_array().size(); ++i) {
-      Push pi(*this, i);
-      const Json& h = f.as_array()[i];
-      if (!object(h)) {
+    seen_.clear();
+    source_.items(v, [&](std::size_t i, Node item) {
+      Push p(*this, i);
+      std::string_view s;
+      if (!string(item, f.non_empty_items, s)) {
         ok = false;
-        continue;
-      }
-      HeaderTemplate t;
-      bool has_name = false;
-      bool has_value = false;
-      for (const auto& [hk, hv] : h.as_object()) {
-        Push ph(*this, hk);
-        if (hk == "name") {
-          has_name = true;
-          const auto* s = string(hv, true);
-          ok = s != nullptr && ok;
-          if (s != nullptr) t.name = *s;
-        } else if (hk == "value") {
-          has_value = true;
-          const auto* s = string(hv, false);
-          ok = s != nullptr && ok;
-          if (s != nullptr) t.value = *s;
-        } else {
-          unknown(hk);
+      } else if (f.unique != nullptr) {
+        if (std::find(seen_.begin(), seen_.end(), s) != seen_.end()) {
+          issue("duplicate {} {}", f.unique, quoted(s));
           ok = false;
+        } else {
+          seen_.push_back(s);
         }
       }
-      if (!has_name) missing("name");
-      if (!has_value) missing("value");
-      ok = ok && has_name && has_value;
-      headers.push_back(std::move(t));
-    }
-    if (ok) c.authentication_headers = std::move(headers);
+      return !stop();
+    });
+    return ok;
   }
-  if (!has_headers) missing("headers");
-}
 
-void ManifestWalker::walk_quotas(const Json& v, Connector& c) {
-  if (!object(v)) return;
-  Quotas q;
-  for (const auto& [key, f] : v.as_object()) {
-    Push p(*this, key);
-    if (key == "perMinute") {
-      q.per_minute = integer(f, 0);
-    } else if (key == "perHour") {
-      q.per_hour = integer(f, 0);
-    } else if (key == "perDay") {
-      q.per_day = integer(f, 0);
-    } else if (key == "concurrent") {
-      q.concurrent = integer(f, 0);
-    } else {
-      unknown(key);
-    }
+  // An object of string (kStringMap) or integer (kIntegerMap) values.
+  bool map(Node v, const Field& f, std::size_t depth) {
+    if (!container(v, Kind::kObject, "an object", depth)) return false;
+    bool ok = true;
+    source_.members(v, [&](std::string_view key, Node value) {
+      Push p(*this, key);
+      std::string_view s;
+      std::int64_t i = 0;
+      ok = (f.rule == Rule::kStringMap ? string(value, false, s) : integer(value, f.min, i)) && ok;
+      return !stop();
+    });
+    return ok;
   }
-  c.quotas = q;
-}
 
-void ManifestWalker::walk_remote_tools(const Json& v, Connector& c) {
-  if (!v.is_array()) {
-    type_error(v, "an array");
-    return;
+  // One member `f` of an object, stored into `target` when it passes.
+  void value(Node v, const Field& f, void* target, std::size_t depth) {
+    Read r;
+    switch (f.rule) {
+      case Rule::kInteger:
+        if (!integer(v, f.min, r.integer)) return;
+        break;
+      case Rule::kBoolean:
+        if (source_.kind(v) != Kind::kBool) {
+          type_error(v, "a boolean");
+          return;
+        }
+        r.boolean = source_.boolean(v);
+        break;
+      case Rule::kFreeObject:
+      case Rule::kStringMap:
+      case Rule::kIntegerMap:
+        if (f.rule == Rule::kFreeObject ? !container(v, Kind::kObject, "an object", depth)
+                                        : !map(v, f, depth)) {
+          return;
+        }
+        if (!source_.free_ok(v, depth)) {
+          bail();
+          return;
+        }
+        break;
+      case Rule::kStrings:
+        if (!strings(v, f, depth)) return;
+        break;
+      case Rule::kObject:
+        if (source_.kind(v) != Kind::kObject) {
+          type_error(v, "an object");
+          return;
+        }
+        if (f.set != nullptr) f.set(target, r);
+        object(v, *f.shape, target, depth);
+        return;
+      case Rule::kObjects:
+        if (&f == &kConnectorsField) {
+          connectors(v, *static_cast<ManifestView*>(target), depth);
+          return;
+        }
+        if (!array(v, f.min_items, depth)) return;
+        source_.items(v, [&](std::size_t i, Node item) {
+          Push p(*this, i);
+          object(item, *f.shape, nullptr, depth + 1);
+          return !stop();
+        });
+        break;
+      default:
+        if (!text(v, f, r)) return;
+        break;
+    }
+    source_.locate(r, v, depth);
+    if (f.set != nullptr) f.set(target, r);
   }
-  for (std::size_t i = 0; i < v.as_array().size(); ++i) {
-    Push p(*this, i);
-    const Json& tool = v.as_array()[i];
-    if (!object(tool)) continue;
-    bool has_name = false;
-    for (const auto& [key, f] : tool.as_object()) {
-      Push pk(*this, key);
-      if (key == "name") {
-        has_name = true;
-        (void)string(f, true);
-      } else if (key == "description") {
-        (void)string(f, false);
-      } else if (key == "tags" || key == "scopes") {
-        (void)string_array(f, {false, false, nullptr});
-      } else {
-        unknown(key);
+
+  // An object of `shape` at `depth`; its members are stored into `target`.
+  void object(Node v, const Shape& shape, void* target, std::size_t depth) {
+    if (!container(v, Kind::kObject, "an object", depth)) return;
+    std::uint32_t seen = 0;
+    source_.members(v, [&](std::string_view key, Node member) {
+      if (!source_.string_ok(key)) {
+        bail();
+        return false;
+      }
+      Push p(*this, key);
+      std::int8_t found = shape.first[Shape::slot(key)];
+      while (found >= 0 && !same(shape.keys[static_cast<std::size_t>(found)], key)) {
+        found = shape.next[static_cast<std::size_t>(found)];
+      }
+      if (found < 0) {
+        issue("unknown field {}", quoted(key));
+        return !stop();
+      }
+      const auto i = static_cast<std::size_t>(found);
+      const std::uint32_t bit = std::uint32_t{1} << i;
+      if ((seen & bit) != 0) {  // a duplicate key, which parse_json() refuses
+        bail();
+        return false;
+      }
+      seen |= bit;
+      value(member, shape.fields[i], target, depth + 1);
+      return !stop();
+    });
+    if ((seen & shape.required) == shape.required) return;
+    for (std::size_t i = 0; i < shape.fields.size() && !stop(); ++i) {
+      if (shape.fields[i].required && (seen & (std::uint32_t{1} << i)) == 0) {
+        Push p(*this, shape.fields[i].key);
+        issue("required field is missing");
       }
     }
-    if (!has_name) missing("name");
   }
-  c.remote_tools = v;
+
+  // The connectors, and the one rule across them: unique ids.
+  void connectors(Node v, ManifestView& out, std::size_t depth) {
+    if (!array(v, kConnectorsField.min_items, depth)) return;
+    out.connectors.resize(source_.size(v));
+    std::unordered_map<std::string_view, std::size_t> first_index;
+    if constexpr (!kStop) first_index.reserve(out.connectors.size());
+    source_.items(v, [&](std::size_t i, Node item) {
+      Push p(*this, i);
+      object(item, *kConnectorsField.shape, &out.connectors[i], depth + 1);
+      if constexpr (!kStop) {
+        const std::string_view id = out.connectors[i].id;  // set only when it is a valid id
+        if (id.empty()) return true;
+        auto [it, inserted] = first_index.emplace(id, i);
+        if (!inserted) {
+          Push pid(*this, std::string_view("id"));
+          issue("duplicate connector id {} (first at /connectors/{})", quoted(id), it->second);
+        }
+      }
+      return !stop();
+    });
+    if constexpr (kStop) {
+      if (stop()) return;
+      // Manifests often list their ids in order: then one pass says they are unique.
+      const std::size_t n = out.connectors.size();
+      bool ascending = true;
+      for (std::size_t i = 1; i < n && ascending; ++i) {
+        ascending = out.connectors[i - 1].id < out.connectors[i].id;
+      }
+      if (ascending) return;
+      std::vector<std::string_view> ids;
+      ids.reserve(n);
+      for (const ConnectorView& c : out.connectors) ids.push_back(c.id);
+      std::sort(ids.begin(), ids.end());
+      if (std::adjacent_find(ids.begin(), ids.end()) != ids.end()) bail();
+    }
+  }
+
+  Source source_;
+  std::string path_;
+  std::vector<Issue> issues_;
+  std::size_t total_ = 0;
+  bool failed_ = false;
+  std::vector<std::string_view> seen_;  // strings(): the items so far
+};
+
+}  // namespace
+
+bool manifest_view_from_dom(simdjson::dom::element root, const DomLimits& limits,
+                            ManifestView& out) {
+  ManifestWalker<DomSource, StopAtFirst> walker(DomSource{limits});
+  walker.walk(root, out);
+  return !walker.failed();
+}
+
+std::size_t manifest_view_from_json(const Json& document, ManifestView& out,
+                                    std::vector<Issue>& issues) {
+  ManifestWalker<JsonSource, ListEveryFinding> walker(JsonSource{});
+  walker.walk(&document, out);
+  const std::size_t total = walker.total_issues();
+  issues = std::move(walker).take_issues();
+  return total;
 }
 
 }  // namespace internal
 
 std::vector<Issue> validate_manifest(const Json& document) {
-  internal::ManifestWalker walker;
-  Manifest ignored;
-  walker.walk_root(document, ignored);
-  return std::move(walker).take_issues();
+  internal::ManifestView ignored;
+  std::vector<Issue> issues;
+  (void)internal::manifest_view_from_json(document, ignored, issues);
+  return issues;
 }
 
 }  // namespace cortex_connectors

@@ -9,6 +9,7 @@
 #include "cortex_connectors/validate.h"
 #include "internal/json_reader.h"
 #include "internal/manifest_dom.h"
+#include "manifest_mutator.h"
 #include "test_utils.h"
 // The benchmarks' manifest generator (header-only, self-contained).
 #include "../bench/manifest_generator.h"
@@ -444,140 +445,6 @@ void check_fast_matches_slow(std::string_view text, const cc::ManifestLimits& li
   }
 }
 
-// Random edits of a valid manifest's Json tree: values replaced by others of every type (among
-// them the values the rules want), members removed or added (known and unknown names), items
-// removed or added.
-class Mutator {
- public:
-  explicit Mutator(std::uint32_t seed) : rng_(seed) {}
-
-  std::string mutate(cc::Json doc) {
-    const int edits = 1 + below(3);
-    for (int e = 0; e < edits; ++e) {
-      std::vector<cc::Json*> nodes;
-      collect(doc, nodes);
-      cc::Json& node = *nodes[static_cast<std::size_t>(below(nodes.size()))];
-      const int action = below(4);
-      if (action == 0 || !(node.is_object() || node.is_array())) {
-        node = value();
-      } else if (node.is_object()) {
-        auto& members = node.as_object();
-        if (action == 1 && !members.empty()) {
-          members.erase(members.begin() + below(members.size()));
-        } else {
-          node.set(pick(kKeys), value());
-        }
-      } else {
-        auto& items = node.as_array();
-        if (action == 1 && !items.empty()) {
-          items.erase(items.begin() + below(items.size()));
-        } else if (action == 2 && !items.empty()) {
-          items.push_back(items[static_cast<std::size_t>(below(items.size()))]);  // a repeat
-        } else {
-          items.push_back(value());
-        }
-      }
-    }
-    return below(2) == 0 ? *cc::canonical_json(doc) : *cc::pretty_json(doc);
-  }
-
- private:
-  static constexpr const char* kKeys[] = {
-      "id",         "name",          "version",     "endpoint",
-      "auth",       "type",          "headers",     "value",
-      "scopes",     "ttlSeconds",    "tags",        "remoteTools",
-      "status",     "enabled",       "metadata",    "quotas",
-      "perMinute",  "perHour",       "perDay",      "concurrent",
-      "timeouts",   "displayName",   "description", "authentication",
-      "headerName", "queryParam",    "brand",       "generatedAt",
-      "$schema",    "schemaVersion", "connectors",  "manifestVersion",
-      "zzz"};
-
-  static void collect(cc::Json& node, std::vector<cc::Json*>& out) {
-    out.push_back(&node);
-    if (node.is_object()) {
-      for (auto& m : node.as_object()) collect(m.second, out);
-    } else if (node.is_array()) {
-      for (auto& item : node.as_array()) collect(item, out);
-    }
-  }
-
-  cc::Json value() {
-    switch (below(24)) {
-      case 0:
-        return "";
-      case 1:
-        return "x";
-      case 2:
-        return "c-000001";
-      case 3:
-        return pick({"apiKey", "bearer", "none", "Bearer"});
-      case 4:
-        return pick({"enabled", "disabled", "preview", "on"});
-      case 5:
-        return pick({"https://a.example", "not a uri", "ftp://x"});
-      case 6:
-        return pick({"brAInwav", "brainwav"});
-      case 7:
-        return pick({"2025-10-10T00:00:00Z", "2025-02-30T00:00:00Z", "2025-10-10"});
-      case 8:
-        return pick({"01J7X5MB4K1ZW0000000000000", "01J7X5MB4K1ZW000000000000U"});
-      case 9:
-        return 0;
-      case 10:
-        return 1;
-      case 11:
-        return -1;
-      case 12:
-        return 1.5;
-      case 13:
-        return 9007199254740991.0;
-      case 14:
-        return 9007199254740992.0;  // written 9007199254740992: beyond 2^53-1
-      case 15:
-        return 1e21;
-      case 16:
-        return below(2) == 0;
-      case 17:
-        return nullptr;
-      case 18:
-        return cc::Json::array();
-      case 19:
-        return cc::Json::object();
-      case 20: {
-        cc::Json a = cc::Json::array();
-        a.push_back("a");
-        a.push_back(below(2) == 0 ? cc::Json("a") : cc::Json("b"));
-        return a;
-      }
-      case 21: {
-        cc::Json o = cc::Json::object();
-        o.set("name", "X-Key");
-        o.set("value", "${KEY}");
-        return o;
-      }
-      case 22: {
-        cc::Json o = cc::Json::object();
-        o.set(pick(kKeys), below(2) == 0 ? cc::Json(5) : cc::Json("v"));
-        return o;
-      }
-      default:
-        return 3600;
-    }
-  }
-
-  template <std::size_t N>
-  const char* pick(const char* const (&items)[N]) {
-    return items[static_cast<std::size_t>(below(N))];
-  }
-  const char* pick(std::initializer_list<const char*> items) {
-    return items.begin()[below(items.size())];
-  }
-  int below(std::size_t n) { return static_cast<int>(rng_() % n); }
-
-  std::mt19937 rng_;
-};
-
 }  // namespace
 
 TEST_CASE("fast path: valid manifests are read by the DOM walk, equal to the Json path",
@@ -653,7 +520,7 @@ TEST_CASE("fast path: random edits of valid manifests", "[manifest][fast_path]")
   auto platform = cc::parse_json(read_data("manifests/cortex-os-example.manifest.json"));
   REQUIRE_OK(original);
   REQUIRE_OK(platform);
-  Mutator mutator(20251127);
+  cc::test::Mutator mutator(20251127);
   cc::ManifestLimits two_threads;  // and every other one read by a second thread
   two_threads.parallel_connectors = 2;
   for (int round = 0; round < 1500; ++round) {

@@ -132,6 +132,7 @@ TEST_CASE("package: cpack builds the server and -dev packages with files, fields
                                  "usr/lib/systemd/system/cortex-connectors.service",
                                  "etc/cortex-connectors/cortex-connectors.env",
                                  "usr/share/cortex_connectors/connectors.manifest.json",
+                                 "usr/share/cortex_connectors/connectors-manifest.schema.json",
                                  "usr/share/cortex_connectors/apps/chatgpt-dashboard/index.html",
                                  "usr/share/doc/cortex-connectors-server/copyright",
                                  "usr/share/doc/cortex-connectors-server/README.md",

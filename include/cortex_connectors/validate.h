@@ -20,6 +20,14 @@ namespace cortex_connectors {
 // e.g. {"/connectors/2/scopes/1", "duplicate scope \"search:query\""}.
 CORTEX_CONNECTORS_API std::vector<Issue> validate_manifest(const Json& document);
 
+// Returns the JSON Schema (draft 2020-12) of the manifest, pretty-printed with a final newline,
+// written from the same rules validate_manifest() applies (`cortex-connectors schema` prints it;
+// it is installed as share/cortex_connectors/connectors-manifest.schema.json). A document valid
+// under it is a valid manifest except for what its "$comment" lists: connector ids unique across
+// connectors, and the limits of the JSON reader (ManifestLimits, duplicate keys, integers beyond
+// +-(2^53-1) anywhere).
+CORTEX_CONNECTORS_API std::string manifest_json_schema();
+
 // Small predicates of the format, exposed for tests and tools.
 CORTEX_CONNECTORS_API bool is_ulid(std::string_view text) noexcept;
 CORTEX_CONNECTORS_API bool is_connector_id(std::string_view text) noexcept;

@@ -4,9 +4,9 @@
 //
 // It only says yes or "not sure": at the first broken rule or limit it stops, and the caller
 // takes the slow path (parse_json() then manifest_from_json()), which lists every finding with
-// its pointer. So the errors are those of the slow path by construction, and this walk must
-// accept exactly the documents the slow path accepts, giving the same Manifest
-// (tests/test_manifest.cpp and fuzz/fuzz_manifest.cpp compare the two).
+// its pointer. Both are the one walker of src/validate.cpp over the rules of
+// internal/manifest_rules.h, with another source and policy; the DOM source adds the checks of
+// parse_json() (tests/test_manifest.cpp and fuzz/fuzz_manifest.cpp compare the two).
 #pragma once
 
 #include <cstddef>

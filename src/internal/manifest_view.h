@@ -76,19 +76,27 @@ class FreeForm {
   std::size_t depth_ = 0;  // 0: not the DOM
 };
 
-// scopes, tags: the strings of a Manifest or of a DOM array of strings; absent when neither.
+// scopes, tags: the strings of a Manifest, of a Json array of strings or of a DOM array of
+// strings; absent when none.
 class StringList {
  public:
   StringList() = default;
   explicit StringList(const std::vector<std::string>* items) noexcept : items_(items) {}
+  explicit StringList(const Json* json) noexcept : json_(json) {}
   explicit StringList(simdjson::dom::element dom) noexcept : dom_(dom) {}
 
-  bool present() const noexcept { return items_ != nullptr || dom_.has_value(); }
+  bool present() const noexcept {
+    return items_ != nullptr || json_ != nullptr || dom_.has_value();
+  }
   // Calls f(std::string_view) for each item. REQUIRES: present().
   template <class F>
   void for_each(F&& f) const {
     if (items_ != nullptr) {
       for (const std::string& s : *items_) f(std::string_view(s));
+      return;
+    }
+    if (json_ != nullptr) {
+      for (const Json& item : json_->as_array()) f(std::string_view(item.as_string()));
       return;
     }
     simdjson::dom::array items;
@@ -102,24 +110,37 @@ class StringList {
 
  private:
   const std::vector<std::string>* items_ = nullptr;
+  const Json* json_ = nullptr;
   std::optional<simdjson::dom::element> dom_;
 };
 
-// authentication.headers: {name, value} items of a Manifest or of the DOM; absent when there is
-// no "authentication" member.
+// authentication.headers: {name, value} items of a Manifest, of a Json array or of the DOM;
+// absent when there is no "authentication" member.
 class HeaderList {
  public:
   HeaderList() = default;
   explicit HeaderList(const std::vector<HeaderTemplate>* items) noexcept : items_(items) {}
+  explicit HeaderList(const Json* json) noexcept : json_(json) {}
   explicit HeaderList(simdjson::dom::element dom) noexcept : dom_(dom) {}
 
-  bool present() const noexcept { return items_ != nullptr || dom_.has_value(); }
+  bool present() const noexcept {
+    return items_ != nullptr || json_ != nullptr || dom_.has_value();
+  }
   // Calls f(std::string_view name, std::string_view value) for each item. REQUIRES: present().
   template <class F>
   void for_each(F&& f) const {
     if (items_ != nullptr) {
       for (const HeaderTemplate& h : *items_)
         f(std::string_view(h.name), std::string_view(h.value));
+      return;
+    }
+    if (json_ != nullptr) {
+      for (const Json& item : json_->as_array()) {
+        const Json* name = item.find("name");
+        const Json* value = item.find("value");
+        if (name == nullptr || value == nullptr) continue;  // not after a walk without findings
+        f(std::string_view(name->as_string()), std::string_view(value->as_string()));
+      }
       return;
     }
     simdjson::dom::array items;
@@ -139,6 +160,7 @@ class HeaderList {
 
  private:
   const std::vector<HeaderTemplate>* items_ = nullptr;
+  const Json* json_ = nullptr;
   std::optional<simdjson::dom::element> dom_;
 };
 
@@ -188,9 +210,10 @@ struct ManifestView {
 // The view of `manifest`: valid while `manifest` is, and unchanged.
 ManifestView view_of(const Manifest& manifest);
 
-// The Manifest of a view read by visit_manifest(): its strings copied, its free-form parts as
-// parse_json() builds them. With `parallel_from` connectors or more (0: never), a second thread
-// converts the second half (ManifestLimits::parallel_connectors); the Manifest is the same.
+// The Manifest of a view read by visit_manifest() or walked from a Json: its strings copied, its
+// free-form parts as parse_json() builds them. With `parallel_from` connectors or more (0: never),
+// a second thread converts the second half (ManifestLimits::parallel_connectors); the Manifest is
+// the same.
 Manifest to_manifest(const ManifestView& view, std::size_t parallel_from = 0);
 
 // The start of a service-map body, `{"payload":` and the canonical payload of `view`, as
