@@ -5,6 +5,8 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <map>
+#include <mutex>
 #include <thread>
 #include <utility>
 
@@ -57,47 +59,65 @@ std::size_t entry_bytes(const HistoryEntry& e) {
 
 }  // namespace
 
+struct MemoryHistoryStore::Impl {
+  explicit Impl(std::size_t max) : max_bytes(max) {}
+  std::size_t max_bytes;
+  std::mutex mutex;
+  std::map<std::uint64_t, HistoryEntry> entries;
+  std::size_t bytes = 0;  // of `entries`
+};
+
+MemoryHistoryStore::MemoryHistoryStore(std::size_t max_bytes)
+    : impl_(std::make_unique<Impl>(max_bytes)) {}
+
+MemoryHistoryStore::~MemoryHistoryStore() = default;
+
 Status MemoryHistoryStore::record(const HistoryEntry& entry) {
-  std::lock_guard lock(mutex_);
-  if (entries_.emplace(entry.version, entry).second) bytes_ += entry_bytes(entry);
-  while (max_bytes_ > 0 && bytes_ > max_bytes_ && entries_.size() > 1) {
-    bytes_ -= entry_bytes(entries_.begin()->second);
-    entries_.erase(entries_.begin());
+  Impl& m = *impl_;
+  std::lock_guard lock(m.mutex);
+  if (m.entries.emplace(entry.version, entry).second) m.bytes += entry_bytes(entry);
+  while (m.max_bytes > 0 && m.bytes > m.max_bytes && m.entries.size() > 1) {
+    m.bytes -= entry_bytes(m.entries.begin()->second);
+    m.entries.erase(m.entries.begin());
   }
   return {};
 }
 
 Result<std::uint64_t> MemoryHistoryStore::latest_version() {
-  std::lock_guard lock(mutex_);
-  return entries_.empty() ? std::uint64_t{0} : entries_.rbegin()->first;
+  Impl& m = *impl_;
+  std::lock_guard lock(m.mutex);
+  return m.entries.empty() ? std::uint64_t{0} : m.entries.rbegin()->first;
 }
 
 Result<HistoryEntry> MemoryHistoryStore::load(std::uint64_t version) {
-  std::lock_guard lock(mutex_);
-  auto it = entries_.find(version);
-  if (it == entries_.end()) return not_found(version);
+  Impl& m = *impl_;
+  std::lock_guard lock(m.mutex);
+  auto it = m.entries.find(version);
+  if (it == m.entries.end()) return not_found(version);
   return it->second;
 }
 
 Result<std::vector<HistoryInfo>> MemoryHistoryStore::list() {
-  std::lock_guard lock(mutex_);
+  Impl& m = *impl_;
+  std::lock_guard lock(m.mutex);
   std::vector<HistoryInfo> out;
-  out.reserve(entries_.size());
-  for (const auto& [v, e] : entries_) out.push_back(info_of(e));
+  out.reserve(m.entries.size());
+  for (const auto& [v, e] : m.entries) out.push_back(info_of(e));
   return out;
 }
 
 Result<std::size_t> MemoryHistoryStore::prune(const RetentionPolicy& policy,
                                               std::chrono::system_clock::time_point now) {
-  std::lock_guard lock(mutex_);
+  Impl& m = *impl_;
+  std::lock_guard lock(m.mutex);
   std::size_t removed = 0;
-  while (entries_.size() > 1) {
-    const auto& oldest = entries_.begin()->second;
-    const bool too_many = policy.max_entries > 0 && entries_.size() > policy.max_entries;
+  while (m.entries.size() > 1) {
+    const auto& oldest = m.entries.begin()->second;
+    const bool too_many = policy.max_entries > 0 && m.entries.size() > policy.max_entries;
     const bool too_old = policy.max_age.count() > 0 && oldest.loaded_at < now - policy.max_age;
     if (!too_many && !too_old) break;
-    bytes_ -= entry_bytes(entries_.begin()->second);
-    entries_.erase(entries_.begin());
+    m.bytes -= entry_bytes(m.entries.begin()->second);
+    m.entries.erase(m.entries.begin());
     ++removed;
   }
   return removed;

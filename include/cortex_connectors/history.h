@@ -16,9 +16,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -95,7 +93,10 @@ class CORTEX_CONNECTORS_API MemoryHistoryStore final : public HistoryStore {
  public:
   // `max_bytes` > 0 bounds the bytes kept (manifest + payload + signatures of every entry):
   // record() drops the oldest entries beyond it, never the newest one.
-  explicit MemoryHistoryStore(std::size_t max_bytes = 0) : max_bytes_(max_bytes) {}
+  explicit MemoryHistoryStore(std::size_t max_bytes = 0);
+  ~MemoryHistoryStore() override;
+  MemoryHistoryStore(const MemoryHistoryStore&) = delete;
+  MemoryHistoryStore& operator=(const MemoryHistoryStore&) = delete;
   std::string name() const override { return "memory"; }
   Status record(const HistoryEntry& entry) override;
   Result<std::uint64_t> latest_version() override;
@@ -105,10 +106,8 @@ class CORTEX_CONNECTORS_API MemoryHistoryStore final : public HistoryStore {
                             std::chrono::system_clock::time_point now) override;
 
  private:
-  std::size_t max_bytes_;
-  std::mutex mutex_;
-  std::map<std::uint64_t, HistoryEntry> entries_;
-  std::size_t bytes_ = 0;  // of `entries_`
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 struct HistoryRecorderOptions {
