@@ -7,9 +7,9 @@
 #include <filesystem>
 #include <string_view>
 #include <type_traits>
+#include <variant>
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,6 +17,7 @@
 #include "cortex_connectors/negotiation.h"
 #include "cortex_connectors/signing.h"
 #include "cortex_connectors/validate.h"
+#include "internal/secret_file.h"
 
 namespace cortex_connectors::server {
 
@@ -808,41 +809,32 @@ Result<std::string> read_secret_file(std::string_view name, const std::string& p
   auto refused = [&](std::string_view what) {
     return usage(fmt::format("{} {} {}", name, path, what));
   };
-  // O_NONBLOCK: a FIFO opens at once, and is then refused as not a regular file.
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  if (fd < 0) return refused(fmt::format("cannot be opened: {}", std::strerror(errno)));
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0)
-    return refused(fmt::format("cannot be read: {}", std::strerror(errno)));
-  if (!S_ISREG(st.st_mode)) return refused("is not a regular file");
   // systemd writes credentials readable by the service's group too (and guards their
   // directory): the mode of a file there says nothing about who else can read it.
   const bool credential = credentials_dir && is_inside(path, *credentials_dir);
-  if (!credential && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-    return refused(fmt::format(
-        "is open to group or others (mode {:04o}): make it 0600 (chmod 600), or pass it as a "
-        "systemd credential (LoadCredential=)",
-        st.st_mode & 07777));
-  }
-  if (st.st_size > static_cast<off_t>(kMaxSecretFileBytes)) {
+  auto read = internal::read_secret_file(
+      path, {.owner_only = !credential, .max_bytes = kMaxSecretFileBytes, .refuse_larger = true});
+  if (const auto* failure = std::get_if<internal::SecretFileFailure>(&read)) {
+    using Kind = internal::SecretFileFailure::Kind;
+    switch (failure->kind) {
+      case Kind::kOpen:
+        return refused(fmt::format("cannot be opened: {}", std::strerror(failure->error_number)));
+      case Kind::kStat:
+      case Kind::kRead:
+        return refused(fmt::format("cannot be read: {}", std::strerror(failure->error_number)));
+      case Kind::kNotRegular:
+        return refused("is not a regular file");
+      case Kind::kOpenToOthers:
+        return refused(fmt::format(
+            "is open to group or others (mode {:04o}): make it 0600 (chmod 600), or pass it as "
+            "a systemd credential (LoadCredential=)",
+            failure->mode));
+      case Kind::kTooLarge:
+        break;
+    }
     return refused(fmt::format("is larger than {} bytes", kMaxSecretFileBytes));
   }
-  std::string secret;
-  char buffer[4096];
-  for (;;) {
-    const ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return refused(fmt::format("cannot be read: {}", std::strerror(errno)));
-    if (n == 0) break;
-    secret.append(buffer, static_cast<std::size_t>(n));
-    if (secret.size() > kMaxSecretFileBytes) {
-      return refused(fmt::format("is larger than {} bytes", kMaxSecretFileBytes));
-    }
-  }
+  std::string secret = std::move(std::get<std::string>(read));
   if (!secret.empty() && secret.back() == '\n') secret.pop_back();
   if (secret.empty()) return refused("is empty");
   return secret;
