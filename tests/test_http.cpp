@@ -195,7 +195,7 @@ TEST_CASE("health tells starting, ok and degraded", "[http]") {
   CHECK(degraded.find("health-key") == std::string::npos);
 }
 
-TEST_CASE("health components add members; a degraded one turns ok into degraded", "[http]") {
+TEST_CASE("health components add members, and a degraded one turns ok into degraded", "[http]") {
   cc::RegistryOptions o;
   o.signing_key = "health-key";
   cc::Registry registry(o);
