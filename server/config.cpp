@@ -126,6 +126,9 @@ struct Nested {
   Outer outer;
   Inner inner;
 };
+// Spelled out: clang before 17 has no deduction for aggregates.
+template <class Outer, class Inner>
+Nested(Outer, Inner) -> Nested<Outer, Inner>;
 
 // The field a table entry names: a member pointer of ServerConfig, or a Nested one.
 template <auto Field>
