@@ -6,7 +6,8 @@
 #   FUZZ_SECONDS=600 scripts/fuzz.sh json   a longer run (docs/fuzzing.md)
 # New inputs go to build-fuzz/corpus/<target>/ (the seeds in the repository are only read); a
 # crash leaves its input in build-fuzz/artifacts/<target>/ and makes the script fail. Turn such
-# an input into a regression test in tests/ (docs/fuzzing.md says how).
+# an input into a regression test in tests/ (docs/fuzzing.md says how). The server is configured
+# too: fuzz_request_head links its internal library (only what the targets need is built).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -16,7 +17,7 @@ seconds=${FUZZ_SECONDS:-20}
 CC=clang CXX=clang++ cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCORTEX_CONNECTORS_FUZZ=ON -DCORTEX_CONNECTORS_SANITIZE=address,undefined \
   -DCORTEX_CONNECTORS_WERROR=ON -DCORTEX_CONNECTORS_BUILD_TESTS=OFF \
-  -DCORTEX_CONNECTORS_BUILD_SERVER=OFF -DCORTEX_CONNECTORS_BUILD_CLIENT=OFF \
+  -DCORTEX_CONNECTORS_BUILD_SERVER=ON -DCORTEX_CONNECTORS_BUILD_CLIENT=OFF \
   -DCORTEX_CONNECTORS_BUILD_EXAMPLES=OFF -DCORTEX_CONNECTORS_INSTALL=OFF >/dev/null
 
 targets=("$@")

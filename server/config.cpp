@@ -7,9 +7,9 @@
 #include <filesystem>
 #include <string_view>
 #include <type_traits>
+#include <variant>
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,6 +17,7 @@
 #include "cortex_connectors/negotiation.h"
 #include "cortex_connectors/signing.h"
 #include "cortex_connectors/validate.h"
+#include "internal/secret_file.h"
 
 namespace cortex_connectors::server {
 
@@ -118,18 +119,39 @@ struct Option {
   bool command = false;  // -h, --version: the parse ends there, nothing else is read
 };
 
+// A member of a member of the configuration (config.hardening.worker_threads) as a table
+// entry's field: Nested{&C::hardening, &HardeningOptions::worker_threads}.
+template <class Outer, class Inner>
+struct Nested {
+  Outer outer;
+  Inner inner;
+};
+// Spelled out: clang before 17 has no deduction for aggregates.
+template <class Outer, class Inner>
+Nested(Outer, Inner) -> Nested<Outer, Inner>;
+
+// The field a table entry names: a member pointer of ServerConfig, or a Nested one.
+template <auto Field>
+auto& field(ServerConfig& config) {
+  if constexpr (std::is_member_object_pointer_v<decltype(Field)>) {
+    return config.*Field;
+  } else {
+    return (config.*(Field.outer)).*(Field.inner);
+  }
+}
+
 // Appliers, one per kind of value. Each stores a checked value, or returns the one-line error
 // "<name> <invalid>", which never holds the value.
 
 template <auto Field>
 Status set_text(ParseState& s, const Option& /*option*/, const Value& v) {
-  s.config.*Field = std::string(v.text);
+  field<Field>(s.config) = std::string(v.text);
   return {};
 }
 
 template <auto Field>
 Status add_text(ParseState& s, const Option& /*option*/, const Value& v) {
-  (s.config.*Field).emplace_back(v.text);
+  field<Field>(s.config).emplace_back(v.text);
   return {};
 }
 
@@ -137,11 +159,11 @@ template <auto Field, long long Min, long long Max>
 Status set_integer(ParseState& s, const Option& option, const Value& v) {
   const auto n = to_integer(v.text);
   if (!n || *n < Min || *n > Max) return usage(fmt::format("{} {}", v.name, option.invalid));
-  using T = std::remove_cvref_t<decltype(s.config.*Field)>;
+  using T = std::remove_cvref_t<decltype(field<Field>(s.config))>;
   if constexpr (std::is_same_v<T, std::optional<int>>) {
-    s.config.*Field = static_cast<int>(*n);
+    field<Field>(s.config) = static_cast<int>(*n);
   } else {
-    s.config.*Field = static_cast<T>(*n);
+    field<Field>(s.config) = static_cast<T>(*n);
   }
   return {};
 }
@@ -157,7 +179,7 @@ Status set_given_integer(ParseState& s, const Option& option, const Value& v) {
 // A variable holding true/false, or a switch (which sets true).
 template <auto Field>
 Status set_bool(ParseState& s, const Option& /*option*/, const Value& v) {
-  s.config.*Field = !v.from_env || truthy(v.text);
+  field<Field>(s.config) = !v.from_env || truthy(v.text);
   return {};
 }
 
@@ -349,17 +371,18 @@ const Option kOptions[] = {
      .fallback = "10000",
      .help = "milliseconds a whole request head may take",
      .invalid = "must be a positive integer",
-     .apply = set_integer<&C::request_deadline, 1, kIntMax>},
+     .apply = set_integer<Nested{&C::hardening, &HardeningOptions::request_deadline}, 1, kIntMax>},
     {.env = "CONNECTORS_KEEPALIVE_TIMEOUT_MS",
      .fallback = "5000",
      .help = "milliseconds a keep-alive connection may idle between requests",
      .invalid = "must be a positive integer",
-     .apply = set_integer<&C::keep_alive_timeout, 1, kIntMax>},
+     .apply =
+         set_integer<Nested{&C::hardening, &HardeningOptions::keep_alive_timeout}, 1, kIntMax>},
     {.env = "CONNECTORS_WORKER_THREADS",
      .fallback = "8",
      .help = "request workers, 1-4096 (connections do not hold one while idle)",
      .invalid = "must be 1-4096",
-     .apply = set_integer<&C::worker_threads, 1, 4096>},
+     .apply = set_integer<Nested{&C::hardening, &HardeningOptions::worker_threads}, 1, 4096>},
     {.env = "CONNECTORS_POLL_INTERVAL_MS",
      .fallback = "1000",
      .help = "milliseconds between manifest polls where inotify cannot watch",
@@ -474,27 +497,27 @@ const Option kOptions[] = {
     {.env = "OTEL_SERVICE_NAME",
      .fallback = "cortex-connectors",
      .help = "the resource attribute service.name of exported spans",
-     .apply = set_text<&C::otel_service_name>},
+     .apply = set_text<Nested{&C::otlp, &OtlpExporterOptions::service_name}>},
     {.env = "OTEL_EXPORTER_OTLP_TIMEOUT",
      .fallback = "10000",
      .help = "milliseconds per export request",
      .invalid = "must be a positive integer (milliseconds)",
-     .apply = set_integer<&C::otel_timeout, 1, kIntMax>},
+     .apply = set_integer<Nested{&C::otlp, &OtlpExporterOptions::timeout}, 1, kIntMax>},
     {.env = "OTEL_BSP_SCHEDULE_DELAY",
      .fallback = "5000",
      .help = "milliseconds between exports of a partial batch",
      .invalid = "must be a positive integer (milliseconds)",
-     .apply = set_integer<&C::otel_schedule_delay, 1, kIntMax>},
+     .apply = set_integer<Nested{&C::otlp, &OtlpExporterOptions::schedule_delay}, 1, kIntMax>},
     {.env = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
      .fallback = "512",
      .help = "spans per export request",
      .invalid = "must be a positive integer",
-     .apply = set_integer<&C::otel_max_batch, 1, kIntMax>},
+     .apply = set_integer<Nested{&C::otlp, &OtlpExporterOptions::max_batch}, 1, kIntMax>},
     {.env = "OTEL_BSP_MAX_QUEUE_SIZE",
      .fallback = "2048",
      .help = "spans waiting to be sent; beyond it new spans are dropped and counted",
      .invalid = "must be a positive integer",
-     .apply = set_integer<&C::otel_max_queue, 1, kIntMax>},
+     .apply = set_integer<Nested{&C::otlp, &OtlpExporterOptions::max_queue}, 1, kIntMax>},
     {.env = "OTEL_TRACES_SAMPLER",
      .fallback = "parentbased_always_on",
      .help = "always_on, always_off, traceidratio, parentbased_always_on, "
@@ -718,8 +741,8 @@ Status check_across(ParseState& s) {
   if (c.api_keys.empty() && !c.no_auth) {
     return usage("CONNECTORS_API_KEY or MCP_API_KEY is required (or NO_AUTH=true)");
   }
-  merge_headers(c.otel_headers, std::move(s.otel_headers));
-  merge_headers(c.otel_headers, std::move(s.otel_traces_headers));
+  merge_headers(c.otlp.headers, std::move(s.otel_headers));
+  merge_headers(c.otlp.headers, std::move(s.otel_traces_headers));
   return {};
 }
 
@@ -808,41 +831,32 @@ Result<std::string> read_secret_file(std::string_view name, const std::string& p
   auto refused = [&](std::string_view what) {
     return usage(fmt::format("{} {} {}", name, path, what));
   };
-  // O_NONBLOCK: a FIFO opens at once, and is then refused as not a regular file.
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  if (fd < 0) return refused(fmt::format("cannot be opened: {}", std::strerror(errno)));
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0)
-    return refused(fmt::format("cannot be read: {}", std::strerror(errno)));
-  if (!S_ISREG(st.st_mode)) return refused("is not a regular file");
   // systemd writes credentials readable by the service's group too (and guards their
   // directory): the mode of a file there says nothing about who else can read it.
   const bool credential = credentials_dir && is_inside(path, *credentials_dir);
-  if (!credential && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-    return refused(fmt::format(
-        "is open to group or others (mode {:04o}): make it 0600 (chmod 600), or pass it as a "
-        "systemd credential (LoadCredential=)",
-        st.st_mode & 07777));
-  }
-  if (st.st_size > static_cast<off_t>(kMaxSecretFileBytes)) {
+  auto read = internal::read_secret_file(
+      path, {.owner_only = !credential, .max_bytes = kMaxSecretFileBytes, .refuse_larger = true});
+  if (const auto* failure = std::get_if<internal::SecretFileFailure>(&read)) {
+    using Kind = internal::SecretFileFailure::Kind;
+    switch (failure->kind) {
+      case Kind::kOpen:
+        return refused(fmt::format("cannot be opened: {}", std::strerror(failure->error_number)));
+      case Kind::kStat:
+      case Kind::kRead:
+        return refused(fmt::format("cannot be read: {}", std::strerror(failure->error_number)));
+      case Kind::kNotRegular:
+        return refused("is not a regular file");
+      case Kind::kOpenToOthers:
+        return refused(fmt::format(
+            "is open to group or others (mode {:04o}): make it 0600 (chmod 600), or pass it as "
+            "a systemd credential (LoadCredential=)",
+            failure->mode));
+      case Kind::kTooLarge:
+        break;
+    }
     return refused(fmt::format("is larger than {} bytes", kMaxSecretFileBytes));
   }
-  std::string secret;
-  char buffer[4096];
-  for (;;) {
-    const ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return refused(fmt::format("cannot be read: {}", std::strerror(errno)));
-    if (n == 0) break;
-    secret.append(buffer, static_cast<std::size_t>(n));
-    if (secret.size() > kMaxSecretFileBytes) {
-      return refused(fmt::format("is larger than {} bytes", kMaxSecretFileBytes));
-    }
-  }
+  std::string secret = std::move(std::get<std::string>(read));
   if (!secret.empty() && secret.back() == '\n') secret.pop_back();
   if (secret.empty()) return refused("is empty");
   return secret;

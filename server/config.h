@@ -17,6 +17,7 @@
 
 #include "cortex_connectors/keys.h"
 #include "cortex_connectors/result.h"
+#include "hardening.h"
 
 namespace cortex_connectors::server {
 
@@ -55,6 +56,25 @@ struct OtlpHeader {
   std::string value;
 };
 
+// The span exporter's settings (otlp_exporter.h), part of the configuration
+// (ServerConfig::otlp).
+struct OtlpExporterOptions {
+  // The URL spans are POSTed to, used as given (otlp_traces_url(); not set by the parser):
+  // http://host:port/path ("/" when it has no path). https:// goes through cpp-httplib's
+  // OpenSSL client.
+  std::string url;
+  // Sent with every request (OTEL_EXPORTER_OTLP_HEADERS); the values are secrets and are never
+  // logged.
+  std::vector<OtlpHeader> headers;
+  std::string service_name = "cortex-connectors";  // OTEL_SERVICE_NAME
+  std::size_t max_queue = 2048;                    // OTEL_BSP_MAX_QUEUE_SIZE
+  std::size_t max_batch = 512;                     // OTEL_BSP_MAX_EXPORT_BATCH_SIZE
+  std::chrono::milliseconds schedule_delay{5000};  // OTEL_BSP_SCHEDULE_DELAY
+  std::chrono::milliseconds timeout{10000};        // OTEL_EXPORTER_OTLP_TIMEOUT, per request
+  // At stop(), queued spans get at most this long to leave (SIGTERM exits within ~1 s).
+  std::chrono::milliseconds shutdown_budget{500};
+};
+
 struct ServerConfig {
   Command command = Command::kServe;  // with anything but kServe, nothing else is checked
   std::string host = "127.0.0.1";
@@ -89,28 +109,19 @@ struct ServerConfig {
   // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (used as given, and wins); see otlp_traces_url().
   std::optional<std::string> otel_endpoint;
   std::optional<std::string> otel_traces_endpoint;
-  // OTEL_EXPORTER_OTLP_HEADERS merged with OTEL_EXPORTER_OTLP_TRACES_HEADERS (which wins per
-  // name, compared without case).
-  std::vector<OtlpHeader> otel_headers;
-  std::string otel_service_name = "cortex-connectors";  // OTEL_SERVICE_NAME
-  std::size_t otel_max_queue = 2048;                    // OTEL_BSP_MAX_QUEUE_SIZE
-  std::size_t otel_max_batch = 512;                     // OTEL_BSP_MAX_EXPORT_BATCH_SIZE
-  std::chrono::milliseconds otel_schedule_delay{5000};  // OTEL_BSP_SCHEDULE_DELAY
-  std::chrono::milliseconds otel_timeout{10000};        // OTEL_EXPORTER_OTLP_TIMEOUT
-  std::string otel_sampler;      // OTEL_TRACES_SAMPLER (read by tracing.h's parse_sampler)
+  // The exporter's settings: service name, queue, batch, delay, timeout and headers
+  // (OTEL_EXPORTER_OTLP_HEADERS merged with OTEL_EXPORTER_OTLP_TRACES_HEADERS, which wins per
+  // name, compared without case). Its url is otlp_traces_url() of the two endpoints above.
+  OtlpExporterOptions otlp;
+  std::string otel_sampler;      // OTEL_TRACES_SAMPLER (read by trace_context.h's parse_sampler)
   std::string otel_sampler_arg;  // OTEL_TRACES_SAMPLER_ARG
   int heartbeat_seconds = 15;
   bool dev = false;
   // --dev made these keys (none was configured): the banner prints them once.
   bool dev_generated_signing_key = false;
   bool dev_generated_api_key = false;
-  // Connection hardening.
-  std::chrono::milliseconds request_deadline{10000};  // whole request head
-  std::chrono::milliseconds keep_alive_timeout{5000};
-  std::size_t keep_alive_max_requests = 1000;
-  std::size_t header_budget_bytes = 16384;
-  std::size_t max_header_count = 100;
-  std::size_t worker_threads = 8;  // connections do not hold workers (see http_server.h)
+  // Connection hardening (on_refused is set by the server, not the parser).
+  HardeningOptions hardening;
   int listen_backlog = 1024;
   std::size_t max_subscribers = 20000;            // SSE; also bounded by RLIMIT_NOFILE
   std::chrono::milliseconds poll_interval{1000};  // watcher poll fallback

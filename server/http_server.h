@@ -33,20 +33,9 @@
 
 #include <httplib.h>
 
-namespace cortex_connectors::server {
+#include "hardening.h"
 
-struct HardeningOptions {
-  std::chrono::milliseconds request_deadline{10000};
-  std::chrono::milliseconds keep_alive_timeout{5000};
-  std::chrono::milliseconds write_timeout{10000};
-  std::size_t keep_alive_max_requests = 1000;
-  std::size_t header_budget_bytes = 16384;
-  std::size_t max_header_count = 100;
-  std::size_t worker_threads = 8;
-  // Called with the status of every request answered by the connection loop itself (400, 405,
-  // 431) before httplib sees it: for the access log.
-  std::function<void(int status)> on_refused;
-};
+namespace cortex_connectors::server {
 
 // A checked request head, split into views (valid during the takeover call).
 struct RequestHead {

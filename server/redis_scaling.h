@@ -1,5 +1,7 @@
 // Horizontal scale over Redis (docs/scaling.md): the publisher writes every signed snapshot to
-// Redis and announces it; replicas read, verify and serve it. The only users of hiredis.
+// Redis and announces it; replicas read, verify and serve it. The only users of hiredis: the
+// publisher in redis_publisher.cpp, the replica in redis_replica.cpp, the connection and the
+// helpers they share in redis_connection.{h,cpp}.
 //
 // Keys (`prefix` = ServerConfig::redis_prefix):
 //   <prefix>:snapshot   hash: version, body (the signed service-map body), generatedAt,
@@ -47,10 +49,6 @@ class ScalingRole {
   // True when the role cannot do its job now (/health reports "degraded").
   virtual bool degraded() const = 0;
 };
-
-// The role routes.cpp reports on /health and /metrics; null (the default) for a single server.
-void set_scaling_role(const ScalingRole* role);
-const ScalingRole* scaling_role();
 
 // Delays between connection attempts: 100 ms doubling to 2 s, each with 50-100 % jitter, so
 // replicas restarted together do not reconnect in step.

@@ -24,8 +24,10 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
-// Per-request state: httplib handles one request at a time per thread, from the head read to
-// the access log, so a thread-local carries what the handlers and the logger share.
+// Per-request state. cpp-httplib 0.11.4's Request has no slot for a caller's data, and it runs
+// the pre-routing handler, the route and the logger of one request on one worker thread, one
+// request at a time: a thread-local (t_request below) is where those hooks find it. Everything
+// process-wide comes from the ServerContext instead.
 struct RequestContext {
   SteadyClock::time_point start;
   std::chrono::system_clock::time_point start_wall;
@@ -37,7 +39,7 @@ struct RequestContext {
 
   // Starts a request: its id (the client's when sane), its trace (the caller's when the
   // traceparent is valid, else a new one; W3C Trace Context) and its span.
-  void begin(std::string_view sent_request_id, std::string_view traceparent) {
+  void begin(const Tracer& tracer, std::string_view sent_request_id, std::string_view traceparent) {
     start = SteadyClock::now();
     start_wall = std::chrono::system_clock::now();
     id = is_sane_request_id(sent_request_id) ? std::string(sent_request_id) : generate_request_id();
@@ -50,7 +52,7 @@ struct RequestContext {
       trace_id = generate_trace_id();
       parent_span_id.clear();
     }
-    sampled = sample_trace(trace_id, parent_sampled);
+    sampled = tracer.sample(trace_id, parent_sampled);
     span_id = generate_span_id();
     set_log_ids({id, trace_id, span_id});
   }
@@ -128,13 +130,14 @@ std::string_view route_template(std::string_view route) {
 }
 
 // The access log line and the server span of one request.
-void finish_request(Registry& registry, const RequestContext& ctx, std::string_view method,
-                    std::string_view route, int status, std::size_t bytes, Json extra = {}) {
+void finish_request(const ServerContext& context, const RequestContext& ctx,
+                    std::string_view method, std::string_view route, int status, std::size_t bytes,
+                    Json extra = {}) {
   const auto elapsed = SteadyClock::now() - ctx.start;
-  registry.metrics().observe_http_request(
+  context.registry.metrics().observe_http_request(
       route, status, std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed));
   if (ctx.sampled) {
-    // A fixed-size record: no allocation on the request path (tracing.h).
+    // A fixed-size record: no allocation on the request path (otlp_json.h).
     HttpSpan span;
     std::copy_n(ctx.trace_id.data(), std::min(ctx.trace_id.size(), span.trace_id.size()),
                 span.trace_id.begin());
@@ -157,7 +160,7 @@ void finish_request(Registry& registry, const RequestContext& ctx, std::string_v
     span.end_ns =
         span.start_ns + static_cast<std::uint64_t>(
                             std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count());
-    record_span(span);
+    context.tracer.record(span);
   }
   if (!log_enabled(LogLevel::kInfo)) return;
   Json fields = extra.is_object() ? std::move(extra) : Json::object();
@@ -169,35 +172,21 @@ void finish_request(Registry& registry, const RequestContext& ctx, std::string_v
   log(LogLevel::kInfo, "request", fields);
 }
 
-// The /health body with the scaling role's member; a role that cannot do its job (no Redis,
-// no lease) makes an "ok" server "degraded".
-std::string with_scaling(const std::string& body, const ScalingRole& role) {
-  auto health = parse_json(body);
-  if (!health) return body;
-  health->set("scaling", role.status());
-  if (role.degraded()) {
-    if (const Json* s = health->find("status");
-        s != nullptr && s->is_string() && s->as_string() == "ok") {
-      health->set("status", "degraded");
-    }
-  }
-  auto out = canonical_json(*health);
-  return out ? std::move(*out) : body;
-}
-
 // The hooks every listener shares: request ids and traces, X-Request-Id, error bodies without
 // internals, and the access log line, metrics and span of each request. A `listener` other
 // than "" is named in the access log lines ("listener":"metrics").
-void install_request_hooks(HardenedServer& server, Registry& registry,
+void install_request_hooks(HardenedServer& server, const ServerContext& context,
                            std::string_view listener = {}) {
-  server.set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
-    t_request.begin(req.get_header_value("X-Request-Id"), req.get_header_value("traceparent"));
+  const Tracer& tracer = context.tracer;
+  server.set_pre_routing_handler([&tracer](const httplib::Request& req, httplib::Response&) {
+    t_request.begin(tracer, req.get_header_value("X-Request-Id"),
+                    req.get_header_value("traceparent"));
     return httplib::Server::HandlerResponse::Unhandled;
   });
   // Runs for every response httplib writes, routed or not (a request httplib could not parse
   // skipped the pre-routing handler).
-  server.set_post_routing_handler([](const httplib::Request&, httplib::Response& res) {
-    if (t_request.id.empty()) t_request.begin({}, {});
+  server.set_post_routing_handler([&tracer](const httplib::Request&, httplib::Response& res) {
+    if (t_request.id.empty()) t_request.begin(tracer, {}, {});
     res.set_header("X-Request-Id", t_request.id);
   });
   server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
@@ -219,45 +208,53 @@ void install_request_hooks(HardenedServer& server, Registry& registry,
         send_text(res, 500, detail_body("internal error"));
       });
   server.set_logger(
-      [&registry, listener](const httplib::Request& req, const httplib::Response& res) {
-        if (t_request.id.empty()) t_request.begin({}, {});
-        finish_request(registry, t_request, req.method, route_name(req.path), res.status,
+      [&context, listener](const httplib::Request& req, const httplib::Response& res) {
+        if (t_request.id.empty()) t_request.begin(context.tracer, {}, {});
+        finish_request(context, t_request, req.method, route_name(req.path), res.status,
                        res.content_length_ ? res.content_length_ : res.body.size(),
                        listener.empty() ? Json() : Json(Json::Object{{"listener", listener}}));
         t_request.end();
       });
 }
 
-void install_health_route(HardenedServer& server, Registry& registry) {
-  server.Get("/health", [&registry](const httplib::Request&, httplib::Response& res) {
-    std::string body = health_body(registry, std::chrono::system_clock::now());
-    if (const ScalingRole* role = scaling_role()) body = with_scaling(body, *role);
-    send_text(res, 200, body);
+void install_health_route(HardenedServer& server, const ServerContext& context) {
+  server.Get("/health", [&context](const httplib::Request&, httplib::Response& res) {
+    const auto now = std::chrono::system_clock::now();
+    // The scaling role's member; a role that cannot do its job (no Redis, no lease) makes an
+    // "ok" server "degraded".
+    if (const ScalingRole* role = context.scaling_role()) {
+      const HealthComponent scaling{"scaling", role->status(), role->degraded()};
+      send_text(res, 200, health_body(context.registry, now, {&scaling, 1}));
+    } else {
+      send_text(res, 200, health_body(context.registry, now));
+    }
   });
 }
 
 // The Prometheus text of the registry, the span exporter and the scaling role.
-void send_metrics(httplib::Response& res, Registry& registry) {
-  const auto snap = registry.current();
-  const ScalingRole* role = scaling_role();
+void send_metrics(httplib::Response& res, const ServerContext& context) {
+  const auto snap = context.registry.current();
+  const ScalingRole* role = context.scaling_role();
   send_text(res, 200,
-            registry.metrics().render_text(snap.get()) + span_metrics_text() +
+            context.registry.metrics().render_text(snap.get()) + context.tracer.metrics_text() +
                 (role != nullptr ? role->metrics_text() : std::string()),
             "text/plain; version=0.0.4; charset=utf-8");
 }
 
 }  // namespace
 
-void log_refused_request(Registry& registry, int status) {
+void log_refused_request(const ServerContext& context, int status) {
   RequestContext ctx;
-  ctx.begin({}, {});
-  finish_request(registry, ctx, "", "refused", status, 0);
+  ctx.begin(context.tracer, {}, {});
+  finish_request(context, ctx, "", "refused", status, 0);
   ctx.end();
 }
 
-void install_routes(HardenedServer& server, Registry& registry, const ServerConfig& config) {
-  install_request_hooks(server, registry);
-  install_health_route(server, registry);
+void install_routes(HardenedServer& server, const ServerContext& context) {
+  install_request_hooks(server, context);
+  install_health_route(server, context);
+  Registry& registry = context.registry;
+  const ServerConfig& config = context.config;
 
   server.Get("/ready", [&registry](const httplib::Request&, httplib::Response& res) {
     if (registry.has_snapshot()) {
@@ -300,22 +297,22 @@ void install_routes(HardenedServer& server, Registry& registry, const ServerConf
     send_bytes(res, snap, bytes, kJson);
   });
 
-  server.Get("/metrics", [&registry, &config](const httplib::Request& req, httplib::Response& res) {
+  server.Get("/metrics", [&context, &config](const httplib::Request& req, httplib::Response& res) {
     if (!config.enable_prometheus) {
       send_text(res, 404,
                 detail_body("metrics are disabled (ENABLE_PROMETHEUS=true enables them)"));
       return;
     }
     if (!config.api_keys.empty() && !authorize(req, res, config)) return;
-    send_metrics(res, registry);
+    send_metrics(res, context);
   });
 }
 
-void install_metrics_listener_routes(HardenedServer& server, Registry& registry) {
-  install_request_hooks(server, registry, "metrics");
-  install_health_route(server, registry);
-  server.Get("/metrics", [&registry](const httplib::Request&, httplib::Response& res) {
-    send_metrics(res, registry);
+void install_metrics_listener_routes(HardenedServer& server, const ServerContext& context) {
+  install_request_hooks(server, context, "metrics");
+  install_health_route(server, context);
+  server.Get("/metrics", [&context](const httplib::Request&, httplib::Response& res) {
+    send_metrics(res, context);
   });
 }
 
@@ -444,55 +441,55 @@ void bring_hub_up_to_date(SseHub& hub, const Registry& registry) {
 
 }  // namespace
 
-void install_stream(HardenedServer& server, SseHub& hub, Registry& registry,
-                    const ServerConfig& config) {
-  server.set_takeover(
-      "/v1/connectors/stream", [&hub, &registry, &config](int fd, const RequestHead& head) {
-        RequestContext ctx;
-        ctx.begin(head.header("x-request-id"), head.header("traceparent"));
-        const std::string& request_id = ctx.id;
-        const bool head_only = head.method == "HEAD";
-        int status = 200;
-        std::size_t bytes = 0;
-        // The span and the access line cover the handshake, not the stream's lifetime.
-        auto finish = [&](Takeover outcome) {
-          finish_request(registry, ctx, head.method, "stream", status, bytes,
-                         Json(Json::Object{{"subscribers", hub.subscribers()}}));
-          ctx.end();
-          return outcome;
-        };
-        if (!config.no_auth) {
-          const auto auth = check_bearer(head.header("authorization"), config.api_keys);
-          if (auth != AuthResult::kOk) {
-            status = auth == AuthResult::kForbidden ? 403 : 401;
-            bytes = answer(
-                fd, status, request_id, status == 401 ? "WWW-Authenticate: Bearer\r\n" : "",
-                detail_body(status == 403                  ? "invalid API key"
-                            : auth == AuthResult::kMissing ? "missing bearer token"
-                                                           : "malformed Authorization header"),
-                head_only);
-            return finish(Takeover::kAnswered);
-          }
-        }
-        std::string preamble =
-            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-            "Connection: keep-alive\r\nX-Accel-Buffering: no\r\nX-Request-Id: " +
-            request_id + "\r\n\r\n";
-        if (head_only) {
-          send_all(fd, preamble);
-          return finish(Takeover::kAnswered);
-        }
-        const bool delta = head.query_param("mode") == "delta";
-        bring_hub_up_to_date(hub, registry);
-        if (!hub.adopt(fd, std::move(preamble), delta,
-                       parse_last_event_id(head.header("last-event-id")))) {
-          status = 503;
-          bytes = answer(fd, 503, request_id, "Retry-After: 5\r\n",
-                         detail_body("too many stream subscribers"), false);
-          return finish(Takeover::kAnswered);
-        }
-        return finish(Takeover::kAdopted);
-      });
+void install_stream(HardenedServer& server, SseHub& hub, const ServerContext& context) {
+  server.set_takeover("/v1/connectors/stream", [&hub, &context](int fd, const RequestHead& head) {
+    const Registry& registry = context.registry;
+    const ServerConfig& config = context.config;
+    RequestContext ctx;
+    ctx.begin(context.tracer, head.header("x-request-id"), head.header("traceparent"));
+    const std::string& request_id = ctx.id;
+    const bool head_only = head.method == "HEAD";
+    int status = 200;
+    std::size_t bytes = 0;
+    // The span and the access line cover the handshake, not the stream's lifetime.
+    auto finish = [&](Takeover outcome) {
+      finish_request(context, ctx, head.method, "stream", status, bytes,
+                     Json(Json::Object{{"subscribers", hub.subscribers()}}));
+      ctx.end();
+      return outcome;
+    };
+    if (!config.no_auth) {
+      const auto auth = check_bearer(head.header("authorization"), config.api_keys);
+      if (auth != AuthResult::kOk) {
+        status = auth == AuthResult::kForbidden ? 403 : 401;
+        bytes =
+            answer(fd, status, request_id, status == 401 ? "WWW-Authenticate: Bearer\r\n" : "",
+                   detail_body(status == 403                  ? "invalid API key"
+                               : auth == AuthResult::kMissing ? "missing bearer token"
+                                                              : "malformed Authorization header"),
+                   head_only);
+        return finish(Takeover::kAnswered);
+      }
+    }
+    std::string preamble =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+        "Connection: keep-alive\r\nX-Accel-Buffering: no\r\nX-Request-Id: " +
+        request_id + "\r\n\r\n";
+    if (head_only) {
+      send_all(fd, preamble);
+      return finish(Takeover::kAnswered);
+    }
+    const bool delta = head.query_param("mode") == "delta";
+    bring_hub_up_to_date(hub, registry);
+    if (!hub.adopt(fd, std::move(preamble), delta,
+                   parse_last_event_id(head.header("last-event-id")))) {
+      status = 503;
+      bytes = answer(fd, 503, request_id, "Retry-After: 5\r\n",
+                     detail_body("too many stream subscribers"), false);
+      return finish(Takeover::kAnswered);
+    }
+    return finish(Takeover::kAdopted);
+  });
 }
 
 }  // namespace cortex_connectors::server

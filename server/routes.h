@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "config.h"
+#include "context.h"
 #include "cortex_connectors/registry.h"
 #include "http_server.h"
 #include "sse_hub.h"
@@ -14,18 +14,18 @@
 namespace cortex_connectors::server {
 
 // Registers every route, the access log, X-Request-Id and the error handlers on `server`.
-// `registry` and `config` must outlive the server.
-void install_routes(HardenedServer& server, Registry& registry, const ServerConfig& config);
+// `context` must outlive the server.
+void install_routes(HardenedServer& server, const ServerContext& context);
 
 // Serves only GET /metrics (always) and GET /health, without auth, with the hooks of
 // install_routes(); everything else is 404. For a listener of its own (--metrics-port) that a
 // Prometheus scraper reaches without a key: it serves no service map, stream or keys.
-// `registry` must outlive the server.
-void install_metrics_listener_routes(HardenedServer& server, Registry& registry);
+// `context` must outlive the server.
+void install_metrics_listener_routes(HardenedServer& server, const ServerContext& context);
 
 // The access log line, metrics and span of a request the connection loop refused before
 // routing (HardeningOptions::on_refused: 400, 405, 431).
-void log_refused_request(Registry& registry, int status);
+void log_refused_request(const ServerContext& context, int status);
 
 // Serves GET /v1/connectors/keys: the keys document of `published` (keys.h), without auth
 // (public keys are not secret), strong ETag, 304 on If-None-Match; 404 when `published` is empty.
@@ -40,7 +40,6 @@ void install_dashboard_route(HardenedServer& server, std::shared_ptr<const Bundl
 
 // Serves GET /v1/connectors/stream: authenticates, writes the event-stream head and hands the
 // socket to `hub` (503 when it is full).
-void install_stream(HardenedServer& server, SseHub& hub, Registry& registry,
-                    const ServerConfig& config);
+void install_stream(HardenedServer& server, SseHub& hub, const ServerContext& context);
 
 }  // namespace cortex_connectors::server

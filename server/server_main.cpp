@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "context.h"
 #include "cortex_connectors/registry.h"
 #include "cortex_connectors/sqlite_history.h"
 #include "cortex_connectors/trace_context.h"
@@ -204,43 +205,38 @@ std::optional<std::uint64_t> prepare_publisher(const srv::ServerConfig& config,
 }
 
 // The exporter when an OTLP endpoint is configured (spans go out only then), started and set
-// as the process's; nullptr otherwise. It outlives the registry and the hub, which record into
-// it from their threads.
-std::unique_ptr<srv::OtlpExporter> start_exporter(const srv::ServerConfig& config) {
+// as `tracer`'s; nullptr otherwise. It outlives the registry and the hub, which record into it
+// from their threads.
+std::unique_ptr<srv::OtlpExporter> start_exporter(const srv::ServerConfig& config,
+                                                  srv::Tracer& tracer) {
   const auto url = srv::otlp_traces_url(config);
   if (!url) return nullptr;
-  srv::OtlpExporterOptions otlp;
+  srv::OtlpExporterOptions otlp = config.otlp;
   otlp.url = *url;
-  otlp.headers = config.otel_headers;
-  otlp.service_name = config.otel_service_name;
-  otlp.max_queue = config.otel_max_queue;
-  otlp.max_batch = config.otel_max_batch;
-  otlp.schedule_delay = config.otel_schedule_delay;
-  otlp.timeout = config.otel_timeout;
   // As the OpenTelemetry SDKs do, an unknown sampler or a bad argument is a warning, and the
   // default (parentbased_always_on) applies.
-  auto sampler = srv::parse_sampler(config.otel_sampler, config.otel_sampler_arg);
+  auto sampler = cc::parse_sampler(config.otel_sampler, config.otel_sampler_arg);
   if (!sampler) {
     srv::log_always(
         srv::LogLevel::kWarning,
         "OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG not understood; using "
         "parentbased_always_on",
         fields({{"sampler", config.otel_sampler}, {"sampler_arg", config.otel_sampler_arg}}));
-    sampler = srv::Sampler{};
+    sampler = cc::Sampler{};
   }
-  srv::set_sampler(*sampler);
   auto exporter = std::make_unique<srv::OtlpExporter>(std::move(otlp));
   exporter->start();
-  srv::set_span_exporter(exporter.get());
+  tracer.set(exporter.get(), *sampler);
   return exporter;
 }
 
 // RegistryOptions::on_refresh: each load that changed something is a trace (its root span, one
 // span per stage and, on success, the publication: see the registry listener in main()) and a
 // log line.
-void on_refresh(const cc::RefreshReport& r) {
+void on_refresh(const cc::RefreshReport& r, const srv::Tracer& tracer,
+                srv::PendingRefreshTrace& pending) {
   if (r.result == cc::ReloadResult::kUnchanged) return;
-  auto trace = std::make_shared<srv::RefreshTrace>(r);
+  auto trace = std::make_shared<srv::RefreshTrace>(r, tracer);
   const srv::ScopedLogIds ids({{}, trace->trace_id, trace->root_span_id});
   auto ms = [](std::chrono::nanoseconds ns) {
     return std::chrono::duration<double, std::milli>(ns).count();
@@ -255,7 +251,7 @@ void on_refresh(const cc::RefreshReport& r) {
                      {"build_ms", ms(r.timings.build)},
                      {"sign_ms", ms(r.timings.sign)},
                      {"compress_ms", ms(r.timings.compress)}}));
-    srv::RefreshTrace::set_pending(std::move(trace));  // finished by the registry listener
+    pending.set(std::move(trace));  // finished by the registry listener (start_hub())
   } else if (r.result == cc::ReloadResult::kFailure && r.error != nullptr) {
     cc::Json::Array issues;
     for (const auto& i : r.error->issues) issues.emplace_back(i.pointer + ": " + i.message);
@@ -277,9 +273,8 @@ cc::RegistryOptions registry_options(const srv::ServerConfig& config,
   options.manifest_path = config.manifest_path;
   options.signing_key = config.signing_key;
   options.ed25519_keys = std::move(active_keys);
-  // Routes serve the pre-built bytes only; on_refresh gets the manifest for its spans.
+  // Routes serve the pre-built bytes only.
   options.keep_manifest = false;
-  options.on_refresh = on_refresh;
   return options;
 }
 
@@ -299,15 +294,10 @@ void start_loading(const srv::ServerConfig& config, cc::Registry& registry,
   }
 }
 
-srv::HardeningOptions hardening_options(const srv::ServerConfig& config, cc::Registry& registry) {
-  srv::HardeningOptions hardening;
-  hardening.request_deadline = config.request_deadline;
-  hardening.keep_alive_timeout = config.keep_alive_timeout;
-  hardening.keep_alive_max_requests = config.keep_alive_max_requests;
-  hardening.header_budget_bytes = config.header_budget_bytes;
-  hardening.max_header_count = config.max_header_count;
-  hardening.worker_threads = config.worker_threads;
-  hardening.on_refused = [&registry](int status) { srv::log_refused_request(registry, status); };
+srv::HardeningOptions hardening_options(const srv::ServerConfig& config,
+                                        const srv::ServerContext& context) {
+  srv::HardeningOptions hardening = config.hardening;
+  hardening.on_refused = [&context](int status) { srv::log_refused_request(context, status); };
   return hardening;
 }
 
@@ -366,9 +356,11 @@ rlim_t raise_nofile_limit() {
 // makes main() return; the hub then lives until the registry (which joins that thread) has
 // gone. A stopped hub ignores what it is given. nullptr when it cannot start.
 std::shared_ptr<srv::SseHub> start_hub(const srv::ServerConfig& config, cc::Registry& registry,
-                                       std::shared_ptr<cc::HistoryRecorder> history,
-                                       rlim_t nofile) {
+                                       std::shared_ptr<cc::HistoryRecorder> history, rlim_t nofile,
+                                       const srv::Tracer& tracer,
+                                       srv::PendingRefreshTrace& pending) {
   srv::SseHubOptions hub_options;
+  hub_options.tracer = &tracer;
   hub_options.heartbeat = std::chrono::seconds(config.heartbeat_seconds);
   hub_options.history = std::move(history);
   // Leave room for workers, the manifest and the listening sockets.
@@ -377,9 +369,9 @@ std::shared_ptr<srv::SseHub> start_hub(const srv::ServerConfig& config, cc::Regi
       std::min<std::size_t>(config.max_subscribers, static_cast<std::size_t>(fd_room));
   auto hub = std::make_shared<srv::SseHub>(hub_options, registry.metrics());
   if (!hub->start()) return nullptr;
-  registry.subscribe([hub](const std::shared_ptr<const cc::Snapshot>& s) {
+  registry.subscribe([hub, &pending](const std::shared_ptr<const cc::Snapshot>& s) {
     // Runs right after on_refresh on the same thread: the publication joins that load's trace.
-    auto trace = srv::RefreshTrace::take_pending();
+    auto trace = pending.take(s->version);
     if (!trace || !trace->sampled) {
       hub->publish(s, {}, {}, trace != nullptr);
       if (trace) trace->finish(std::chrono::system_clock::now());
@@ -490,13 +482,13 @@ struct MetricsListener {
 
 // Binds the metrics listener when one is configured and logs its address; false (with a line
 // on stderr) when it cannot listen.
-bool bind_metrics_listener(MetricsListener& listener, const srv::ServerConfig& config,
-                           cc::Registry& registry) {
+bool bind_metrics_listener(MetricsListener& listener, const srv::ServerContext& context) {
+  const srv::ServerConfig& config = context.config;
   if (!config.metrics_port) return true;
-  srv::HardeningOptions options = hardening_options(config, registry);
+  srv::HardeningOptions options = hardening_options(config, context);
   options.worker_threads = std::min<std::size_t>(options.worker_threads, 2);  // one scraper
   listener.server = std::make_unique<srv::HardenedServer>(std::move(options));
-  srv::install_metrics_listener_routes(*listener.server, registry);
+  srv::install_metrics_listener_routes(*listener.server, context);
   const int port =
       listener.server->bind(config.metrics_host, *config.metrics_port, config.listen_backlog);
   if (port < 0) {
@@ -515,16 +507,15 @@ bool bind_metrics_listener(MetricsListener& listener, const srv::ServerConfig& c
 
 // The scaling role's object: a replica reads snapshots from Redis (created here); a publisher
 // was made by prepare_publisher(). Either is set as the role /health and /metrics report.
-std::unique_ptr<srv::RedisReplica> set_up_scaling_role(const srv::ServerConfig& config,
-                                                       cc::Registry& registry,
+std::unique_ptr<srv::RedisReplica> set_up_scaling_role(srv::ServerContext& context,
                                                        const srv::SigningKeys& keys,
                                                        srv::RedisPublisher* publisher) {
   std::unique_ptr<srv::RedisReplica> replica;
-  if (config.role == srv::Role::kReplica) {
-    replica = std::make_unique<srv::RedisReplica>(config, registry, keys.published);
-    srv::set_scaling_role(replica.get());
+  if (context.config.role == srv::Role::kReplica) {
+    replica = std::make_unique<srv::RedisReplica>(context.config, context.registry, keys.published);
+    context.set_scaling_role(replica.get());
   } else if (publisher != nullptr) {
-    srv::set_scaling_role(publisher);
+    context.set_scaling_role(publisher);
   }
   return replica;
 }
@@ -534,9 +525,11 @@ struct ServiceReporting {
   srv::ServiceNotifier notifier;
   std::string address;  // host:port, once bound
   std::string source;   // the manifest, or Redis for a replica
-  cc::Registry* registry = nullptr;
+  const srv::ServerContext* context = nullptr;
   std::string status_line() const {
-    return registry != nullptr ? srv::service_status(*registry, address, source) : std::string();
+    return context != nullptr
+               ? srv::service_status(context->registry, address, source, context->scaling_role())
+               : std::string();
   }
 };
 
@@ -600,110 +593,178 @@ bool answers_health(const std::string& host, int port, std::chrono::milliseconds
   return res && res->status == 200;
 }
 
+// The server's life in four steps: configure (flags and environment), build (keys, Redis,
+// history, tracing, the registry, routes and SSE hub), run (bind, start loading, serve until
+// SIGTERM or SIGINT) and drain (stop every part, in order). Members are declared in the order
+// they are made, so that they are destroyed in reverse.
+class ServerApp {
+ public:
+  // Each step returns the process's exit code when it is done: --help, --version, a setting
+  // that cannot be used, a port that cannot be bound, a signal while waiting for Redis.
+  std::optional<int> configure(int argc, char** argv);
+  std::optional<int> build();
+  std::optional<int> run();
+  // After run(): stops the monitor, the listeners, the hub, the watcher, the Redis roles, the
+  // signal thread and the exporter, and logs the last line.
+  void drain();
+
+ private:
+  // A failed load shows in `systemctl status` at once (a success does, through the listener).
+  cc::RegistryOptions make_registry_options();
+  // READY=1 once the first snapshot is served (GET /ready turns 200 at the same moment); every
+  // later one updates the status line.
+  void report_readiness();
+
+  srv::ServerConfig config_;
+  sigset_t signals_{};
+  std::optional<srv::SigningKeys> signing_keys_;
+  std::unique_ptr<srv::RedisPublisher> publisher_;
+  std::optional<cc::SignedSnapshot> stored_snapshot_;
+  std::uint64_t first_version_ = 1;
+  std::shared_ptr<cc::HistoryRecorder> history_;
+  srv::Tracer tracer_;
+  srv::PendingRefreshTrace pending_refresh_;
+  std::unique_ptr<srv::OtlpExporter> exporter_;
+  ServiceReporting reporting_;
+  std::unique_ptr<cc::Registry> registry_;
+  std::unique_ptr<srv::ServerContext> context_;
+  std::unique_ptr<srv::HardenedServer> server_;
+  std::shared_ptr<srv::BundleSlot> dashboard_;
+  rlim_t nofile_ = 0;
+  std::shared_ptr<srv::SseHub> hub_;
+  std::unique_ptr<srv::RedisReplica> replica_;
+  MetricsListener metrics_;
+  int port_ = -1;
+  srv::BundleCompression dashboard_compression_;
+  std::thread signal_thread_;
+  std::optional<srv::ServiceMonitor> monitor_;
+};
+
+std::optional<int> ServerApp::configure(int argc, char** argv) {
+  if (auto done = ::configure(argc, argv, config_)) return done;
+  signals_ = block_signals();
+  auto keys = srv::load_signing_keys(config_);
+  if (!keys) {
+    std::fprintf(stderr, "%s\n", keys.error().message.c_str());
+    return kExitConfig;
+  }
+  signing_keys_ = std::move(*keys);
+  return std::nullopt;
+}
+
+cc::RegistryOptions ServerApp::make_registry_options() {
+  auto options = registry_options(config_, history_, first_version_, std::move(stored_snapshot_),
+                                  signing_keys_->active);
+  options.on_refresh = [this](const cc::RefreshReport& r) {
+    on_refresh(r, tracer_, pending_refresh_);
+    if (r.result == cc::ReloadResult::kFailure) {
+      reporting_.notifier.status(reporting_.status_line());
+    }
+  };
+  return options;
+}
+
+std::optional<int> ServerApp::build() {
+  const auto first_version =
+      prepare_publisher(config_, signals_, signing_keys_->active, publisher_, stored_snapshot_);
+  if (!first_version) return 0;  // SIGTERM while waiting for Redis
+  first_version_ = *first_version;
+  // A replica has no manifest and no history of its own: it serves the publisher's versions.
+  history_ = config_.role == srv::Role::kReplica ? nullptr : open_history(config_);
+  exporter_ = start_exporter(config_, tracer_);
+  reporting_.source = config_.role == srv::Role::kReplica
+                          ? std::string("the snapshot from Redis")
+                          : config_.manifest_path.value_or(std::string(cc::kDefaultManifestPath));
+  registry_ = std::make_unique<cc::Registry>(make_registry_options());
+  context_ = std::make_unique<srv::ServerContext>(config_, *registry_, tracer_);
+  reporting_.context = context_.get();
+
+  server_ = std::make_unique<srv::HardenedServer>(hardening_options(config_, *context_));
+  srv::install_routes(*server_, *context_);
+  srv::install_keys_route(*server_, signing_keys_->published);
+  dashboard_ = install_dashboard(*server_, config_);
+  nofile_ = raise_nofile_limit();
+  hub_ = start_hub(config_, *registry_, history_, nofile_, tracer_, pending_refresh_);
+  if (!hub_) {
+    std::fprintf(stderr, "[brAInwav] cannot start the SSE hub: %s\n", std::strerror(errno));
+    return kExitConfig;
+  }
+  srv::install_stream(*server_, *hub_, *context_);
+  replica_ = set_up_scaling_role(*context_, *signing_keys_, publisher_.get());
+  return std::nullopt;
+}
+
+void ServerApp::report_readiness() {
+  reporting_.address = fmt::format("{}:{}", config_.host, port_);
+  reporting_.notifier.status(reporting_.status_line());
+  registry_->subscribe([this, first = std::make_shared<std::atomic<bool>>(true)](
+                           const std::shared_ptr<const cc::Snapshot>&) {
+    if (first->exchange(false)) {
+      reporting_.notifier.ready(reporting_.status_line());
+    } else {
+      reporting_.notifier.status(reporting_.status_line());
+    }
+  });
+}
+
+std::optional<int> ServerApp::run() {
+  if (!bind_metrics_listener(metrics_, *context_)) return kExitConfig;
+  port_ = server_->bind(config_.host, config_.port, config_.listen_backlog);
+  if (port_ < 0) {
+    std::fprintf(stderr, "[brAInwav] cannot listen on %s:%d: %s\n", config_.host.c_str(),
+                 config_.port, std::strerror(errno));
+    return kExitConfig;
+  }
+  log_listening(config_, port_, *signing_keys_, hub_->max_subscribers(), nofile_);
+  if (config_.dev) print_dev_banner(config_, port_);
+  report_readiness();
+  start_loading(config_, *registry_, replica_.get(), publisher_.get());
+  start_dashboard_compression(dashboard_compression_, std::move(dashboard_));
+  metrics_.start();
+  signal_thread_ =
+      start_signal_thread(signals_, config_, *registry_, reporting_, *server_, metrics_, *hub_);
+  monitor_.emplace(
+      srv::ServiceMonitor::Options{.notifier = &reporting_.notifier,
+                                   .watchdog = srv::ServiceNotifier::watchdog_interval(),
+                                   .status_line = [this] { return reporting_.status_line(); },
+                                   .alive =
+                                       [this](std::chrono::milliseconds timeout) {
+                                         return answers_health(config_.host, port_, timeout);
+                                       }});
+  if (std::getenv("NOTIFY_SOCKET") != nullptr) monitor_->start();
+
+  server_->listen_after_bind();
+  return std::nullopt;
+}
+
+void ServerApp::drain() {
+  monitor_->stop();
+  metrics_.stop();
+  hub_->stop();
+  registry_->stop_watching();
+  context_->set_scaling_role(nullptr);
+  if (replica_) replica_->stop();
+  if (publisher_) publisher_->stop();  // releases the lease
+  // Wake the signal thread if the server stopped for another reason.
+  if (signal_thread_.joinable()) {
+    pthread_kill(signal_thread_.native_handle(), SIGTERM);
+    signal_thread_.join();
+  }
+  if (exporter_) exporter_->stop();  // queued spans get a bounded last attempt
+  srv::log_always(srv::LogLevel::kInfo, "stopped",
+                  exporter_ ? fields({{"spans_exported", exporter_->exported()},
+                                      {"spans_dropped", exporter_->dropped()}})
+                            : cc::Json());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   tune_allocator();
-  srv::ServerConfig config;
-  if (auto done = configure(argc, argv, config)) return *done;
-  const sigset_t signals = block_signals();
-  auto signing_keys = srv::load_signing_keys(config);
-  if (!signing_keys) {
-    std::fprintf(stderr, "%s\n", signing_keys.error().message.c_str());
-    return kExitConfig;
-  }
-  std::unique_ptr<srv::RedisPublisher> publisher;
-  std::optional<cc::SignedSnapshot> stored_snapshot;
-  const auto first_version =
-      prepare_publisher(config, signals, signing_keys->active, publisher, stored_snapshot);
-  if (!first_version) return 0;  // SIGTERM while waiting for Redis
-
-  // A replica has no manifest and no history of its own: it serves the publisher's versions.
-  auto history = config.role == srv::Role::kReplica ? nullptr : open_history(config);
-  auto exporter = start_exporter(config);
-  ServiceReporting reporting;
-  reporting.source = config.role == srv::Role::kReplica
-                         ? std::string("the snapshot from Redis")
-                         : config.manifest_path.value_or(std::string(cc::kDefaultManifestPath));
-  auto options = registry_options(config, history, *first_version, std::move(stored_snapshot),
-                                  signing_keys->active);
-  // A failed load shows in `systemctl status` at once (a success does, through the listener).
-  options.on_refresh = [&reporting](const cc::RefreshReport& r) {
-    on_refresh(r);
-    if (r.result == cc::ReloadResult::kFailure) {
-      reporting.notifier.status(reporting.status_line());
-    }
-  };
-  cc::Registry registry(std::move(options));
-  reporting.registry = &registry;
-
-  srv::HardenedServer server(hardening_options(config, registry));
-  srv::install_routes(server, registry, config);
-  srv::install_keys_route(server, signing_keys->published);
-  auto dashboard = install_dashboard(server, config);
-  const rlim_t nofile = raise_nofile_limit();
-  auto hub = start_hub(config, registry, history, nofile);
-  if (!hub) {
-    std::fprintf(stderr, "[brAInwav] cannot start the SSE hub: %s\n", std::strerror(errno));
-    return kExitConfig;
-  }
-  srv::install_stream(server, *hub, registry, config);
-  auto replica = set_up_scaling_role(config, registry, *signing_keys, publisher.get());
-
-  MetricsListener metrics;
-  if (!bind_metrics_listener(metrics, config, registry)) return kExitConfig;
-  const int port = server.bind(config.host, config.port, config.listen_backlog);
-  if (port < 0) {
-    std::fprintf(stderr, "[brAInwav] cannot listen on %s:%d: %s\n", config.host.c_str(),
-                 config.port, std::strerror(errno));
-    return kExitConfig;
-  }
-  log_listening(config, port, *signing_keys, hub->max_subscribers(), nofile);
-  if (config.dev) print_dev_banner(config, port);
-  reporting.address = fmt::format("{}:{}", config.host, port);
-  reporting.notifier.status(reporting.status_line());
-  // READY=1 once the first snapshot is served (GET /ready turns 200 at the same moment); every
-  // later one updates the status line.
-  registry.subscribe([&reporting, first = std::make_shared<std::atomic<bool>>(true)](
-                         const std::shared_ptr<const cc::Snapshot>&) {
-    if (first->exchange(false)) {
-      reporting.notifier.ready(reporting.status_line());
-    } else {
-      reporting.notifier.status(reporting.status_line());
-    }
-  });
-  start_loading(config, registry, replica.get(), publisher.get());
-  srv::BundleCompression dashboard_compression;
-  start_dashboard_compression(dashboard_compression, std::move(dashboard));
-  metrics.start();
-  std::thread signal_thread =
-      start_signal_thread(signals, config, registry, reporting, server, metrics, *hub);
-  srv::ServiceMonitor monitor({.notifier = &reporting.notifier,
-                               .watchdog = srv::ServiceNotifier::watchdog_interval(),
-                               .status_line = [&reporting] { return reporting.status_line(); },
-                               .alive =
-                                   [&config, port](std::chrono::milliseconds timeout) {
-                                     return answers_health(config.host, port, timeout);
-                                   }});
-  if (std::getenv("NOTIFY_SOCKET") != nullptr) monitor.start();
-
-  server.listen_after_bind();
-  monitor.stop();
-  metrics.stop();
-  hub->stop();
-  registry.stop_watching();
-  srv::set_scaling_role(nullptr);
-  if (replica) replica->stop();
-  if (publisher) publisher->stop();  // releases the lease
-  // Wake the signal thread if the server stopped for another reason.
-  if (signal_thread.joinable()) {
-    pthread_kill(signal_thread.native_handle(), SIGTERM);
-    signal_thread.join();
-  }
-  if (exporter) exporter->stop();  // queued spans get a bounded last attempt
-  srv::log_always(srv::LogLevel::kInfo, "stopped",
-                  exporter ? fields({{"spans_exported", exporter->exported()},
-                                     {"spans_dropped", exporter->dropped()}})
-                           : cc::Json());
+  ServerApp app;
+  if (auto done = app.configure(argc, argv)) return *done;
+  if (auto done = app.build()) return *done;
+  if (auto done = app.run()) return *done;
+  app.drain();
   return 0;
 }

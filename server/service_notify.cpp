@@ -81,7 +81,7 @@ std::optional<std::chrono::microseconds> ServiceNotifier::watchdog_interval() {
 }
 
 std::string service_status(const Registry& registry, std::string_view address,
-                           std::string_view source) {
+                           std::string_view source, const ScalingRole* role) {
   std::string out = fmt::format("cortex-connectors {}: ", version_string());
   const auto snapshot = registry.current();
   const auto failure = registry.last_failure();
@@ -107,7 +107,7 @@ std::string service_status(const Registry& registry, std::string_view address,
   if (const HistoryRecorder* history = registry.history()) {
     if (const auto hs = history->status(); hs.degraded) add("history kept in memory only");
   }
-  if (const ScalingRole* role = scaling_role(); role != nullptr && role->degraded()) {
+  if (role != nullptr && role->degraded()) {
     add("the Redis role cannot do its job (see /health)");
   }
   return one_line(out + degraded);

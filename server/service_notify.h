@@ -26,6 +26,8 @@
 
 namespace cortex_connectors::server {
 
+class ScalingRole;  // redis_scaling.h
+
 class ServiceNotifier {
  public:
   // Whether the sd_notify calls are compiled in (libsystemd was found at build time).
@@ -56,9 +58,9 @@ class ServiceNotifier {
 // One line on what the server does, for STATUS=: "cortex-connectors 1.2.3: serving version 7
 // (12 connectors) on 127.0.0.1:3026", "...: starting, loading /etc/.../connectors.manifest.json",
 // with "; degraded: ..." when the last load failed, the history is in memory only or the
-// scaling role cannot do its job. Never a secret.
+// scaling role `role` (null for a single server) cannot do its job. Never a secret.
 std::string service_status(const Registry& registry, std::string_view address,
-                           std::string_view source);
+                           std::string_view source, const ScalingRole* role);
 
 // The thread that keeps `systemctl status` current and, when the watchdog is on, pings it:
 // every `period` (half the watchdog interval, else 5 s) it sends `status_line()` if it changed,

@@ -432,10 +432,10 @@ void SseHub::publish(std::shared_ptr<const Snapshot> snapshot, std::string trace
   }
   p->at = SteadyClock::now();
   p->at_wall = std::chrono::system_clock::now();
-  if (!unsampled && spans_enabled()) {
+  if (!unsampled && options_.tracer != nullptr && options_.tracer->enabled()) {
     if (trace_id.empty()) {
       trace_id = generate_trace_id();
-      if (!sample_trace(trace_id, std::nullopt)) trace_id.clear();
+      if (!options_.tracer->sample(trace_id, std::nullopt)) trace_id.clear();
     }
     p->trace_id = std::move(trace_id);
     p->parent_span_id = std::move(parent_span_id);
@@ -518,7 +518,7 @@ void SseHub::loop_settled(const Published& p) {
       span.attributes = {{"snapshot.version", p.version},
                          {"sse.subscribers", count_.load()},
                          {"sse.loops", loops_.size()}};
-      record_span(std::move(span));
+      options_.tracer->record(std::move(span));
     }
   }
 }

@@ -29,6 +29,8 @@
 
 namespace cortex_connectors::server {
 
+class Tracer;  // tracing.h
+
 struct SseHubOptions {
   std::chrono::milliseconds heartbeat{15000};
   std::size_t max_subscribers = 20000;
@@ -42,6 +44,8 @@ struct SseHubOptions {
   // version is sent the delta from it (also after a restart). Null: only the previous version's
   // delta is known.
   std::shared_ptr<HistoryRecorder> history;
+  // Where "sse.broadcast" spans go (ServerContext::tracer); null: none. Must outlive the hub.
+  const Tracer* tracer = nullptr;
 };
 
 class SseHub {

@@ -50,19 +50,17 @@ bool inside(const fs::path& path, const fs::path& root) {
 
 }  // namespace
 
-std::shared_ptr<const StaticBundle> StaticBundle::load(const fs::path& root_in,
-                                                       std::string& problem,
-                                                       std::vector<std::string>* skipped,
-                                                       const StaticBundleLimits& limits,
-                                                       MissingCompression missing) {
+namespace {
+
+// The regular files under `root` (symlinks only to files inside it; hidden names skipped),
+// by bundle-relative name; nullopt with `problem` set beyond limits.max_files or on a listing
+// error. Symlinks that lead elsewhere are added to `skipped`.
+std::optional<std::map<std::string, fs::path>> list_bundle(const fs::path& root,
+                                                           const StaticBundleLimits& limits,
+                                                           std::vector<std::string>* skipped,
+                                                           std::string& problem) {
+  std::map<std::string, fs::path> files;
   std::error_code ec;
-  const fs::path root = fs::canonical(root_in, ec);
-  if (ec || !fs::is_directory(root, ec)) {
-    problem = fmt::format("no dashboard bundle directory at {}", root_in.string());
-    return nullptr;
-  }
-  // First the names: a file's representations are the files named like it plus .gz or .br.
-  std::map<std::string, fs::path> files;  // bundle-relative name -> the path to read
   // Default options: directory symlinks are listed but not entered.
   fs::recursive_directory_iterator it(root, ec);
   for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
@@ -87,14 +85,34 @@ std::shared_ptr<const StaticBundle> StaticBundle::load(const fs::path& root_in,
     if (files.size() >= limits.max_files) {
       problem = fmt::format("the dashboard bundle at {} has more than {} files", root.string(),
                             limits.max_files);
-      return nullptr;
+      return std::nullopt;
     }
     files.emplace(relative, std::move(target));
   }
   if (ec) {
     problem = fmt::format("cannot list {}: {}", root.string(), ec.message());
+    return std::nullopt;
+  }
+  return files;
+}
+
+}  // namespace
+
+std::shared_ptr<const StaticBundle> StaticBundle::load(const fs::path& root_in,
+                                                       std::string& problem,
+                                                       std::vector<std::string>* skipped,
+                                                       const StaticBundleLimits& limits,
+                                                       MissingCompression missing) {
+  std::error_code ec;
+  const fs::path root = fs::canonical(root_in, ec);
+  if (ec || !fs::is_directory(root, ec)) {
+    problem = fmt::format("no dashboard bundle directory at {}", root_in.string());
     return nullptr;
   }
+  // First the names: a file's representations are the files named like it plus .gz or .br.
+  auto listed = list_bundle(root, limits, skipped, problem);
+  if (!listed) return nullptr;
+  const std::map<std::string, fs::path>& files = *listed;
   auto bundle = std::make_shared<StaticBundle>();
   std::size_t read_bytes = 0;
   auto read = [&](const fs::path& path, std::string& out) {

@@ -26,6 +26,11 @@ Json error_json(const Error& error) {
 }  // namespace
 
 std::string health_body(const Registry& registry, std::chrono::system_clock::time_point now) {
+  return health_body(registry, now, {});
+}
+
+std::string health_body(const Registry& registry, std::chrono::system_clock::time_point now,
+                        std::span<const HealthComponent> components) {
   const auto snap = registry.current();
   const auto failure = registry.last_failure();
   Json h = Json::object();
@@ -53,6 +58,10 @@ std::string health_body(const Registry& registry, std::chrono::system_clock::tim
     j.set("latestVersion", hs.latest_version);
     j.set("pending", hs.pending);
     h.set("history", std::move(j));
+  }
+  for (const HealthComponent& c : components) {
+    h.set(c.name, c.value);
+    if (c.degraded && snap && !failure) h.set("status", "degraded");
   }
   return *canonical_json(h);
 }

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 #include <utility>
+#include <variant>
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -15,9 +16,49 @@
 #include "cortex_connectors/validate.h"
 #include "cortex_connectors/verify.h"
 #include "internal/digest.h"
+#include "internal/secret_file.h"
 #include "internal/sodium.h"
 
 namespace cortex_connectors {
+
+std::variant<std::string, internal::SecretFileFailure> internal::read_secret_file(
+    const std::string& path, const SecretFileRules& rules) {
+  using Kind = SecretFileFailure::Kind;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) return SecretFileFailure{Kind::kOpen, errno};
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return SecretFileFailure{Kind::kStat, errno};
+  if (!S_ISREG(st.st_mode)) return SecretFileFailure{Kind::kNotRegular};
+  if (rules.owner_only && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    return SecretFileFailure{Kind::kOpenToOthers, 0, static_cast<unsigned>(st.st_mode & 07777)};
+  }
+  if (rules.refuse_larger && st.st_size > static_cast<off_t>(rules.max_bytes)) {
+    return SecretFileFailure{Kind::kTooLarge};
+  }
+  std::string data;
+  char buffer[4096];
+  struct Wiper {
+    char* bytes;
+    std::size_t size;
+    ~Wiper() { sodium_memzero(bytes, size); }
+  } wiper{buffer, sizeof buffer};
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return SecretFileFailure{Kind::kRead, errno};
+    if (n == 0) break;
+    data.append(buffer, static_cast<std::size_t>(n));
+    if (data.size() > rules.max_bytes) {
+      if (rules.refuse_larger) return SecretFileFailure{Kind::kTooLarge};
+      break;
+    }
+  }
+  return data;
+}
 
 namespace {
 
@@ -37,40 +78,28 @@ Ed25519PublicKey public_key_of(std::span<const unsigned char, 32> pk) {
 // Reads a whole key file (at most a little over 64 KiB); a private one must not be readable by
 // group or others.
 Result<std::string> read_key_file(const std::string& path, bool is_private) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) {
-    return error(ErrorCode::kIo,
-                 fmt::format("cannot open key file {}: {}", path, std::strerror(errno)));
-  }
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return error(ErrorCode::kIo, fmt::format("key file {} is not a regular file", path));
-  }
-  if (is_private && (st.st_mode & 077) != 0) {
-    ::close(fd);
-    return error(ErrorCode::kIo,
-                 fmt::format("key file {} has mode {:04o}: it must not be accessible by group or "
-                             "others (chmod 600 {})",
-                             path, st.st_mode & 07777, path));
-  }
-  std::string data;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      ::close(fd);
-      sodium_memzero(buf, sizeof buf);
+  using Kind = internal::SecretFileFailure::Kind;
+  auto read = internal::read_secret_file(
+      path, {.owner_only = is_private, .max_bytes = 65536, .refuse_larger = false});
+  if (auto* data = std::get_if<std::string>(&read)) return std::move(*data);
+  const auto& failure = std::get<internal::SecretFileFailure>(read);
+  switch (failure.kind) {
+    case Kind::kOpen:
+      return error(ErrorCode::kIo, fmt::format("cannot open key file {}: {}", path,
+                                               std::strerror(failure.error_number)));
+    case Kind::kOpenToOthers:
+      return error(ErrorCode::kIo,
+                   fmt::format("key file {} has mode {:04o}: it must not be accessible by group or "
+                               "others (chmod 600 {})",
+                               path, failure.mode, path));
+    case Kind::kRead:
+    case Kind::kTooLarge:  // not with refuse_larger = false
       return error(ErrorCode::kIo, fmt::format("cannot read key file {}", path));
-    }
-    if (n == 0) break;
-    data.append(buf, static_cast<std::size_t>(n));
-    if (data.size() > 65536) break;
+    case Kind::kStat:
+    case Kind::kNotRegular:
+      break;
   }
-  sodium_memzero(buf, sizeof buf);
-  ::close(fd);
-  return data;
+  return error(ErrorCode::kIo, fmt::format("key file {} is not a regular file", path));
 }
 
 const std::string* string_member(const Json& doc, std::string_view name) {

@@ -1,10 +1,13 @@
 #include "cortex_connectors/trace_context.h"
 
 #include <cstdint>
+#include <cstdlib>
 #include <optional>
+#include <string>
 
 #include <sodium.h>
 
+#include "cortex_connectors/negotiation.h"
 #include "internal/sodium.h"
 
 namespace cortex_connectors {
@@ -96,6 +99,66 @@ std::string generate_span_id() {
   if (word == 0) word = 1;
   append_hex(out, word);
   return out;
+}
+
+std::optional<Sampler> parse_sampler(std::string_view name, std::string_view arg) {
+  const std::string lower = ascii_lower(name);
+  Sampler out;
+  if (lower.empty() || lower == "parentbased_always_on") {
+    out.kind = SamplerKind::kParentBasedAlwaysOn;
+  } else if (lower == "always_on") {
+    out.kind = SamplerKind::kAlwaysOn;
+  } else if (lower == "always_off") {
+    out.kind = SamplerKind::kAlwaysOff;
+  } else if (lower == "traceidratio") {
+    out.kind = SamplerKind::kTraceIdRatio;
+  } else if (lower == "parentbased_always_off") {
+    out.kind = SamplerKind::kParentBasedAlwaysOff;
+  } else if (lower == "parentbased_traceidratio") {
+    out.kind = SamplerKind::kParentBasedTraceIdRatio;
+  } else {
+    return std::nullopt;
+  }
+  const bool ratio =
+      out.kind == SamplerKind::kTraceIdRatio || out.kind == SamplerKind::kParentBasedTraceIdRatio;
+  if (ratio && !arg.empty()) {
+    const std::string text(arg);
+    char* end = nullptr;
+    const double v = std::strtod(text.c_str(), &end);
+    if (end != text.c_str() + text.size() || !(v >= 0.0 && v <= 1.0)) return std::nullopt;
+    out.ratio = v;
+  }
+  return out;
+}
+
+bool should_sample(const Sampler& sampler, std::string_view trace_id,
+                   std::optional<bool> parent_sampled) noexcept {
+  auto ratio = [&] {
+    if (sampler.ratio >= 1.0) return true;
+    if (sampler.ratio <= 0.0 || trace_id.size() != 32) return false;
+    // The last 8 bytes of the id, shifted to 63 bits, against ratio * 2^63.
+    std::uint64_t word = 0;
+    for (char c : trace_id.substr(16)) {
+      word = word << 4 | static_cast<std::uint64_t>(c <= '9' ? c - '0' : c - 'a' + 10);
+    }
+    const auto bound = static_cast<std::uint64_t>(sampler.ratio * 9223372036854775808.0);
+    return (word >> 1) < bound;
+  };
+  switch (sampler.kind) {
+    case SamplerKind::kAlwaysOn:
+      return true;
+    case SamplerKind::kAlwaysOff:
+      return false;
+    case SamplerKind::kTraceIdRatio:
+      return ratio();
+    case SamplerKind::kParentBasedAlwaysOn:
+      return parent_sampled.value_or(true);
+    case SamplerKind::kParentBasedAlwaysOff:
+      return parent_sampled.value_or(false);
+    case SamplerKind::kParentBasedTraceIdRatio:
+      return parent_sampled ? *parent_sampled : ratio();
+  }
+  return false;
 }
 
 }  // namespace cortex_connectors

@@ -1,3 +1,4 @@
+#include "cortex_connectors/canonical_json.h"
 #include "cortex_connectors/health.h"
 #include "cortex_connectors/json.h"
 #include "cortex_connectors/negotiation.h"
@@ -123,6 +124,39 @@ TEST_CASE("trace and span ids are fresh lowercase hex", "[http][tracing]") {
   CHECK(cc::generate_span_id() != span);
 }
 
+TEST_CASE("trace samplers: names, arguments and decisions", "[http][tracing]") {
+  using Kind = cc::SamplerKind;
+  CHECK(cc::parse_sampler("", "")->kind == Kind::kParentBasedAlwaysOn);
+  CHECK(cc::parse_sampler("ALWAYS_ON", "")->kind == Kind::kAlwaysOn);
+  CHECK(cc::parse_sampler("always_off", "")->kind == Kind::kAlwaysOff);
+  CHECK(cc::parse_sampler("parentbased_always_off", "")->kind == Kind::kParentBasedAlwaysOff);
+  const auto ratio = cc::parse_sampler("traceidratio", "0.25");
+  REQUIRE(ratio);
+  CHECK(ratio->kind == Kind::kTraceIdRatio);
+  CHECK(ratio->ratio == 0.25);
+  CHECK(cc::parse_sampler("parentbased_traceidratio", "")->ratio == 1.0);
+  CHECK_FALSE(cc::parse_sampler("sometimes", ""));
+  CHECK_FALSE(cc::parse_sampler("traceidratio", "1.5"));
+  CHECK_FALSE(cc::parse_sampler("traceidratio", "half"));
+
+  const std::string low = "00000000000000000000000000000001";   // last 8 bytes small: sampled
+  const std::string high = "0000000000000000ffffffffffffffff";  // last 8 bytes maximal: not
+  const cc::Sampler half{Kind::kTraceIdRatio, 0.5};
+  CHECK(cc::should_sample(half, low, std::nullopt));
+  CHECK_FALSE(cc::should_sample(half, high, std::nullopt));
+  CHECK(cc::should_sample(half, low, false));  // the ratio sampler ignores the parent
+  const cc::Sampler parent_half{Kind::kParentBasedTraceIdRatio, 0.5};
+  CHECK(cc::should_sample(parent_half, high, true));
+  CHECK_FALSE(cc::should_sample(parent_half, low, false));
+  CHECK_FALSE(cc::should_sample(parent_half, high, std::nullopt));
+  const cc::Sampler by_default;
+  CHECK(cc::should_sample(by_default, high, std::nullopt));
+  CHECK_FALSE(cc::should_sample(by_default, low, false));
+  CHECK_FALSE(cc::should_sample({Kind::kAlwaysOff, 1.0}, low, true));
+  CHECK(cc::should_sample({Kind::kAlwaysOn, 1.0}, high, false));
+  CHECK_FALSE(cc::should_sample({Kind::kTraceIdRatio, 0.0}, low, std::nullopt));
+}
+
 TEST_CASE("health tells starting, ok and degraded", "[http]") {
   cc::RegistryOptions o;
   o.manifest_path = "/nonexistent/dir/m.json";
@@ -159,6 +193,35 @@ TEST_CASE("health tells starting, ok and degraded", "[http]") {
   CHECK(body->find("status")->as_string() == "degraded");
   CHECK(body->find("lastError")->find("code")->as_string() == "parse");
   CHECK(degraded.find("health-key") == std::string::npos);
+}
+
+TEST_CASE("health components add members, and a degraded one turns ok into degraded", "[http]") {
+  cc::RegistryOptions o;
+  o.signing_key = "health-key";
+  cc::Registry registry(o);
+  const auto now = std::chrono::system_clock::from_time_t(0);
+  const cc::HealthComponent degraded{"scaling", cc::Json(cc::Json::Object{{"role", "replica"}}),
+                                     true};
+  // Starting stays starting.
+  auto body = cc::parse_json(cc::health_body(registry, now, {&degraded, 1}));
+  REQUIRE_OK(body);
+  CHECK(body->find("status")->as_string() == "starting");
+  CHECK(body->find("scaling")->find("role")->as_string() == "replica");
+
+  REQUIRE_OK(
+      registry.refresh_from_text(cc::test::read_data("manifests/original-fixture.manifest.json")));
+  const cc::HealthComponent fine{"scaling", cc::Json(cc::Json::Object{{"role", "publisher"}})};
+  CHECK(cc::parse_json(cc::health_body(registry, now, {&fine, 1}))->find("status")->as_string() ==
+        "ok");
+  body = cc::parse_json(cc::health_body(registry, now, {&degraded, 1}));
+  CHECK(body->find("status")->as_string() == "degraded");
+  // Without components, the body is what it always was, and canonical: adding members to it
+  // gives the same bytes as adding them to the parsed body.
+  const std::string plain = cc::health_body(registry, now);
+  auto spliced = cc::parse_json(plain);
+  REQUIRE_OK(spliced);
+  spliced->set("scaling", fine.value);
+  CHECK(*cc::canonical_json(*spliced) == cc::health_body(registry, now, {&fine, 1}));
 }
 
 TEST_CASE("encoding choice is limited to the variants a file has", "[http][static]") {

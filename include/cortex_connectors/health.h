@@ -5,9 +5,11 @@
 #pragma once
 
 #include <chrono>
+#include <span>
 #include <string>
 
 #include "cortex_connectors/export.h"
+#include "cortex_connectors/json.h"
 #include "cortex_connectors/registry.h"
 
 namespace cortex_connectors {
@@ -19,6 +21,20 @@ namespace cortex_connectors {
 // "latestVersion", "pending"}; a degraded history does not change "status".
 CORTEX_CONNECTORS_API std::string health_body(const Registry& registry,
                                               std::chrono::system_clock::time_point now);
+
+// A member the embedding service adds to its /health body (the server's Redis role is
+// "scaling"): `value` under `name`, which must not be one of health_body()'s own members.
+// A `degraded` component makes an "ok" status "degraded" ("starting" stays).
+struct HealthComponent {
+  std::string name;
+  Json value;
+  bool degraded = false;
+};
+
+// health_body() with `components` added.
+CORTEX_CONNECTORS_API std::string health_body(const Registry& registry,
+                                              std::chrono::system_clock::time_point now,
+                                              std::span<const HealthComponent> components);
 
 // The body of a 503 from the service map before any snapshot exists: the cached load error
 // (attempted paths and messages), or a note that the first load is still running.

@@ -1,4 +1,5 @@
-// W3C Trace Context without network code: the traceparent header and fresh trace and span ids.
+// W3C Trace Context without network code: the traceparent header, fresh trace and span ids, and
+// the OpenTelemetry trace samplers that decide from them.
 //
 // Thread-safety: pure functions (the id generators use a per-thread state).
 #pragma once
@@ -35,5 +36,35 @@ CORTEX_CONNECTORS_API std::string format_traceparent(std::string_view trace_id,
 // from a per-thread generator seeded once from the operating system. Not secrets.
 CORTEX_CONNECTORS_API std::string generate_trace_id();
 CORTEX_CONNECTORS_API std::string generate_span_id();
+
+// The sampler of OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG (OpenTelemetry SDK environment
+// variables). A sampled trace's spans are exported; an unsampled one still has ids (logs carry
+// them) but builds no span.
+enum class SamplerKind : std::uint8_t {
+  kAlwaysOn,                 // always_on
+  kAlwaysOff,                // always_off
+  kTraceIdRatio,             // traceidratio
+  kParentBasedAlwaysOn,      // parentbased_always_on (the default)
+  kParentBasedAlwaysOff,     // parentbased_always_off
+  kParentBasedTraceIdRatio,  // parentbased_traceidratio
+};
+
+struct Sampler {
+  SamplerKind kind = SamplerKind::kParentBasedAlwaysOn;
+  double ratio = 1.0;  // the ratio samplers' probability, in [0, 1]
+};
+
+// Reads OTEL_TRACES_SAMPLER (`name`, case-insensitive; unset or empty: the default) and
+// OTEL_TRACES_SAMPLER_ARG (`arg`, used by the ratio samplers; unset or empty: 1.0). Returns
+// nullopt for an unknown name or an argument that is not a number in [0, 1].
+CORTEX_CONNECTORS_API std::optional<Sampler> parse_sampler(std::string_view name,
+                                                           std::string_view arg);
+
+// The sampling decision for a trace: `parent_sampled` is the sampled flag (trace-flags bit 0) of
+// a valid incoming traceparent, nullopt for a root. The parent-based samplers follow the parent's
+// flag; a root goes to the inner sampler. traceidratio decides from the trace id alone (its last
+// 8 bytes, as the OpenTelemetry SDKs do), so every service with the same ratio agrees on a trace.
+CORTEX_CONNECTORS_API bool should_sample(const Sampler& sampler, std::string_view trace_id,
+                                         std::optional<bool> parent_sampled) noexcept;
 
 }  // namespace cortex_connectors

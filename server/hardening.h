@@ -1,0 +1,24 @@
+// The limits of the server's connection loop (http_server.h), part of the configuration
+// (ServerConfig::hardening): no cpp-httplib here, so the configuration does not depend on it.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+
+namespace cortex_connectors::server {
+
+struct HardeningOptions {
+  std::chrono::milliseconds request_deadline{10000};  // whole request head
+  std::chrono::milliseconds keep_alive_timeout{5000};
+  std::chrono::milliseconds write_timeout{10000};
+  std::size_t keep_alive_max_requests = 1000;
+  std::size_t header_budget_bytes = 16384;
+  std::size_t max_header_count = 100;
+  std::size_t worker_threads = 8;  // connections do not hold workers (see http_server.h)
+  // Called with the status of every request answered by the connection loop itself (400, 405,
+  // 431) before httplib sees it: for the access log.
+  std::function<void(int status)> on_refused;
+};
+
+}  // namespace cortex_connectors::server
