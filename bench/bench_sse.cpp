@@ -65,9 +65,9 @@ void BM_SseDeltaEvent(benchmark::State& state) {
     auto event = cc::sse_delta_event(*pair->previous, *pair->next);
     benchmark::DoNotOptimize(event);
   }
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
-                          static_cast<std::int64_t>(pair->previous->body.size() +
-                                                    pair->next->body.size()));
+  state.SetBytesProcessed(
+      static_cast<std::int64_t>(state.iterations()) *
+      static_cast<std::int64_t>(pair->previous->body.size() + pair->next->body.size()));
 }
 
 void BM_SseDeltaEventFromHistory(benchmark::State& state) {
