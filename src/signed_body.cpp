@@ -1,5 +1,7 @@
 #include "cortex_connectors/signed_body.h"
 
+#include <cstring>
+
 #include "cortex_connectors/canonical_json.h"
 #include "cortex_connectors/signing.h"
 
@@ -25,18 +27,23 @@ class Scanner {
     return true;
   }
 
-  // A string; sets `inner` to the bytes between its quotes.
+  // A string; sets `inner` to the bytes between its quotes. Its closing quote is the first one
+  // not escaped, i.e. not after an odd number of backslashes.
   bool string(ByteSpan& inner) noexcept {
     if (!take('"')) return false;
     const std::size_t start = pos_;
-    while (pos_ < text_.size()) {
-      const char c = text_[pos_];
-      if (c == '"') {
-        inner = {start, pos_ - start};
-        ++pos_;
+    for (std::size_t from = pos_; from < text_.size();) {
+      const void* hit = std::memchr(text_.data() + from, '"', text_.size() - from);
+      if (hit == nullptr) return false;
+      const auto quote = static_cast<std::size_t>(static_cast<const char*>(hit) - text_.data());
+      std::size_t backslashes = 0;
+      while (quote - backslashes > start && text_[quote - backslashes - 1] == '\\') ++backslashes;
+      if (backslashes % 2 == 0) {
+        inner = {start, quote - start};
+        pos_ = quote + 1;
         return true;
       }
-      pos_ += c == '\\' ? 2 : 1;
+      from = quote + 1;
     }
     return false;
   }
