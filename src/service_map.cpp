@@ -67,7 +67,8 @@ using internal::ManifestView;
 using internal::StringList;
 using internal::WrittenPayload;
 
-// branded(overlay), then "count" set to `count` (canonical integer text) when it is not empty.
+// {"brand":"brAInwav"} with the members of `overlay` (an object or null) on top, then "count"
+// set to `count` (canonical integer text) when it is not empty.
 bool write_branded(CanonicalWriter& w, const FreeForm& overlay,
                    std::vector<CanonicalMember>& scratch, std::string_view count = {}) {
   scratch.clear();

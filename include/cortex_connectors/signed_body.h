@@ -56,9 +56,9 @@ struct PayloadLayout {
 };
 
 // Finds the layout of `payload`: for bytes written elsewhere (a history entry, a body received
-// from a publisher). nullopt unless `payload` is a JSON object whose "connectors" member is an
-// array of objects each with a string "id" (the bytes need not be canonical; the spans are only
-// meaningful for canonical ones).
+// from a publisher). nullopt unless `payload` is compact JSON (no whitespace between tokens, as
+// canonical JSON) of an object whose "connectors" member is an array of objects each with a
+// string "id". It finds where values start and end; it does not validate them.
 CORTEX_CONNECTORS_API std::optional<PayloadLayout> scan_payload_layout(std::string_view payload);
 
 // A canonical payload and its layout, owning neither (SignedBody::payload_view()).
