@@ -93,6 +93,13 @@ TEST_CASE("a signed body knows where its payload sits", "[signed_body]") {
   }
   CHECK(cc::SignedBody().canonical_payload().empty());
   CHECK(cc::SignedBody().layout() == nullptr);
+  // A moved-from body's accessor stays within what its body holds (no throw from noexcept).
+  auto s = cc::sign_service_map(cc::build_service_map(m, kFallback), cc::as_bytes(kKey));
+  REQUIRE_OK(s);
+  cc::SignedBody moved = std::move(*s);
+  CHECK_FALSE(moved.canonical_payload().empty());
+  // NOLINTNEXTLINE(bugprone-use-after-move): what it pins
+  CHECK(s->canonical_payload().size() <= s->body.size());
 }
 
 TEST_CASE("the writer records the layout the bytes have", "[signed_body]") {

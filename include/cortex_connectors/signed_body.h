@@ -81,10 +81,8 @@ class CORTEX_CONNECTORS_API SignedBody {
   // The body's "signatures" array (keys.h: ed25519_signatures()) as canonical JSON, or "".
   std::string signatures;
 
-  // The signed bytes: the "payload" member of `body`.
-  std::string_view canonical_payload() const noexcept {
-    return std::string_view(body).substr(payload_.offset, payload_.size);
-  }
+  // The signed bytes: the "payload" member of `body` ("" for an empty or moved-from one).
+  std::string_view canonical_payload() const noexcept { return canonical_payload_in(body); }
   // Where the connectors and top-level members sit in canonical_payload(); null for an empty
   // SignedBody.
   const PayloadLayout* layout() const noexcept { return layout_.get(); }
@@ -92,8 +90,9 @@ class CORTEX_CONNECTORS_API SignedBody {
   std::shared_ptr<const PayloadLayout> shared_layout() const noexcept { return layout_; }
   PayloadView payload_view() const noexcept { return {canonical_payload(), layout_.get()}; }
   // The payload inside `copy`, a text that holds `body` verbatim from its first byte (an SSE
-  // status event that carries the body).
+  // status event that carries the body); "" when `copy` is too short to hold it.
   std::string_view canonical_payload_in(std::string_view copy) const noexcept {
+    if (copy.size() < payload_.offset + payload_.size) return {};
     return copy.substr(payload_.offset, payload_.size);
   }
 
