@@ -112,7 +112,7 @@ void BM_SignServiceMap(benchmark::State& state) {
   std::size_t bytes = 0;
   for (auto _ : state) {
     auto signed_map = cc::sign_service_map(*payload, cc::as_bytes(kHmacKey), keys);
-    bytes = signed_map->canonical_payload.size();
+    bytes = signed_map->canonical_payload().size();
     benchmark::DoNotOptimize(signed_map);
   }
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *

@@ -67,6 +67,7 @@
 #include "cortex_connectors/service_map.h"
 #include "cortex_connectors/signing.h"
 #include "cortex_connectors/validate.h"
+#include "internal/service_map.h"
 #include "manifest_generator.h"
 
 using cortex_connectors::bench::TempDir;
@@ -150,14 +151,15 @@ std::unique_ptr<Input> make_input(std::size_t connectors) {
     return in;
   }
   in->canonical = std::move(*canonical);
-  auto direct = cc::write_service_map_payload(in->manifest, kGeneratedAtFallback);
+  auto direct = cc::internal::write_service_map_payload(in->manifest, kGeneratedAtFallback);
   if (!direct || *direct != in->canonical) {
     in->error = "write_service_map_payload differs from canonical_json(build_service_map())";
     return in;
   }
   const auto key = cc::as_bytes(kKey);
   auto from_text = cc::sign_manifest_text(in->text, kGeneratedAtFallback, key);
-  if (!from_text || from_text->body != cc::sign_canonical_payload(in->canonical, key).body) {
+  if (!from_text ||
+      from_text->body != cc::internal::sign_canonical_payload(in->canonical, key).body) {
     in->error = "sign_manifest_text differs from signing canonical_json(build_service_map())";
   }
   return in;
@@ -263,7 +265,7 @@ void BM_WritePayload(benchmark::State& state) {
   const Input* in = input(state);
   if (in == nullptr) return;
   for (auto _ : state) {
-    auto canonical = cc::write_service_map_payload(in->manifest, kGeneratedAtFallback);
+    auto canonical = cc::internal::write_service_map_payload(in->manifest, kGeneratedAtFallback);
     if (!canonical) {
       state.SkipWithError("write_service_map_payload failed");
       break;
@@ -372,7 +374,7 @@ void BM_WholeRebuildViaManifest(benchmark::State& state) {
       state.SkipWithError("parse_manifest failed");
       break;
     }
-    auto signed_map = cc::sign_manifest_service_map(*manifest, kGeneratedAtFallback, key);
+    auto signed_map = cc::internal::sign_manifest_service_map(*manifest, kGeneratedAtFallback, key);
     if (!signed_map) {
       state.SkipWithError("sign_manifest_service_map failed");
       break;
@@ -394,12 +396,13 @@ void BM_WholeRebuildParallel(benchmark::State& state) {
       state.SkipWithError("parse_manifest failed");
       break;
     }
-    auto canonical = cc::write_service_map_payload(*manifest, kGeneratedAtFallback, kParallelFrom);
+    auto canonical =
+        cc::internal::write_service_map_payload(*manifest, kGeneratedAtFallback, kParallelFrom);
     if (!canonical) {
       state.SkipWithError("write_service_map_payload failed");
       break;
     }
-    auto signed_map = cc::sign_canonical_payload(std::move(*canonical), key);
+    auto signed_map = cc::internal::sign_canonical_payload(std::move(*canonical), key);
     benchmark::DoNotOptimize(signed_map.body);
   }
   set_counters(state, *in);

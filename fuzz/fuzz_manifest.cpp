@@ -22,6 +22,7 @@
 #include "fuzz_check.h"  // last: it defines the FUZZ_CHECK() macro
 #include "internal/json_reader.h"
 #include "internal/manifest_dom.h"
+#include "internal/service_map.h"
 
 namespace cc = cortex_connectors;
 
@@ -83,9 +84,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto signed_map = cc::sign_service_map(payload, cc::as_bytes(kKey));
   FUZZ_CHECK(static_cast<bool>(signed_map));
   auto verified = cc::verify_service_map(signed_map->body, cc::as_bytes(kKey));
-  FUZZ_CHECK(verified && verified->canonical_payload == signed_map->canonical_payload);
-  auto written =
-      cc::sign_manifest_service_map(*manifest, "2025-01-01T00:00:00Z", cc::as_bytes(kKey));
+  FUZZ_CHECK(verified && verified->canonical_payload == signed_map->canonical_payload());
+  auto written = cc::internal::sign_manifest_service_map(*manifest, "2025-01-01T00:00:00Z",
+                                                         cc::as_bytes(kKey));
   FUZZ_CHECK(written && written->body == signed_map->body);
   // The rebuild's path: the body written from the DOM of the text, without a Manifest.
   auto from_text =

@@ -303,22 +303,16 @@ int cmd_service_map(std::span<char*> args) {
     when = std::chrono::system_clock::from_time_t(st.st_mtim.tv_sec);
   }
   const std::string generated_at = cc::format_rfc3339(when);
-  if (plain) {
-    // The bytes the server serves, written as the server writes them: no payload Json.
-    auto signed_map =
-        cc::sign_manifest_service_map(loaded->manifest, generated_at, cc::as_bytes(*key));
-    if (!signed_map) {
-      print_manifest_error(signed_map.error());
-      return kExitInvalid;
-    }
-    std::fwrite(signed_map->body.data(), 1, signed_map->body.size(), stdout);
-    return kExitOk;
-  }
   auto signed_map = cc::sign_service_map(cc::build_service_map(loaded->manifest, generated_at),
                                          cc::as_bytes(*key));
   if (!signed_map) {
     print_manifest_error(signed_map.error());
     return kExitInvalid;
+  }
+  if (plain) {
+    // The bytes the server serves.
+    std::fwrite(signed_map->body.data(), 1, signed_map->body.size(), stdout);
+    return kExitOk;
   }
   cc::Json body = cc::Json::object();
   body.set("payload", std::move(signed_map->payload));
@@ -385,13 +379,7 @@ std::unique_ptr<cc::SqliteHistoryStore> open_history(const std::string& state_di
 }
 
 // The signed service-map body of a recorded entry, as the server served it.
-std::string recorded_body(const cc::HistoryEntry& e) {
-  std::string body = R"({"payload":)" + e.payload + R"(,"signature":)";
-  cc::append_canonical_string(body, e.signature);
-  if (!e.signatures.empty()) body += R"(,"signatures":)" + e.signatures;
-  body.push_back('}');
-  return body;
-}
+std::string recorded_body(const cc::HistoryEntry& e) { return e.signed_body().body; }
 
 int cmd_history(std::span<char*> args) {
   auto h = parse_history_args(args);

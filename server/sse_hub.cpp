@@ -39,12 +39,14 @@ struct SseHub::Published {
   // Delta events from the previous version and from each of its `same_as` (they differ only
   // in "from", which a client checks against the id it holds); empty when none.
   std::vector<std::pair<std::uint64_t, Bytes>> deltas;
-  // The signed payload of this version, a view into `full` (or into `payload_copy`): what
-  // deltas from and to it are computed from. The hub keeps no Snapshot: the registry replaces
-  // a large one with its compressed copy after publishing, and a Snapshot held here would keep
-  // the first copy (~4 MB at 10 000 connectors) alive as long as this version is the newest.
+  // The signed payload of this version, a view into `full` (or into `payload_copy`), and its
+  // layout: what deltas from and to it are computed from. The hub keeps no Snapshot: the
+  // registry replaces a large one with its compressed copy after publishing, and a Snapshot
+  // held here would keep the first copy (~4 MB at 10 000 connectors) alive as long as this
+  // version is the newest.
   std::string_view payload;
   std::string payload_copy;  // only if `full` does not hold the body verbatim
+  std::shared_ptr<const PayloadLayout> layout;
   std::string signature;
   std::string signatures;
   SteadyClock::time_point at;
@@ -55,6 +57,7 @@ struct SseHub::Published {
   mutable std::atomic<std::size_t> loops_pending{0};
   mutable std::atomic<bool> had_subscribers{false};
 
+  PayloadView payload_view() const { return {payload, layout.get()}; }
   // True when a client holding version `v` has these bytes.
   bool current_for(std::uint64_t v) const {
     return v == version || std::find(same_as.begin(), same_as.end(), v) != same_as.end();
@@ -413,21 +416,18 @@ void SseHub::publish(std::shared_ptr<const Snapshot> snapshot, std::string trace
   if (previous_ && previous_->version >= snapshot->version) return;
   auto p = std::make_shared<Published>();
   p->version = snapshot->version;
-  p->full = std::make_shared<const std::string>(
-      sse_status_event(*snapshot, format_rfc3339(std::chrono::system_clock::now())));
+  auto status =
+      sse_status_event_with_body(*snapshot, format_rfc3339(std::chrono::system_clock::now()));
+  p->full = std::make_shared<const std::string>(std::move(status.bytes));
   p->signature = snapshot->signature;
   p->signatures = snapshot->signatures;
-  // The status event carries the body verbatim ("data: {"payload":<body>,..."), one data line
-  // since canonical JSON has no raw line breaks; checked, with a copy as the fallback.
-  const std::string_view payload = snapshot->canonical_payload();
-  const std::size_t at = p->full->find(R"({"payload":)");
-  const std::size_t body_at = at == std::string::npos ? at : at + sizeof(R"({"payload":)") - 1;
-  if (body_at != std::string::npos &&
-      std::string_view(*p->full).substr(body_at, snapshot->body.size()) == snapshot->body) {
-    p->payload = std::string_view(*p->full).substr(
-        body_at + static_cast<std::size_t>(payload.data() - snapshot->body.data()), payload.size());
+  p->layout = snapshot->shared_layout();
+  // The status event carries the body verbatim, with a copy of the payload as the fallback.
+  if (status.body_offset != std::string::npos) {
+    p->payload =
+        snapshot->canonical_payload_in(std::string_view(*p->full).substr(status.body_offset));
   } else {
-    p->payload_copy = std::string(payload);
+    p->payload_copy = std::string(snapshot->canonical_payload());
     p->payload = p->payload_copy;
   }
   p->at = SteadyClock::now();
@@ -455,7 +455,9 @@ void SseHub::publish(std::shared_ptr<const Snapshot> snapshot, std::string trace
     std::vector<std::uint64_t> froms = previous_->same_as;
     froms.push_back(previous_->version);
     for (const std::uint64_t from : froms) {
-      if (auto delta = sse_delta_event(previous_->payload, from, *snapshot)) {
+      if (auto delta =
+              sse_delta_event(previous_->payload_view(), from, snapshot->payload_view(),
+                              snapshot->version, snapshot->signature, snapshot->signatures)) {
         p->deltas.emplace_back(from, std::make_shared<const std::string>(std::move(*delta)));
       }
     }
@@ -489,8 +491,10 @@ std::shared_ptr<const std::string> SseHub::resume_delta(std::uint64_t from,
   if (auto it = resume_cache_.find(from); it != resume_cache_.end()) return it->second;
   auto entry = options_.history->load(from);
   if (!entry) return nullptr;
-  auto event =
-      sse_delta_event(entry->payload, from, p->payload, p->version, p->signature, p->signatures);
+  // A recorded payload's layout is found by scanning it (an entry recorded by an older server
+  // included); a payload of another shape is diffed as trees (sse.h).
+  auto event = sse_delta_event(PayloadView{entry->payload, nullptr}, from, p->payload_view(),
+                               p->version, p->signature, p->signatures);
   if (!event) return nullptr;
   auto bytes = std::make_shared<const std::string>(std::move(*event));
   // Bounded: clients resume from a few versions at a time, but ids are the client's to choose.

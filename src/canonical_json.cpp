@@ -605,6 +605,7 @@ CanonicalWriter::CanonicalWriter(std::string& out) : impl_(std::make_unique<Impl
 CanonicalWriter::~CanonicalWriter() = default;
 
 void CanonicalWriter::reserve(std::size_t n) { impl_->out.reserve(n); }
+std::size_t CanonicalWriter::position() const noexcept { return impl_->out.size(); }
 void CanonicalWriter::raw(std::string_view text) { impl_->out.write(text); }
 void CanonicalWriter::raw(char c) { impl_->out.put(c); }
 void CanonicalWriter::string(std::string_view text) { write_string(impl_->out, text); }

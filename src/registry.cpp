@@ -27,6 +27,7 @@
 #include "internal/digest.h"
 #include "internal/manifest_dom.h"
 #include "internal/manifest_view.h"
+#include "internal/service_map.h"
 
 namespace cortex_connectors {
 
@@ -250,9 +251,7 @@ struct Registry::Impl {
     snap->content_hash = std::move(hash);
     snap->loaded_at = built.loaded_at;
     snap->generated_at = std::move(built.generated_at);
-    snap->body = std::move(built.signed_map.body);
-    snap->signature = std::move(built.signed_map.signature);
-    snap->signatures = std::move(built.signed_map.signatures);
+    static_cast<SignedBody&>(*snap) = std::move(built.signed_body);
     bool resumed = false;
     if (built.resuming && snap->canonical_payload() == resumable->payload &&
         snap->signature == resumable->signature && snap->signatures == resumable->signatures) {
@@ -294,7 +293,7 @@ struct Registry::Impl {
     std::chrono::system_clock::time_point loaded_at;
     bool resuming = false;  // the newest recorded snapshot's content: rebuilt as it was
     std::string generated_at;
-    SignedServiceMap signed_map;
+    SignedBody signed_body;
     bool same_body = false;  // the body of `previous`: nothing to publish
     ManifestFacts facts;
     std::optional<Error> error;  // the payload could not be written
@@ -333,15 +332,15 @@ struct Registry::Impl {
                      : resumed_time       ? *resumed_time
                                           : now_text;
     // The canonical payload straight from the view into the body: no payload Json.
-    auto body = internal::write_payload_body(view, b.generated_at);
+    auto written = internal::write_signed_payload(view, b.generated_at);
     timings.build = since(t);
-    if (!body) {
-      b.error = std::move(body).error();
+    if (!written) {
+      b.error = std::move(written).error();
       return b;
     }
-    b.signed_map = internal::sign_payload_body(std::move(*body), as_bytes(options.signing_key),
-                                               options.ed25519_keys);
-    if (previous && b.signed_map.body == previous->body) {
+    b.signed_body = SignedBody::sign(std::move(written->text), as_bytes(options.signing_key),
+                                     options.ed25519_keys, std::move(written->layout));
+    if (previous && b.signed_body.body == previous->body) {
       timings.sign = since(t);
       b.same_body = true;
       return b;
@@ -349,13 +348,13 @@ struct Registry::Impl {
     if (keep_previous_time && b.generated_at != now_text) {
       // New content: generatedAt is now.
       b.generated_at = now_text;
-      auto renewed = internal::write_payload_body(view, b.generated_at);
+      auto renewed = internal::write_signed_payload(view, b.generated_at);
       if (!renewed) {
         b.error = std::move(renewed).error();
         return b;
       }
-      b.signed_map = internal::sign_payload_body(std::move(*renewed), as_bytes(options.signing_key),
-                                                 options.ed25519_keys);
+      b.signed_body = SignedBody::sign(std::move(renewed->text), as_bytes(options.signing_key),
+                                       options.ed25519_keys, std::move(renewed->layout));
     }
     timings.sign = since(t);
     b.facts = facts_of(view);
@@ -565,17 +564,21 @@ Result<std::shared_ptr<const Snapshot>> Registry::publish_signed(
   snap->content_hash = signed_snapshot.content_hash;
   snap->loaded_at = impl_->options.clock();
   snap->generated_at = verified->generated_at;
-  snap->body = signed_snapshot.body;
   // The members after the payload, as the publisher's Snapshot held them.
-  if (auto doc = parse_json(snap->body)) {
+  std::string signature;
+  std::string signatures;
+  if (auto doc = parse_json(signed_snapshot.body)) {
     if (const Json* s = doc->find("signature"); s != nullptr && s->is_string()) {
-      snap->signature = s->as_string();
+      signature = s->as_string();
     }
     if (const Json* s = doc->find("signatures"); s != nullptr) {
-      if (auto c = canonical_json(*s)) snap->signatures = std::move(*c);
+      if (auto c = canonical_json(*s)) signatures = std::move(*c);
     }
   }
-  if (snap->canonical_payload() != verified->canonical_payload) {
+  // The body those parts assemble to must be the one received, byte for byte.
+  static_cast<SignedBody&>(*snap) = SignedBody::assemble(
+      verified->canonical_payload, std::move(signature), std::move(signatures));
+  if (snap->body != signed_snapshot.body) {
     return reject(Error{ErrorCode::kInvalid,
                         "[brAInwav] a signed snapshot body has members beyond payload, "
                         "signature and signatures",

@@ -32,8 +32,8 @@ int two_digits(std::string_view t, std::size_t pos) {
   return (t[pos] - '0') * 10 + (t[pos + 1] - '0');
 }
 
-Clock::time_point resolve(Clock::time_point t, Clock::time_point fallback) {
-  return t == Clock::time_point{} ? fallback : t;
+Clock::time_point resolve(std::optional<Clock::time_point> t, Clock::time_point fallback) {
+  return t ? *t : fallback;
 }
 
 }  // namespace
@@ -72,20 +72,11 @@ std::optional<Clock::time_point> parse_rfc3339(std::string_view t) noexcept {
   return time_point_cast<Clock::duration>(exact);
 }
 
-std::string VerifiedServiceMap::body() const {
-  std::string out;
-  out.reserve(canonical_payload.size() + signature.size() + signatures.size() + 48);
-  out.append(R"({"payload":)");
-  out.append(canonical_payload);
-  out.append(R"(,"signature":)");
-  append_canonical_string(out, signature);
-  if (!signatures.empty()) {
-    out.append(R"(,"signatures":)");
-    out.append(signatures);
-  }
-  out.push_back('}');
-  return out;
+SignedBody VerifiedServiceMap::signed_body() const {
+  return SignedBody::assemble(canonical_payload, signature, signatures);
 }
+
+std::string VerifiedServiceMap::body() const { return signed_body().body; }
 
 namespace {
 
@@ -258,7 +249,8 @@ ServiceMapCache::ServiceMapCache(PublicKeySet keys, ExpiryBase expiry_base)
 
 ServiceMapCache::~ServiceMapCache() = default;
 
-Result<CacheUpdate> ServiceMapCache::offer(std::string_view body, Clock::time_point now,
+Result<CacheUpdate> ServiceMapCache::offer(std::string_view body,
+                                           std::optional<Clock::time_point> now,
                                            std::uint64_t version) {
   VerifyOptions options;
   options.now = resolve(now, Clock::now());
@@ -269,7 +261,8 @@ Result<CacheUpdate> ServiceMapCache::offer(std::string_view body, Clock::time_po
 }
 
 Result<CacheUpdate> ServiceMapCache::offer_signed(Json payload, const Json& carrier,
-                                                  Clock::time_point now, std::uint64_t version) {
+                                                  std::optional<Clock::time_point> now,
+                                                  std::uint64_t version) {
   VerifyOptions options;
   options.now = resolve(now, Clock::now());
   options.expiry_base = impl_->expiry_base;
@@ -287,7 +280,8 @@ Result<CacheUpdate> ServiceMapCache::offer_signed(Json payload, const Json& carr
 }
 
 Result<CacheUpdate> ServiceMapCache::offer_payload(Json payload, std::string_view signature,
-                                                   Clock::time_point now, std::uint64_t version) {
+                                                   std::optional<Clock::time_point> now,
+                                                   std::uint64_t version) {
   VerifyOptions options;
   options.now = resolve(now, Clock::now());
   options.expiry_base = impl_->expiry_base;
@@ -321,8 +315,8 @@ Result<CacheUpdate> ServiceMapCache::accept(Result<VerifiedServiceMap> verified)
   return CacheUpdate::kReplaced;
 }
 
-bool ServiceMapCache::confirm(Clock::time_point now) {
-  now = resolve(now, Clock::now());
+bool ServiceMapCache::confirm(std::optional<Clock::time_point> when) {
+  const Clock::time_point now = resolve(when, Clock::now());
   std::lock_guard lock(impl_->mu);
   if (!impl_->current) return false;
   if (impl_->expiry_base == ExpiryBase::kFetchTime &&
@@ -340,8 +334,9 @@ std::shared_ptr<const VerifiedServiceMap> ServiceMapCache::current() const {
   return impl_->current;
 }
 
-std::shared_ptr<const VerifiedServiceMap> ServiceMapCache::fresh(Clock::time_point now) const {
-  now = resolve(now, Clock::now());
+std::shared_ptr<const VerifiedServiceMap> ServiceMapCache::fresh(
+    std::optional<Clock::time_point> when) const {
+  const Clock::time_point now = resolve(when, Clock::now());
   auto cur = current();
   return cur && !cur->expired(now) ? cur : nullptr;
 }

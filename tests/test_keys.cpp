@@ -85,7 +85,7 @@ TEST_CASE("ed25519: a signed body verifies with the public key only", "[keys]") 
   auto verified = cc::verify_service_map(signed_map.body, pinned);
   REQUIRE_OK(verified);
   CHECK(verified->kid == key.kid());
-  CHECK(verified->canonical_payload == signed_map.canonical_payload);
+  CHECK(verified->canonical_payload == signed_map.canonical_payload());
   CHECK(verified->body() == signed_map.body);
   // The HMAC verifier ignores the extra member.
   REQUIRE_OK(cc::verify_service_map(signed_map.body, cc::as_bytes(kHmacKey)));
@@ -116,8 +116,8 @@ TEST_CASE("ed25519: tampering any byte of the payload fails", "[keys]") {
   const auto key = seeded_key(3);
   const std::vector<cc::Ed25519Key> keys{key};
   const auto signed_map = signed_fixture(keys);
-  const std::string sig = key.sign(signed_map.canonical_payload);
-  const std::string& payload = signed_map.canonical_payload;
+  const std::string sig = key.sign(signed_map.canonical_payload());
+  const std::string payload(signed_map.canonical_payload());
   REQUIRE(cc::verify_ed25519(key.public_key(), payload, sig));
   for (std::size_t i = 0; i < payload.size(); ++i) {
     std::string tampered = payload;
@@ -156,7 +156,7 @@ TEST_CASE("ed25519: a consumer holding only public keys cannot produce an accept
   // Claiming the pinned kid with its own signature.
   const std::string claimed =
       with_signatures(own.body, R"([{"alg":"Ed25519","kid":")" + real.kid() + R"(","sig":")" +
-                                    forger.sign(own.canonical_payload) + "\"}]");
+                                    forger.sign(own.canonical_payload()) + "\"}]");
   auto r2 = cc::verify_service_map(claimed, pinned);
   REQUIRE_FALSE(r2);
   CHECK(r2.error().message.find("pinned key " + real.kid() + " does not match") !=
@@ -348,8 +348,8 @@ TEST_CASE("ed25519: node's crypto.verify accepts our signature", "[keys]") {
   const std::vector<cc::Ed25519Key> keys{key};
   const auto signed_map = signed_fixture(keys);
   cc::test::TempDir dir;
-  cc::test::write_file(dir / "payload.json", signed_map.canonical_payload);
-  const std::string sig = key.sign(signed_map.canonical_payload);
+  cc::test::write_file(dir / "payload.json", signed_map.canonical_payload());
+  const std::string sig = key.sign(signed_map.canonical_payload());
   const std::string script =
       "const c=require('crypto'),fs=require('fs');"
       "const k=c.createPublicKey({key:{kty:'OKP',crv:'Ed25519',x:process.argv[1]},format:'jwk'});"

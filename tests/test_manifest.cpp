@@ -9,6 +9,7 @@
 #include "cortex_connectors/validate.h"
 #include "internal/json_reader.h"
 #include "internal/manifest_dom.h"
+#include "internal/service_map.h"
 #include "manifest_mutator.h"
 #include "test_utils.h"
 // The benchmarks' manifest generator (header-only, self-contained).
@@ -429,7 +430,8 @@ void check_fast_matches_slow(std::string_view text, const cc::ManifestLimits& li
     CHECK(walked);
     CHECK(direct == *slow);
     CHECK(body->body ==
-          cc::sign_manifest_service_map(*slow, "2025-01-01T00:00:00Z", cc::as_bytes(kKey))->body);
+          cc::internal::sign_manifest_service_map(*slow, "2025-01-01T00:00:00Z", cc::as_bytes(kKey))
+              ->body);
     return;
   }
   CHECK_FALSE(walked);

@@ -10,6 +10,7 @@
 #include "cortex_connectors/service_map.h"
 #include "cortex_connectors/signing.h"
 #include "cortex_connectors/validate.h"
+#include "internal/service_map.h"
 #include "test_utils.h"
 // The benchmarks' manifest generator (header-only, self-contained).
 #include "../bench/manifest_generator.h"
@@ -86,8 +87,8 @@ TEST_CASE("the signature covers exactly the payload served", "[service_map]") {
   // The number of connectors sits in metadata, as the Python service serves it.
   CHECK(served.find("metadata")->find("count")->as_number() == 2);
   CHECK(served.find("count") == nullptr);
-  CHECK(*cc::canonical_json(served) == s.canonical_payload);
-  CHECK(cc::verify_hmac_sha256(cc::as_bytes(kKey), s.canonical_payload,
+  CHECK(*cc::canonical_json(served) == s.canonical_payload());
+  CHECK(cc::verify_hmac_sha256(cc::as_bytes(kKey), s.canonical_payload(),
                                body->find("signature")->as_string()));
   // The body is canonical JSON itself.
   CHECK(*cc::canonicalize(s.body) == s.body);
@@ -178,10 +179,10 @@ namespace {
 // The fast path and the Json path must give the same bytes (and so the same signature).
 void check_same_as_json_path(const cc::Manifest& m, std::string_view fallback = kFallback) {
   auto slow = cc::sign_service_map(cc::build_service_map(m, fallback), cc::as_bytes(kKey));
-  auto fast = cc::sign_manifest_service_map(m, fallback, cc::as_bytes(kKey));
+  auto fast = cc::internal::sign_manifest_service_map(m, fallback, cc::as_bytes(kKey));
   REQUIRE(static_cast<bool>(slow) == static_cast<bool>(fast));
   if (!slow) return;
-  CHECK(fast->canonical_payload == slow->canonical_payload);
+  CHECK(fast->canonical_payload() == slow->canonical_payload());
   CHECK(fast->signature == slow->signature);
   CHECK(fast->body == slow->body);
   CHECK(fast->payload.is_null());
@@ -342,7 +343,7 @@ TEST_CASE("the payload written from the Manifest equals the Json path: data mani
   check_same_as_json_path(parsed(kBase));
   check_same_as_json_path(parsed(kBase), "2030-12-31T23:59:59Z");
   // The golden body through the fast path.
-  auto fast = cc::sign_manifest_service_map(
+  auto fast = cc::internal::sign_manifest_service_map(
       parsed(read_data("manifests/original-fixture.manifest.json")), kFallback, cc::as_bytes(kKey));
   REQUIRE_OK(fast);
   CHECK(fast->body == read_data("golden/original-fixture.service-map.json"));
@@ -374,14 +375,14 @@ TEST_CASE("the payload written from the Manifest: edge cases", "[service_map][fa
   SECTION("displayName falls back to name") {
     zeta.display_name.reset();
     check_same_as_json_path(m);
-    CHECK(cc::write_service_map_payload(m, kFallback)->find(R"("displayName":"Zeta")") !=
+    CHECK(cc::internal::write_service_map_payload(m, kFallback)->find(R"("displayName":"Zeta")") !=
           std::string::npos);
   }
   SECTION("header names repeated within authentication.headers and with headers") {
     zeta.authentication_headers->push_back({"X-Key", "second"});
     zeta.authentication_headers->push_back({"X-Plain", "from-authentication"});
     check_same_as_json_path(m);
-    const auto payload = *cc::write_service_map_payload(m, kFallback);
+    const auto payload = *cc::internal::write_service_map_payload(m, kFallback);
     CHECK(payload.find(R"("headers":{"X-Both":"from-headers","X-Key":"second","X-Plain":"p"})") !=
           std::string::npos);
   }
@@ -390,7 +391,8 @@ TEST_CASE("the payload written from the Manifest: edge cases", "[service_map][fa
     check_same_as_json_path(m);
     zeta.authentication_headers.reset();
     check_same_as_json_path(m);
-    CHECK(cc::write_service_map_payload(m, kFallback)->find("headers") == std::string::npos);
+    CHECK(cc::internal::write_service_map_payload(m, kFallback)->find("headers") ==
+          std::string::npos);
     zeta.headers = cc::Json::object();
     check_same_as_json_path(m);
   }
@@ -399,7 +401,7 @@ TEST_CASE("the payload written from the Manifest: edge cases", "[service_map][fa
     m.connectors[1].remote_tools = cc::Json::array();
     m.connectors[1].timeouts = cc::Json::object();
     check_same_as_json_path(m);
-    const auto payload = *cc::write_service_map_payload(m, kFallback);
+    const auto payload = *cc::internal::write_service_map_payload(m, kFallback);
     CHECK(payload.find(R"("quotas":{})") != std::string::npos);
     CHECK(payload.find("timeouts") == std::string::npos);
     CHECK(payload.find("remoteTools") == std::string::npos);
@@ -411,7 +413,7 @@ TEST_CASE("the payload written from the Manifest: edge cases", "[service_map][fa
     m.metadata.set("brand", "overlay");
     m.metadata.set("\xc3\xa9", 3);
     check_same_as_json_path(m);
-    const auto payload = *cc::write_service_map_payload(m, kFallback);
+    const auto payload = *cc::internal::write_service_map_payload(m, kFallback);
     const std::string count = std::to_string(m.connectors.size());
     CHECK(payload.find("\"metadata\":{\"brand\":\"overlay\",\"count\":" + count +
                        ",\"\xc3\xa9\":3,\"\xf0\x9f\x98\x80\":1,\"\xef\xbd\xa1\":2}") !=
@@ -422,7 +424,7 @@ TEST_CASE("the payload written from the Manifest: edge cases", "[service_map][fa
     m.metadata.set("count", "many");
     m.metadata.set("z", 1);
     check_same_as_json_path(m);
-    const auto payload = *cc::write_service_map_payload(m, kFallback);
+    const auto payload = *cc::internal::write_service_map_payload(m, kFallback);
     CHECK(payload.find(R"("metadata":{"brand":"brAInwav","count":)" +
                        std::to_string(m.connectors.size()) + R"(,"z":1})") != std::string::npos);
     CHECK(payload.find("many") == std::string::npos);
@@ -433,23 +435,23 @@ TEST_CASE("the payload written from the Manifest: edge cases", "[service_map][fa
       m.connectors[1].metadata.find("n")->push_back(d);
     }
     check_same_as_json_path(m);
-    CHECK(cc::write_service_map_payload(m, kFallback)->find("[1e+21,1e-7,0,0.1,") !=
+    CHECK(cc::internal::write_service_map_payload(m, kFallback)->find("[1e+21,1e-7,0,0.1,") !=
           std::string::npos);
   }
   SECTION("a NaN fails both paths alike") {
     zeta.metadata = cc::Json::object();
     zeta.metadata.set("x", std::numeric_limits<double>::quiet_NaN());
     check_same_as_json_path(m);
-    CHECK_FALSE(cc::write_service_map_payload(m, kFallback));
+    CHECK_FALSE(cc::internal::write_service_map_payload(m, kFallback));
   }
 }
 
 TEST_CASE("the payload written by one or two threads is the same", "[service_map][fast_path]") {
   const cc::Manifest m = parsed(cc::bench::generate_manifest(301, 302));
-  const auto serial = cc::write_service_map_payload(m, kFallback, 0);
+  const auto serial = cc::internal::write_service_map_payload(m, kFallback, 0);
   REQUIRE_OK(serial);
   for (const std::size_t from : {std::size_t{2}, std::size_t{300}, std::size_t{301}}) {
-    CHECK(*cc::write_service_map_payload(m, kFallback, from) == *serial);
+    CHECK(*cc::internal::write_service_map_payload(m, kFallback, from) == *serial);
   }
   CHECK(*serial == *cc::canonical_json(cc::build_service_map(m, kFallback)));
 }
@@ -481,13 +483,17 @@ void check_text_same_as_manifest_path(std::string_view text,
     }
     return;
   }
-  auto via_manifest =
-      cc::sign_manifest_service_map(*manifest, kFallback, cc::as_bytes(kKey), ed25519_keys);
+  auto via_manifest = cc::internal::sign_manifest_service_map(*manifest, kFallback,
+                                                              cc::as_bytes(kKey), ed25519_keys);
   REQUIRE_OK(via_manifest);
   CHECK(from_text->body == via_manifest->body);
   CHECK(from_text->signature == via_manifest->signature);
   CHECK(from_text->signatures == via_manifest->signatures);
-  CHECK(from_text->canonical_payload.empty());
+  // The signed bytes and where their parts sit, as the writer recorded them on both paths.
+  CHECK(from_text->canonical_payload() == via_manifest->canonical_payload());
+  REQUIRE(from_text->layout() != nullptr);
+  REQUIRE(via_manifest->layout() != nullptr);
+  CHECK(*from_text->layout() == *via_manifest->layout());
   CHECK(from_text->payload.is_null());
 }
 

@@ -462,7 +462,7 @@ TEST_CASE("client: a delta-mode stream resumed with Last-Event-ID applies the de
   REQUIRE_OK(signed6);
   {
     // Resuming from 5: the delta to 6. Resuming from 6: nothing new (a heartbeat).
-    auto delta = cc::sse_delta_event(*cc::canonical_json(v5), 5, signed6->canonical_payload, 6,
+    auto delta = cc::sse_delta_event(*cc::canonical_json(v5), 5, signed6->canonical_payload(), 6,
                                      signed6->signature, "");
     REQUIRE_OK(delta);
     std::lock_guard lock(fake.mu);

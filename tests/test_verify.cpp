@@ -75,7 +75,7 @@ TEST_CASE("verify_service_map: a served body verifies with its expiry", "[verify
   const std::string body = sign(payload);
   cc::VerifyOptions options;
   options.fetched_at = at("2026-01-01T00:00:00Z");
-  options.now = options.fetched_at + 1s;
+  options.now = *options.fetched_at + 1s;
   options.version = 7;
   auto r = cc::verify_service_map(body, cc::as_bytes(kKey), options);
   REQUIRE_OK(r);
@@ -87,7 +87,7 @@ TEST_CASE("verify_service_map: a served body verifies with its expiry", "[verify
   CHECK(r->generated_at_time == at(r->generated_at));
   CHECK(r->ttl.count() == static_cast<long>(payload.find("ttlSeconds")->as_number()));
   CHECK(r->fetched_at == options.fetched_at);
-  CHECK(r->expires_at == options.fetched_at + r->ttl);
+  CHECK(r->expires_at == *options.fetched_at + r->ttl);
   CHECK(r->version == 7);
   CHECK(r->connector_count == payload.find("connectors")->as_array().size());
   CHECK_FALSE(r->expired(r->expires_at - 1s));
@@ -192,7 +192,7 @@ TEST_CASE("verify_service_map: a body of a server before metadata.count still ve
   old.set("count", n);
   cc::VerifyOptions options;
   options.fetched_at = at("2026-01-01T00:00:00Z");
-  options.now = options.fetched_at;
+  options.now = *options.fetched_at;
   auto r = cc::verify_service_map(sign(old), cc::as_bytes(kKey), options);
   REQUIRE_OK(r);
   CHECK(r->payload.find("count")->as_number() == static_cast<double>(n));
@@ -204,9 +204,9 @@ TEST_CASE("verify_service_map: expired maps by fetch time or by generatedAt", "[
   const std::string body = sign(payload);
   cc::VerifyOptions options;
   options.fetched_at = at("2026-03-01T00:00:00Z");
-  options.now = options.fetched_at + 59s;
+  options.now = *options.fetched_at + 59s;
   CHECK(cc::verify_service_map(body, cc::as_bytes(kKey), options));
-  options.now = options.fetched_at + 60s;
+  options.now = *options.fetched_at + 60s;
   auto e = error_of(body, options);
   CHECK(e.code == cc::ErrorCode::kExpired);
   CHECK(e.message ==

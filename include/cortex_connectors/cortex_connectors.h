@@ -13,6 +13,7 @@
 #include "cortex_connectors/registry.h"
 #include "cortex_connectors/result.h"
 #include "cortex_connectors/service_map.h"
+#include "cortex_connectors/signed_body.h"
 #include "cortex_connectors/signing.h"
 #include "cortex_connectors/snapshot.h"
 #include "cortex_connectors/sse.h"

@@ -23,6 +23,7 @@
 
 #include "cortex_connectors/export.h"
 #include "cortex_connectors/result.h"
+#include "cortex_connectors/signed_body.h"
 #include "cortex_connectors/snapshot.h"
 
 namespace cortex_connectors {
@@ -37,6 +38,9 @@ struct HistoryEntry {
   std::string payload;     // the canonical payload (the signed bytes)
   std::string signature;   // base64url HMAC-SHA256 of `payload`
   std::string signatures;  // the Ed25519 "signatures" array as canonical JSON, or ""
+
+  // The signed body as it was served: `payload`, `signature` and `signatures` assembled.
+  SignedBody signed_body() const { return SignedBody::assemble(payload, signature, signatures); }
 };
 
 // A history line without the bytes, for listings.

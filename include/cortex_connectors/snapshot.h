@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "cortex_connectors/manifest.h"
+#include "cortex_connectors/signed_body.h"
 
 namespace cortex_connectors {
 
@@ -28,7 +29,9 @@ struct StageTimings {
   std::chrono::nanoseconds compress{0};  // gzip + brotli bodies, ETag
 };
 
-struct Snapshot {
+// The signed body (SignedBody: body, signature, signatures, canonical_payload(), layout())
+// with what was built around it.
+struct Snapshot : SignedBody {
   // Starts at RegistryOptions::first_version and goes up by one per published change.
   std::uint64_t version = 0;
   std::string path;          // the file it was loaded from ("" for text given directly)
@@ -42,13 +45,9 @@ struct Snapshot {
   // Whether generatedAt came from the manifest (else from the time its content was loaded).
   bool manifest_generated_at = false;
 
-  std::string body;         // {"payload":...,"signature":"..."}: canonical JSON, served as is
-  std::string body_gzip;    // the same bytes, gzip (RFC 1952)
-  std::string body_brotli;  // the same bytes, brotli (RFC 7932)
+  std::string body_gzip;    // `body`, gzip (RFC 1952)
+  std::string body_brotli;  // `body`, brotli (RFC 7932)
   std::string etag;         // strong ETag of the body, quotes included: "\"9f86d0...\""
-  std::string signature;    // base64url HMAC-SHA256 of canonical_payload()
-  // The body's "signatures" array (Ed25519, keys.h) as canonical JSON, or "" without keys.
-  std::string signatures;
 
   // Prometheus text of the manifest's own series (brainwav_mcp_connector_proxy_up), rendered
   // once per snapshot so that a scrape only concatenates it.
@@ -56,13 +55,6 @@ struct Snapshot {
 
   StageTimings timings;
 
-  // The signed bytes: the payload member of `body`.
-  std::string_view canonical_payload() const noexcept {
-    constexpr std::size_t kPrefix = sizeof(R"({"payload":)") - 1;
-    std::size_t suffix = sizeof(R"(,"signature":"")") - 1 + signature.size() + 1;
-    if (!signatures.empty()) suffix += sizeof(R"(,"signatures":)") - 1 + signatures.size();
-    return std::string_view(body).substr(kPrefix, body.size() - kPrefix - suffix);
-  }
   std::size_t connector_count() const noexcept { return connectors; }
 };
 

@@ -16,6 +16,7 @@
 #include "cortex_connectors/export.h"
 #include "cortex_connectors/json.h"
 #include "cortex_connectors/result.h"
+#include "cortex_connectors/signed_body.h"
 #include "cortex_connectors/snapshot.h"
 
 namespace cortex_connectors {
@@ -39,6 +40,15 @@ CORTEX_CONNECTORS_API std::string sse_retry(std::uint32_t milliseconds);
 CORTEX_CONNECTORS_API std::string sse_status_event(const Snapshot& snapshot,
                                                    std::string_view timestamp);
 
+// The same event, and where `snapshot.body` sits in it, verbatim: a holder of the event bytes
+// finds the payload there (SignedBody::canonical_payload_in()) without keeping the Snapshot.
+struct SseStatusEvent {
+  std::string bytes;
+  std::size_t body_offset = std::string::npos;  // npos: the body is split over data lines
+};
+CORTEX_CONNECTORS_API SseStatusEvent sse_status_event_with_body(const Snapshot& snapshot,
+                                                                std::string_view timestamp);
+
 // The changes from payload `from` to payload `to` (both service-map payload objects):
 //   {"from":<version>,"to":<version>,"added":[connector…],"removed":["id"…],
 //    "replaced":[connector…],"fields":{"<top-level field>":<new value>…},"signature":"…"}
@@ -56,9 +66,11 @@ CORTEX_CONNECTORS_API Json compute_delta(const Json& from, const Json& to,
 // whose canonical form equals the signed one. Errors (kInvalid) for a malformed delta.
 CORTEX_CONNECTORS_API Result<Json> apply_delta(const Json& payload, const Json& delta);
 
-// The delta event from `previous` to `next`: "id: <next version>\nevent: delta\ndata: <delta>".
-// Parses both canonical payloads. Errors only if a snapshot's bytes are not a payload. When
-// `next` carries Ed25519 signatures, the delta carries them too ("signatures", as in the body).
+// The delta event from `previous` to `next`: "id: <next version>\nevent: delta\ndata: <delta>",
+// whose data is canonical_json(compute_delta(...)) of the two payloads. When `next` carries
+// Ed25519 signatures, the delta carries them too ("signatures", as in the body). The payloads
+// are compared by the spans of their layouts (signed_body.h), not parsed; see the PayloadView
+// overload. Errors only if a snapshot's bytes are not a payload.
 CORTEX_CONNECTORS_API Result<std::string> sse_delta_event(const Snapshot& previous,
                                                           const Snapshot& next);
 
@@ -73,6 +85,17 @@ CORTEX_CONNECTORS_API Result<std::string> sse_delta_event(std::string_view from_
 CORTEX_CONNECTORS_API Result<std::string> sse_delta_event(
     std::string_view from_payload, std::uint64_t from_version, std::string_view to_payload,
     std::uint64_t to_version, std::string_view to_signature, std::string_view to_signatures);
+
+// As above, from payloads with their layouts (a null layout is found by scan_payload_layout()).
+// With both layouts and each payload's connector ids in increasing byte order without escapes
+// (every payload build_service_map() or the Registry writes), the delta is written from the
+// spans of the connectors and members that differ; otherwise both payloads are parsed and
+// diffed as Json trees. The bytes are the same either way.
+CORTEX_CONNECTORS_API Result<std::string> sse_delta_event(PayloadView from,
+                                                          std::uint64_t from_version,
+                                                          PayloadView to, std::uint64_t to_version,
+                                                          std::string_view to_signature,
+                                                          std::string_view to_signatures);
 
 // Parses a Last-Event-ID header: a version number (1-20 ASCII digits, no sign, no spaces,
 // within 64 bits). Anything else is nullopt: the client then gets a full status event.

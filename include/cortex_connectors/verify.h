@@ -37,6 +37,7 @@
 #include "cortex_connectors/json.h"
 #include "cortex_connectors/keys.h"
 #include "cortex_connectors/result.h"
+#include "cortex_connectors/signed_body.h"
 
 namespace cortex_connectors {
 
@@ -47,10 +48,10 @@ enum class ExpiryBase : std::uint8_t {
 };
 
 struct VerifyOptions {
-  // When the body was received; the default (epoch) means `now`.
-  std::chrono::system_clock::time_point fetched_at{};
-  // The time the expiry is checked against; the default (epoch) means system_clock::now().
-  std::chrono::system_clock::time_point now{};
+  // When the body was received; nullopt means `now`.
+  std::optional<std::chrono::system_clock::time_point> fetched_at;
+  // The time the expiry is checked against; nullopt means system_clock::now().
+  std::optional<std::chrono::system_clock::time_point> now;
   ExpiryBase expiry_base = ExpiryBase::kFetchTime;
   // The server's snapshot version, when the transport told it (an SSE event id); 0 = unknown.
   // Informational only: it is not signed.
@@ -81,7 +82,9 @@ struct VerifiedServiceMap {
     return now >= expires_at;
   }
   // The signed body again: {"payload":...,"signature":"..."} (plus "signatures" when verified
-  // by a public key), canonical JSON (as served).
+  // by a public key), canonical JSON (as served), with its layout.
+  SignedBody signed_body() const;
+  // signed_body().body.
   std::string body() const;
 };
 
@@ -144,28 +147,31 @@ class CORTEX_CONNECTORS_API ServiceMapCache {
 
   // Verifies `body` (verify_service_map) and, when it verifies, applies the order rules.
   // On a verification error the current map stays and the Error is returned.
-  Result<CacheUpdate> offer(std::string_view body, std::chrono::system_clock::time_point now = {},
+  Result<CacheUpdate> offer(std::string_view body,
+                            std::optional<std::chrono::system_clock::time_point> now = std::nullopt,
                             std::uint64_t version = 0);
   // The same for a payload and its signature (verify_service_map_payload).
-  Result<CacheUpdate> offer_payload(Json payload, std::string_view signature,
-                                    std::chrono::system_clock::time_point now = {},
-                                    std::uint64_t version = 0);
+  Result<CacheUpdate> offer_payload(
+      Json payload, std::string_view signature,
+      std::optional<std::chrono::system_clock::time_point> now = std::nullopt,
+      std::uint64_t version = 0);
 
   // The same for a payload and the object carrying its signatures (a body or an SSE delta:
   // "signature" and, for pinned public keys, "signatures"); works with either kind of key.
-  Result<CacheUpdate> offer_signed(Json payload, const Json& carrier,
-                                   std::chrono::system_clock::time_point now = {},
-                                   std::uint64_t version = 0);
+  Result<CacheUpdate> offer_signed(
+      Json payload, const Json& carrier,
+      std::optional<std::chrono::system_clock::time_point> now = std::nullopt,
+      std::uint64_t version = 0);
 
   // Records that the current map was confirmed unchanged at `now` (an HTTP 304, a stream
   // heartbeat): with ExpiryBase::kFetchTime its expiry moves to now + ttl. False when empty.
-  bool confirm(std::chrono::system_clock::time_point now = {});
+  bool confirm(std::optional<std::chrono::system_clock::time_point> now = std::nullopt);
 
   // The current map, or nullptr before the first accepted offer. Expired maps are returned too.
   std::shared_ptr<const VerifiedServiceMap> current() const;
   // The current map if it has not expired at `now` (default: the present), else nullptr.
   std::shared_ptr<const VerifiedServiceMap> fresh(
-      std::chrono::system_clock::time_point now = {}) const;
+      std::optional<std::chrono::system_clock::time_point> now = std::nullopt) const;
 
  private:
   Result<CacheUpdate> accept(Result<VerifiedServiceMap> verified);

@@ -39,6 +39,8 @@ class CanonicalWriter {
 
   // Reserves room for `n` more bytes.
   void reserve(std::size_t n);
+  // Where the next byte goes: the output's size so far (recorded as a payload layout's offsets).
+  std::size_t position() const noexcept;
   // Bytes that are canonical already: punctuation, keys in canonical order with their quotes.
   void raw(std::string_view text);
   void raw(char c);

@@ -216,18 +216,6 @@ ManifestView view_of(const Manifest& manifest);
 // the same.
 Manifest to_manifest(const ManifestView& view, std::size_t parallel_from = 0);
 
-// The start of a service-map body, `{"payload":` and the canonical payload of `view`, as
-// sign_manifest_text() writes it: the payload goes straight into the body (no copy of a few
-// megabytes). Errors as write_service_map_payload().
-Result<std::string> write_payload_body(const ManifestView& view,
-                                       std::string_view generated_at_fallback);
-
-// Signs the payload of a body begun by write_payload_body() and ends it: SignedServiceMap::body,
-// signature and signatures; its payload and canonical_payload are left empty (the signed bytes
-// are the body's "payload" member).
-SignedServiceMap sign_payload_body(std::string body, std::span<const std::byte> key,
-                                   std::span<const Ed25519Key> ed25519_keys);
-
 // Metrics::render_manifest_text() of a view (src/metrics.cpp).
 std::string render_manifest_text(const ManifestView& view);
 
