@@ -113,8 +113,8 @@ struct ManifestLimits {
   std::size_t max_depth = 32;                            // nesting, metadata included
   // Not a limit: parse_manifest() copies the connectors of a manifest with at least this many
   // into the Manifest on two threads, half each (after one checking walk over the parsed text);
-  // 0 (the default): always on the calling thread. Same result either way. Off by default: on
-  // the shared 2-core machine of bench/README.md it did not help.
+  // 0 (the default): always on the calling thread. Same result either way. Off by default
+  // (bench/README.md has the measurements).
   std::size_t parallel_connectors = 0;
 };
 

@@ -66,8 +66,8 @@ CORTEX_CONNECTORS_API StaticAsset prepare_static_asset(std::string_view name, st
                                                        std::optional<std::string> brotli);
 
 // Makes the representations `asset` lacks (as prepare_static_asset() without them does); a
-// representation not smaller than the identity bytes stays empty. CPU-heavy: brotli 11 costs
-// ~1.5 ms per KB.
+// representation not smaller than the identity bytes stays empty. CPU-heavy (brotli 11; what it
+// costs per KB: bench/README.md).
 CORTEX_CONNECTORS_API void compress_static_asset(StaticAsset& asset, bool gzip, bool brotli);
 
 }  // namespace cortex_connectors
