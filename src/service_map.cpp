@@ -93,6 +93,44 @@ void write_string_array(CanonicalWriter& w, const StringList& items) {
   w.raw(sep == '[' ? "[]" : "]");
 }
 
+// The entry's ",\"headers\":{...}" when it has any: authentication.headers first, then headers on
+// top (object() keeps the last of equal names).
+bool write_headers(CanonicalWriter& w, const ConnectorView& c,
+                   std::vector<CanonicalMember>& scratch) {
+  scratch.clear();
+  if (c.authentication_headers.present()) {
+    c.authentication_headers.for_each([&scratch](std::string_view name, std::string_view value) {
+      scratch.push_back({name, {}, value});
+    });
+  }
+  if (c.headers.is_object()) {
+    c.headers.for_each_member([&scratch](std::string_view name, FreeForm value) {
+      scratch.push_back({name, value, {}});
+    });
+  }
+  if (scratch.empty()) return true;
+  w.raw(R"(,"headers":)");
+  return w.object(scratch);
+}
+
+// The entry's ",\"quotas\":{...}": the limits present, in key order.
+void write_quotas(CanonicalWriter& w, const Quotas& quotas) {
+  w.raw(R"(,"quotas":)");
+  char sep = '{';
+  auto limit = [&](std::string_view key, const std::optional<std::int64_t>& value) {
+    if (!value) return;
+    w.raw(sep);
+    sep = ',';
+    w.raw(key);
+    w.number(static_cast<double>(*value));
+  };
+  limit(R"("concurrent":)", quotas.concurrent);
+  limit(R"("perDay":)", quotas.per_day);
+  limit(R"("perHour":)", quotas.per_hour);
+  limit(R"("perMinute":)", quotas.per_minute);
+  w.raw(sep == '{' ? "{}" : "}");
+}
+
 // A connector entry: keys auth description displayName enabled endpoint headers id metadata
 // quotas remoteTools scopes tags timeouts ttlSeconds version. Sets `at` to where the entry and
 // its id went, as positions of the writer's output.
@@ -122,44 +160,14 @@ bool write_entry(CanonicalWriter& w, const ConnectorView& c, std::vector<Canonic
   w.raw(c.is_enabled() ? R"(,"enabled":true)" : R"(,"enabled":false)");
   w.raw(R"(,"endpoint":)");
   w.string(c.endpoint);
-  // authentication.headers first, then headers on top: object() keeps the last of equal names.
-  scratch.clear();
-  if (c.authentication_headers.present()) {
-    c.authentication_headers.for_each([&scratch](std::string_view name, std::string_view value) {
-      scratch.push_back({name, {}, value});
-    });
-  }
-  if (c.headers.is_object()) {
-    c.headers.for_each_member([&scratch](std::string_view name, FreeForm value) {
-      scratch.push_back({name, value, {}});
-    });
-  }
-  if (!scratch.empty()) {
-    w.raw(R"(,"headers":)");
-    if (!w.object(scratch)) return false;
-  }
+  if (!write_headers(w, c, scratch)) return false;
   w.raw(R"(,"id":)");
   at.id.offset = w.position() + 1;  // the id span lies between the quotes
   w.string(c.id);
   at.id.size = w.position() - 1 - at.id.offset;
   w.raw(R"(,"metadata":)");
   if (!write_branded(w, c.metadata, scratch)) return false;
-  if (c.quotas) {
-    w.raw(R"(,"quotas":)");
-    char sep = '{';
-    auto limit = [&](std::string_view key, const std::optional<std::int64_t>& value) {
-      if (!value) return;
-      w.raw(sep);
-      sep = ',';
-      w.raw(key);
-      w.number(static_cast<double>(*value));
-    };
-    limit(R"("concurrent":)", c.quotas->concurrent);
-    limit(R"("perDay":)", c.quotas->per_day);
-    limit(R"("perHour":)", c.quotas->per_hour);
-    limit(R"("perMinute":)", c.quotas->per_minute);
-    w.raw(sep == '{' ? "{}" : "}");
-  }
+  if (c.quotas) write_quotas(w, *c.quotas);
   if (c.remote_tools.is_array() && !c.remote_tools.is_empty_container()) {
     w.raw(R"(,"remoteTools":)");
     if (!w.value(c.remote_tools)) return false;
@@ -183,6 +191,61 @@ bool write_entry(CanonicalWriter& w, const ConnectorView& c, std::vector<Canonic
   w.raw('}');
   at.entry.size = w.position() - at.entry.offset;
   return true;
+}
+
+// The connectors array "[entry,...]" in service-map order, recording where each entry and id
+// went as offsets from `base`. An entry's bytes depend on that connector alone, so with many of
+// them a second thread writes the second half (",entry,entry...") into its own string, appended
+// after the first.
+bool write_connectors(CanonicalWriter& w, const Order<ConnectorView>& order,
+                      std::size_t parallel_entries, PayloadLayout& layout, std::size_t base,
+                      std::vector<CanonicalMember>& scratch) {
+  const std::size_t n = order.sorted.size();
+  auto relative = [base](PayloadLayout::Connector& c, std::size_t shift) {
+    c.entry.offset = c.entry.offset + shift - base;
+    c.id.offset = c.id.offset + shift - base;
+  };
+  w.raw('[');
+  std::size_t half = n;
+  std::future<std::optional<std::string>> second;
+  if (parallel_entries != 0 && n >= parallel_entries && n >= 2) {
+    half = n / 2;
+    auto write_second = [&order, &layout, half, n]() -> std::optional<std::string> {
+      std::string out;
+      {
+        CanonicalWriter w2(out);
+        w2.reserve(640 * (n - half));
+        std::vector<CanonicalMember> scratch2;
+        for (std::size_t i = half; i < n; ++i) {
+          w2.raw(',');
+          if (!write_entry(w2, *order.sorted[i], scratch2, layout.connectors[i])) {
+            return std::nullopt;
+          }
+        }
+      }
+      return out;
+    };
+    try {
+      second = std::async(std::launch::async, write_second);
+    } catch (const std::system_error&) {
+      half = n;  // no thread to be had: write it all here
+    }
+  }
+  bool ok = true;
+  for (std::size_t i = 0; i < half && ok; ++i) {
+    if (i != 0) w.raw(',');
+    ok = write_entry(w, *order.sorted[i], scratch, layout.connectors[i]);
+    relative(layout.connectors[i], 0);
+  }
+  if (second.valid()) {
+    auto rest = second.get();  // in any case: the thread reads `order`
+    if (!rest) return false;
+    const std::size_t shift = w.position();
+    w.raw(*rest);
+    for (std::size_t i = half; i < n; ++i) relative(layout.connectors[i], shift);
+  }
+  w.raw(']');
+  return ok;
 }
 
 // The payload: keys brand connectors generatedAt id metadata ttlSeconds. Records in `layout`
@@ -212,58 +275,12 @@ bool write_payload(CanonicalWriter& w, const ManifestView& manifest,
     layout.members.push_back(m);
     return ok;
   };
-  auto relative = [base](PayloadLayout::Connector& c, std::size_t shift) {
-    c.entry.offset = c.entry.offset + shift - base;
-    c.id.offset = c.id.offset + shift - base;
-  };
   member('{', "brand", [&] {
     w.string(kBrand);
     return true;
   });
   const bool connectors_ok = member(',', "connectors", [&] {
-    w.raw('[');
-    // An entry's bytes depend on that connector alone, so with many of them a second thread
-    // writes the second half (",entry,entry...") into its own string, appended after the first.
-    std::size_t half = n;
-    std::future<std::optional<std::string>> second;
-    if (parallel_entries != 0 && n >= parallel_entries && n >= 2) {
-      half = n / 2;
-      auto write_second = [&order, &layout, half, n]() -> std::optional<std::string> {
-        std::string out;
-        {
-          CanonicalWriter w2(out);
-          w2.reserve(640 * (n - half));
-          std::vector<CanonicalMember> scratch2;
-          for (std::size_t i = half; i < n; ++i) {
-            w2.raw(',');
-            if (!write_entry(w2, *order.sorted[i], scratch2, layout.connectors[i])) {
-              return std::nullopt;
-            }
-          }
-        }
-        return out;
-      };
-      try {
-        second = std::async(std::launch::async, write_second);
-      } catch (const std::system_error&) {
-        half = n;  // no thread to be had: write it all here
-      }
-    }
-    bool ok = true;
-    for (std::size_t i = 0; i < half && ok; ++i) {
-      if (i != 0) w.raw(',');
-      ok = write_entry(w, *order.sorted[i], scratch, layout.connectors[i]);
-      relative(layout.connectors[i], 0);
-    }
-    if (second.valid()) {
-      auto rest = second.get();  // in any case: the thread reads `order`
-      if (!rest) return false;
-      const std::size_t shift = w.position();
-      w.raw(*rest);
-      for (std::size_t i = half; i < n; ++i) relative(layout.connectors[i], shift);
-    }
-    w.raw(']');
-    return ok;
+    return write_connectors(w, order, parallel_entries, layout, base, scratch);
   });
   if (!connectors_ok) return false;
   member(',', "generatedAt", [&] {
