@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <httplib.h>
 
+#include "internal/metrics_text.h"
 #include "log.h"
 
 namespace cortex_connectors::server {
@@ -186,17 +187,18 @@ void OtlpExporter::send(std::size_t count, std::chrono::milliseconds timeout) {
   if (!ok) client.reset();
 }
 
-std::string OtlpExporter::metrics_text() const {
-  return fmt::format(
-      "# HELP cortex_connectors_otlp_spans_exported_total Spans the OTLP collector accepted.\n"
-      "# TYPE cortex_connectors_otlp_spans_exported_total counter\n"
-      "cortex_connectors_otlp_spans_exported_total {}\n"
-      "# HELP cortex_connectors_otlp_spans_dropped_total Spans dropped: queue full or export "
-      "failed.\n"
-      "# TYPE cortex_connectors_otlp_spans_dropped_total counter\n"
-      "cortex_connectors_otlp_spans_dropped_total{{reason=\"queue_full\"}} {}\n"
-      "cortex_connectors_otlp_spans_dropped_total{{reason=\"export_failed\"}} {}\n",
-      exported_.load(), dropped_full_.load(), dropped_failed_.load());
+std::vector<prometheus::MetricFamily> OtlpExporter::metric_families() const {
+  using prometheus::MetricType;
+  std::vector<prometheus::MetricFamily> out;
+  out.push_back(internal::metric_family("cortex_connectors_otlp_spans_exported_total",
+                                        "Spans the OTLP collector accepted.", MetricType::Counter,
+                                        {{{}, static_cast<double>(exported_.load())}}));
+  out.push_back(internal::metric_family(
+      "cortex_connectors_otlp_spans_dropped_total", "Spans dropped: queue full or export failed.",
+      MetricType::Counter,
+      {{{{"reason", "queue_full"}}, static_cast<double>(dropped_full_.load())},
+       {{{"reason", "export_failed"}}, static_cast<double>(dropped_failed_.load())}}));
+  return out;
 }
 
 }  // namespace cortex_connectors::server

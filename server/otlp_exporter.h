@@ -21,6 +21,8 @@
 #include <thread>
 #include <vector>
 
+#include <prometheus/metric_family.h>
+
 #include "config.h"
 #include "otlp_json.h"
 
@@ -48,9 +50,9 @@ class OtlpExporter {
   std::uint64_t exported() const noexcept { return exported_.load(); }
   std::uint64_t dropped() const noexcept { return dropped_full_.load() + dropped_failed_.load(); }
 
-  // Prometheus text of cortex_connectors_otlp_spans_exported_total and
+  // The families cortex_connectors_otlp_spans_exported_total and
   // cortex_connectors_otlp_spans_dropped_total{reason="queue_full|export_failed"}.
-  std::string metrics_text() const;
+  std::vector<prometheus::MetricFamily> metric_families() const;
 
  private:
   void run();

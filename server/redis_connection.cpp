@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "internal/metrics_text.h"
 #include "redis_scaling.h"
 
 namespace cortex_connectors::server {
@@ -46,9 +47,12 @@ std::string reply_text(const redisReply* r) {
   return {};
 }
 
-std::string gauge(std::string_view name, std::string_view help, std::uint64_t value,
-                  std::string_view type) {
-  return fmt::format("# HELP {0} {1}\n# TYPE {0} {2}\n{0} {3}\n", name, help, type, value);
+prometheus::MetricFamily series(std::string name, std::string help, std::uint64_t value,
+                                bool counter) {
+  return internal::metric_family(
+      std::move(name), std::move(help),
+      counter ? prometheus::MetricType::Counter : prometheus::MetricType::Gauge,
+      {{{}, static_cast<double>(value)}});
 }
 
 }  // namespace redis_detail

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include <hiredis/hiredis.h>
+#include <prometheus/metric_family.h>
 
 #include "config.h"
 #include "cortex_connectors/json.h"
@@ -121,9 +122,9 @@ Json fields(std::initializer_list<Json::Member> members);
 bool pause(std::mutex& mutex, std::condition_variable& cv, const bool& stopping,
            std::chrono::milliseconds delay);
 
-// One Prometheus series with its HELP and TYPE lines.
-std::string gauge(std::string_view name, std::string_view help, std::uint64_t value,
-                  std::string_view type = "gauge");
+// A family of one unlabelled series: a gauge, or a counter when `counter`.
+prometheus::MetricFamily series(std::string name, std::string help, std::uint64_t value,
+                                bool counter = false);
 
 }  // namespace redis_detail
 

@@ -367,18 +367,18 @@ Json RedisPublisher::status() const {
 
 bool RedisPublisher::degraded() const { return !connected_ || !leader_ || stale_; }
 
-std::string RedisPublisher::metrics_text() const {
-  return gauge("cortex_connectors_redis_connected", "1 while the Redis connection is up.",
-               connected_ ? 1 : 0) +
-         gauge("cortex_connectors_redis_lease", "1 while this publisher holds the Redis lease.",
-               leader_ ? 1 : 0) +
-         gauge("cortex_connectors_redis_writes_total", "Snapshots written to Redis.", writes_,
-               "counter") +
-         gauge("cortex_connectors_redis_writes_refused_total",
-               "Writes refused: lease held by another publisher or a newer version stored.",
-               refused_, "counter") +
-         gauge("cortex_connectors_redis_reconnects_total", "Reconnections to Redis.", reconnects_,
-               "counter");
+std::vector<prometheus::MetricFamily> RedisPublisher::metric_families() const {
+  return {
+      series("cortex_connectors_redis_connected", "1 while the Redis connection is up.",
+             connected_ ? 1 : 0),
+      series("cortex_connectors_redis_lease", "1 while this publisher holds the Redis lease.",
+             leader_ ? 1 : 0),
+      series("cortex_connectors_redis_writes_total", "Snapshots written to Redis.", writes_, true),
+      series("cortex_connectors_redis_writes_refused_total",
+             "Writes refused: lease held by another publisher or a newer version stored.", refused_,
+             true),
+      series("cortex_connectors_redis_reconnects_total", "Reconnections to Redis.", reconnects_,
+             true)};
 }
 
 }  // namespace cortex_connectors::server

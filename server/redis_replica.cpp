@@ -478,20 +478,21 @@ bool RedisReplica::degraded() const {
   return !record_error_.empty();
 }
 
-std::string RedisReplica::metrics_text() const {
-  return gauge("cortex_connectors_redis_connected", "1 while the Redis connection is up.",
-               connected_ ? 1 : 0) +
-         gauge("cortex_connectors_redis_snapshots_accepted_total",
-               "Snapshots read from Redis, verified and published.", accepted_, "counter") +
-         gauge("cortex_connectors_redis_snapshots_rejected_total",
-               "Snapshots read from Redis and refused: envelope or body signature, digest, "
-               "rollback or age.",
-               rejected_, "counter") +
-         gauge("cortex_connectors_redis_envelope_age_seconds",
-               "Seconds since the publisher signed the envelope of the served snapshot (0: none).",
-               static_cast<std::uint64_t>(std::max<std::int64_t>(0, envelope_age_seconds()))) +
-         gauge("cortex_connectors_redis_reconnects_total", "Reconnections to Redis.", reconnects_,
-               "counter");
+std::vector<prometheus::MetricFamily> RedisReplica::metric_families() const {
+  return {
+      series("cortex_connectors_redis_connected", "1 while the Redis connection is up.",
+             connected_ ? 1 : 0),
+      series("cortex_connectors_redis_snapshots_accepted_total",
+             "Snapshots read from Redis, verified and published.", accepted_, true),
+      series("cortex_connectors_redis_snapshots_rejected_total",
+             "Snapshots read from Redis and refused: envelope or body signature, digest, "
+             "rollback or age.",
+             rejected_, true),
+      series("cortex_connectors_redis_envelope_age_seconds",
+             "Seconds since the publisher signed the envelope of the served snapshot (0: none).",
+             static_cast<std::uint64_t>(std::max<std::int64_t>(0, envelope_age_seconds()))),
+      series("cortex_connectors_redis_reconnects_total", "Reconnections to Redis.", reconnects_,
+             true)};
 }
 
 }  // namespace cortex_connectors::server

@@ -14,7 +14,7 @@
 //   <prefix>:publisher  the lease: the token of the publisher allowed to write (SET NX PX,
 //                       renewed); a second publisher refuses to write while it is held
 //
-// Thread-safety: start()/stop() from one thread; status() and metrics_text() from any thread.
+// Thread-safety: start()/stop() from one thread; status() and metric_families() from any thread.
 #pragma once
 
 #include <atomic>
@@ -28,6 +28,9 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
+
+#include <prometheus/metric_family.h>
 
 #include "config.h"
 #include "cortex_connectors/envelope.h"
@@ -44,8 +47,8 @@ class ScalingRole {
   virtual void stop() = 0;
   // The "scaling" member of /health.
   virtual Json status() const = 0;
-  // Prometheus text 0.0.4 of its counters.
-  virtual std::string metrics_text() const = 0;
+  // The families of its gauges and counters (/metrics).
+  virtual std::vector<prometheus::MetricFamily> metric_families() const = 0;
   // True when the role cannot do its job now (/health reports "degraded").
   virtual bool degraded() const = 0;
 };
@@ -83,7 +86,7 @@ class RedisPublisher final : public ScalingRole {
   void stop() override;  // releases the lease
 
   Json status() const override;
-  std::string metrics_text() const override;
+  std::vector<prometheus::MetricFamily> metric_families() const override;
   bool degraded() const override;
 
  private:
@@ -139,7 +142,7 @@ class RedisReplica final : public ScalingRole {
   void stop() override;
 
   Json status() const override;
-  std::string metrics_text() const override;
+  std::vector<prometheus::MetricFamily> metric_families() const override;
   bool degraded() const override;
 
   // The file holding the highest version this replica accepted for its prefix:

@@ -14,6 +14,7 @@
 #include "cortex_connectors/sse.h"
 #include "cortex_connectors/static_files.h"
 #include "cortex_connectors/trace_context.h"
+#include "internal/metrics_text.h"
 #include "log.h"
 #include "redis_scaling.h"
 #include "tracing.h"
@@ -235,9 +236,9 @@ void install_health_route(HardenedServer& server, const ServerContext& context) 
 void send_metrics(httplib::Response& res, const ServerContext& context) {
   const auto snap = context.registry.current();
   const ScalingRole* role = context.scaling_role();
-  send_text(res, 200,
-            context.registry.metrics().render_text(snap.get()) + context.tracer.metrics_text() +
-                (role != nullptr ? role->metrics_text() : std::string()),
+  std::vector<prometheus::MetricFamily> extra = context.tracer.metric_families();
+  if (role != nullptr) internal::append_families(extra, role->metric_families());
+  send_text(res, 200, internal::render_text(context.registry.metrics(), snap.get(), extra),
             "text/plain; version=0.0.4; charset=utf-8");
 }
 

@@ -51,8 +51,11 @@ class Tracer {
   void record(const HttpSpan& span) const {
     if (exporter_ != nullptr) exporter_->record(span);
   }
-  // The exporter's metrics text, or "" without an exporter.
-  std::string metrics_text() const { return exporter_ ? exporter_->metrics_text() : std::string(); }
+  // The exporter's metric families, or none without an exporter.
+  std::vector<prometheus::MetricFamily> metric_families() const {
+    return exporter_ != nullptr ? exporter_->metric_families()
+                                : std::vector<prometheus::MetricFamily>();
+  }
 
  private:
   OtlpExporter* exporter_ = nullptr;

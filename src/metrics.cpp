@@ -12,6 +12,7 @@
 #include <prometheus/text_serializer.h>
 
 #include "internal/manifest_view.h"
+#include "internal/metrics_text.h"
 
 namespace cortex_connectors {
 
@@ -152,6 +153,31 @@ void Metrics::observe_sse_broadcast(std::chrono::nanoseconds elapsed) {
 std::string Metrics::render_text(const Snapshot* snapshot) const {
   std::string out = prometheus::TextSerializer().Serialize(impl_->registry.Collect());
   if (snapshot != nullptr) out.append(snapshot->metrics_text);
+  return out;
+}
+
+prometheus::MetricFamily internal::metric_family(std::string name, std::string help,
+                                                 prometheus::MetricType type,
+                                                 std::vector<MetricSample> samples) {
+  prometheus::MetricFamily family{std::move(name), std::move(help), type, {}};
+  family.metric.reserve(samples.size());
+  for (auto& sample : samples) {
+    prometheus::ClientMetric metric;
+    metric.label = std::move(sample.labels);
+    if (type == prometheus::MetricType::Counter) {
+      metric.counter.value = sample.value;
+    } else {
+      metric.gauge.value = sample.value;
+    }
+    family.metric.push_back(std::move(metric));
+  }
+  return family;
+}
+
+std::string internal::render_text(const Metrics& metrics, const Snapshot* snapshot,
+                                  const std::vector<prometheus::MetricFamily>& extra) {
+  std::string out = metrics.render_text(snapshot);
+  if (!extra.empty()) out.append(prometheus::TextSerializer().Serialize(extra));
   return out;
 }
 

@@ -1,6 +1,7 @@
 #include <unistd.h>
 
 #include "cortex_connectors/metrics.h"
+#include "internal/metrics_text.h"
 #include "test_utils.h"
 
 namespace cc = cortex_connectors;
@@ -80,4 +81,31 @@ TEST_CASE("promtool accepts the metrics text", "[metrics]") {
   auto r = cc::test::run_program({"/usr/bin/promtool", "check", "metrics"}, sample_text());
   INFO(r.out << r.err);
   CHECK(r.exit_code == 0);
+}
+
+TEST_CASE("metrics: the server's families follow the manifest series, in the exposition format",
+          "[metrics]") {
+  // The span exporter and the Redis roles describe their series as prometheus-cpp families; the
+  // text is what they wrote by hand before: integers in full, labels quoted, HELP and TYPE first.
+  cc::Metrics metrics;
+  cc::Snapshot snap;
+  snap.metrics_text = "manifest_series 1\n";
+  std::vector<prometheus::MetricFamily> extra;
+  extra.push_back(cc::internal::metric_family(
+      "x_total", "Things counted.", prometheus::MetricType::Counter,
+      {{{{"reason", "queue_full"}}, 123456789}, {{{"reason", "export_failed"}}, 0}}));
+  cc::internal::append_families(
+      extra, {cc::internal::metric_family("y_up", "1 while up.", prometheus::MetricType::Gauge,
+                                          {{{}, 1}})});
+  const std::string text = cc::internal::render_text(metrics, &snap, extra);
+  CHECK(text.starts_with(metrics.render_text(&snap)));
+  CHECK(
+      text.ends_with("manifest_series 1\n"
+                     "# HELP x_total Things counted.\n"
+                     "# TYPE x_total counter\n"
+                     "x_total{reason=\"queue_full\"} 123456789\n"
+                     "x_total{reason=\"export_failed\"} 0\n"
+                     "# HELP y_up 1 while up.\n"
+                     "# TYPE y_up gauge\n"
+                     "y_up 1\n"));
 }

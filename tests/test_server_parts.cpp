@@ -16,6 +16,7 @@
 #include "cortex_connectors/json.h"
 #include "cortex_connectors/registry.h"
 #include "http_server.h"
+#include "internal/metrics_text.h"
 #include "log.h"
 #include "redis_scaling.h"
 #include "routes.h"
@@ -43,7 +44,10 @@ class FakeRole final : public srv::ScalingRole {
   explicit FakeRole(bool degraded) : degraded_(degraded) {}
   void stop() override {}
   cc::Json status() const override { return cc::Json(cc::Json::Object{{"role", "fake"}}); }
-  std::string metrics_text() const override { return "fake_role_up 1\n"; }
+  std::vector<prometheus::MetricFamily> metric_families() const override {
+    return {cc::internal::metric_family("fake_role_up", "The fake role.",
+                                        prometheus::MetricType::Gauge, {{{}, 1}})};
+  }
   bool degraded() const override { return degraded_; }
 
  private:
@@ -78,7 +82,7 @@ TEST_CASE("a Tracer without an exporter samples nothing and has no metrics", "[s
   const srv::Tracer tracer;
   CHECK_FALSE(tracer.enabled());
   CHECK_FALSE(tracer.sample(cc::generate_trace_id(), true));
-  CHECK(tracer.metrics_text().empty());
+  CHECK(tracer.metric_families().empty());
   tracer.record(srv::Span{});  // dropped, no crash
 }
 
