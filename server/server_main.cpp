@@ -599,6 +599,14 @@ bool answers_health(const std::string& host, int port, std::chrono::milliseconds
 // they are made, so that they are destroyed in reverse.
 class ServerApp {
  public:
+  ServerApp() = default;
+  ServerApp(const ServerApp&) = delete;
+  ServerApp& operator=(const ServerApp&) = delete;
+  // The registry goes first: its destructor waits for a load still running (a stop right after
+  // start, before the first snapshot), whose listeners use the context, the hub and the
+  // reporting below; they must outlive that wait.
+  ~ServerApp() { registry_.reset(); }
+
   // Each step returns the process's exit code when it is done: --help, --version, a setting
   // that cannot be used, a port that cannot be bound, a signal while waiting for Redis.
   std::optional<int> configure(int argc, char** argv);
