@@ -46,7 +46,7 @@ struct SnapshotEnvelope {
   std::string scope;                                   // the deployment
 
   // True when `body` is the body this envelope names (its SHA-256 is body_sha256).
-  bool covers(std::string_view body) const;
+  CORTEX_CONNECTORS_API bool covers(std::string_view body) const;
   friend bool operator==(const SnapshotEnvelope&, const SnapshotEnvelope&) = default;
 };
 

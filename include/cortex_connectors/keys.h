@@ -45,7 +45,7 @@ struct Ed25519PublicKey {
   std::string not_before;                               // RFC 3339, or "" when unbounded
   std::string not_after;                                // RFC 3339, or "" when unbounded
 
-  std::string key_base64url() const;
+  CORTEX_CONNECTORS_API std::string key_base64url() const;
   friend bool operator==(const Ed25519PublicKey&, const Ed25519PublicKey&) = default;
 };
 

@@ -83,9 +83,9 @@ struct VerifiedServiceMap {
   }
   // The signed body again: {"payload":...,"signature":"..."} (plus "signatures" when verified
   // by a public key), canonical JSON (as served), with its layout.
-  SignedBody signed_body() const;
+  CORTEX_CONNECTORS_API SignedBody signed_body() const;
   // signed_body().body.
-  std::string body() const;
+  CORTEX_CONNECTORS_API std::string body() const;
 };
 
 // Verifies a service-map body (see the file comment). Errors:

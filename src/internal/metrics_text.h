@@ -22,14 +22,16 @@ struct MetricSample {
   double value = 0;
 };
 
+// Both exported (though not installed): the server links them from a shared library too.
+
 // A counter or gauge family of `samples`.
-prometheus::MetricFamily metric_family(std::string name, std::string help,
-                                       prometheus::MetricType type,
-                                       std::vector<MetricSample> samples);
+CORTEX_CONNECTORS_API prometheus::MetricFamily metric_family(std::string name, std::string help,
+                                                             prometheus::MetricType type,
+                                                             std::vector<MetricSample> samples);
 
 // Metrics::render_text(snapshot), then the families of `extra` in their order.
-std::string render_text(const Metrics& metrics, const Snapshot* snapshot,
-                        const std::vector<prometheus::MetricFamily>& extra);
+CORTEX_CONNECTORS_API std::string render_text(const Metrics& metrics, const Snapshot* snapshot,
+                                              const std::vector<prometheus::MetricFamily>& extra);
 
 // Moves the families of `from` to the end of `to`.
 inline void append_families(std::vector<prometheus::MetricFamily>& to,

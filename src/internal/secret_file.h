@@ -7,6 +7,8 @@
 #include <string>
 #include <variant>
 
+#include "cortex_connectors/export.h"
+
 namespace cortex_connectors::internal {
 
 struct SecretFileRules {
@@ -26,7 +28,8 @@ struct SecretFileFailure {
 
 // The bytes of the file at `path`, or why not. A FIFO opens at once (O_NONBLOCK) and is refused
 // as not a regular file. The read buffer is wiped.
-std::variant<std::string, SecretFileFailure> read_secret_file(const std::string& path,
-                                                              const SecretFileRules& rules);
+// Exported (though not installed) because the server links it from a shared library too.
+CORTEX_CONNECTORS_API std::variant<std::string, SecretFileFailure> read_secret_file(
+    const std::string& path, const SecretFileRules& rules);
 
 }  // namespace cortex_connectors::internal
