@@ -1,5 +1,5 @@
-// A generator of invalid (and some valid) manifests: random edits of a valid one, as the tests
-// that compare the manifest walks and the JSON Schema use them.
+// A valid manifest to patch, and a generator of invalid (and some valid) manifests: random edits of
+// a valid one, as the tests that compare the manifest walks and the JSON Schema use them.
 #pragma once
 
 #include <cstddef>
@@ -7,12 +7,33 @@
 #include <initializer_list>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cortex_connectors/canonical_json.h"
 #include "cortex_connectors/json.h"
+#include "test_utils.h"
 
 namespace cortex_connectors::test {
+
+// A valid manifest with one connector; tests patch it with with().
+inline const std::string kValid = R"({
+  "id": "01J7X5MB4K1ZW0000000000000",
+  "manifestVersion": "1.0.0",
+  "connectors": [
+    {"id": "alpha", "name": "Alpha", "version": "1.0.0",
+     "endpoint": "https://alpha.example.invalid/mcp",
+     "auth": {"type": "bearer"}, "scopes": ["a:read"], "ttlSeconds": 60}
+  ]
+})";
+
+// `text` with the first `from` replaced by `to` (which must be there).
+inline std::string with(std::string_view from, std::string_view to, std::string text = kValid) {
+  const auto pos = text.find(from);
+  REQUIRE(pos != std::string::npos);
+  text.replace(pos, from.size(), to);
+  return text;
+}
 
 // Random edits of a valid manifest's Json tree: values replaced by others of every type (among
 // them the values the rules want), members removed or added (known and unknown names), items

@@ -20,23 +20,8 @@ using cc::test::read_data;
 
 namespace {
 
-// A valid manifest with one connector; tests patch it with replace().
-const std::string kValid = R"({
-  "id": "01J7X5MB4K1ZW0000000000000",
-  "manifestVersion": "1.0.0",
-  "connectors": [
-    {"id": "alpha", "name": "Alpha", "version": "1.0.0",
-     "endpoint": "https://alpha.example.invalid/mcp",
-     "auth": {"type": "bearer"}, "scopes": ["a:read"], "ttlSeconds": 60}
-  ]
-})";
-
-std::string with(std::string_view from, std::string_view to, std::string text = kValid) {
-  const auto pos = text.find(from);
-  REQUIRE(pos != std::string::npos);
-  text.replace(pos, from.size(), to);
-  return text;
-}
+using cc::test::kValid;
+using cc::test::with;
 
 // The findings of an invalid manifest, as "pointer: message" lines.
 std::vector<std::string> findings(std::string_view text) {

@@ -15,22 +15,8 @@ using cc::test::read_data;
 
 namespace {
 
-const std::string kValid = R"({
-  "id": "01J7X5MB4K1ZW0000000000000",
-  "manifestVersion": "1.0.0",
-  "connectors": [
-    {"id": "alpha", "name": "Alpha", "version": "1.0.0",
-     "endpoint": "https://alpha.example.invalid/mcp",
-     "auth": {"type": "bearer"}, "scopes": ["a:read"], "ttlSeconds": 60}
-  ]
-})";
-
-std::string with(std::string_view from, std::string_view to, std::string text = kValid) {
-  const auto pos = text.find(from);
-  REQUIRE(pos != std::string::npos);
-  text.replace(pos, from.size(), to);
-  return text;
-}
+using cc::test::kValid;
+using cc::test::with;
 
 // One edit of kValid per rule and per edge of a rule: each is valid or invalid on purpose.
 std::vector<std::string> edited_manifests() {
