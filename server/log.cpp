@@ -51,6 +51,13 @@ LogIds set_log_ids(LogIds ids) {
   return ids;
 }
 
+void assign_log_ids(std::string_view request_id, std::string_view trace_id,
+                    std::string_view span_id) {
+  t_ids.request_id.assign(request_id);
+  t_ids.trace_id.assign(trace_id);
+  t_ids.span_id.assign(span_id);
+}
+
 bool set_log_level(std::string_view level) {
   const std::string lower = ascii_lower(level);
   LogLevel l{};

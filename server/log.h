@@ -37,6 +37,11 @@ struct LogIds {
 // Sets this thread's ids; returns the previous ones.
 LogIds set_log_ids(LogIds ids);
 
+// Sets this thread's ids in place: the strings keep their capacity, so a thread that sets and
+// clears them for every request allocates nothing once they have grown.
+void assign_log_ids(std::string_view request_id, std::string_view trace_id,
+                    std::string_view span_id);
+
 // Sets this thread's ids for the lifetime of the object, then restores the previous ones.
 class ScopedLogIds {
  public:

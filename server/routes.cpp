@@ -17,53 +17,17 @@
 #include "internal/metrics_text.h"
 #include "log.h"
 #include "redis_scaling.h"
+#include "request_context.h"
 #include "tracing.h"
 
 namespace cortex_connectors::server {
 
 namespace {
 
-using SteadyClock = std::chrono::steady_clock;
-
 // Per-request state. cpp-httplib 0.11.4's Request has no slot for a caller's data, and it runs
 // the pre-routing handler, the route and the logger of one request on one worker thread, one
 // request at a time: a thread-local (t_request below) is where those hooks find it. Everything
 // process-wide comes from the ServerContext instead.
-struct RequestContext {
-  SteadyClock::time_point start;
-  std::chrono::system_clock::time_point start_wall;
-  std::string id;
-  std::string trace_id;
-  std::string span_id;
-  std::string parent_span_id;  // the caller's span, from a valid traceparent
-  bool sampled = false;        // the sampler's decision: the request's span is exported
-
-  // Starts a request: its id (the client's when sane), its trace (the caller's when the
-  // traceparent is valid, else a new one; W3C Trace Context) and its span.
-  void begin(const Tracer& tracer, std::string_view sent_request_id, std::string_view traceparent) {
-    start = SteadyClock::now();
-    start_wall = std::chrono::system_clock::now();
-    id = is_sane_request_id(sent_request_id) ? std::string(sent_request_id) : generate_request_id();
-    std::optional<bool> parent_sampled;
-    if (auto tp = parse_traceparent(traceparent)) {
-      trace_id = std::move(tp->trace_id);
-      parent_span_id = std::move(tp->parent_id);
-      parent_sampled = (tp->flags & 1) != 0;
-    } else {
-      trace_id = generate_trace_id();
-      parent_span_id.clear();
-    }
-    sampled = tracer.sample(trace_id, parent_sampled);
-    span_id = generate_span_id();
-    set_log_ids({id, trace_id, span_id});
-  }
-
-  void end() {
-    id.clear();
-    trace_id.clear();
-    set_log_ids({});
-  }
-};
 thread_local RequestContext t_request;
 
 constexpr const char* kJson = "application/json";
@@ -88,89 +52,11 @@ void send_text(httplib::Response& res, int status, std::string text,
 // Returns true when the request may proceed; otherwise fills a 401/403 response.
 bool authorize(const httplib::Request& req, httplib::Response& res, const ServerConfig& config) {
   if (config.no_auth) return true;
-  switch (check_bearer(req.get_header_value("Authorization"), config.api_keys)) {
-    case AuthResult::kOk:
-      return true;
-    case AuthResult::kMissing:
-      res.set_header("WWW-Authenticate", "Bearer");
-      send_text(res, 401, detail_body("missing bearer token"));
-      return false;
-    case AuthResult::kMalformed:
-      res.set_header("WWW-Authenticate", "Bearer");
-      send_text(res, 401, detail_body("malformed Authorization header"));
-      return false;
-    case AuthResult::kForbidden:
-      send_text(res, 403, detail_body("invalid API key"));
-      return false;
-  }
+  const AuthResult auth = check_bearer(req.get_header_value("Authorization"), config.api_keys);
+  if (auth == AuthResult::kOk) return true;
+  if (auth != AuthResult::kForbidden) res.set_header("WWW-Authenticate", "Bearer");
+  send_text(res, auth == AuthResult::kForbidden ? 403 : 401, std::string(auth_refusal_body(auth)));
   return false;
-}
-
-// A fixed name per route for metrics and logs: raw paths would make cardinality unbounded.
-std::string_view route_name(std::string_view path) {
-  if (path == "/health") return "health";
-  if (path == "/ready") return "ready";
-  if (path == "/v1/connectors/service-map") return "service_map";
-  if (path == "/v1/connectors/stream") return "stream";
-  if (path == "/v1/connectors/keys") return "keys";
-  if (path == "/metrics") return "metrics";
-  if (path.starts_with("/apps/chatgpt-dashboard")) return "apps";
-  return "other";
-}
-
-// The path template of a route name, for span names and http.route.
-std::string_view route_template(std::string_view route) {
-  if (route == "health") return "/health";
-  if (route == "ready") return "/ready";
-  if (route == "service_map") return "/v1/connectors/service-map";
-  if (route == "stream") return "/v1/connectors/stream";
-  if (route == "keys") return "/v1/connectors/keys";
-  if (route == "metrics") return "/metrics";
-  if (route == "apps") return "/apps/chatgpt-dashboard/*";
-  return "";
-}
-
-// The access log line and the server span of one request.
-void finish_request(const ServerContext& context, const RequestContext& ctx,
-                    std::string_view method, std::string_view route, int status, std::size_t bytes,
-                    Json extra = {}) {
-  const auto elapsed = SteadyClock::now() - ctx.start;
-  context.registry.metrics().observe_http_request(
-      route, status, std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed));
-  if (ctx.sampled) {
-    // A fixed-size record: no allocation on the request path (otlp_json.h).
-    HttpSpan span;
-    std::copy_n(ctx.trace_id.data(), std::min(ctx.trace_id.size(), span.trace_id.size()),
-                span.trace_id.begin());
-    std::copy_n(ctx.span_id.data(), std::min(ctx.span_id.size(), span.span_id.size()),
-                span.span_id.begin());
-    span.has_parent = ctx.parent_span_id.size() == span.parent_span_id.size();
-    if (span.has_parent) {
-      std::copy_n(ctx.parent_span_id.data(), span.parent_span_id.size(),
-                  span.parent_span_id.begin());
-    }
-    span.method_len = static_cast<std::uint8_t>(std::min(method.size(), span.method.size()));
-    std::copy_n(method.data(), span.method_len, span.method.begin());
-    span.request_id_len =
-        static_cast<std::uint8_t>(std::min(ctx.id.size(), span.request_id.size()));
-    std::copy_n(ctx.id.data(), span.request_id_len, span.request_id.begin());
-    span.route = route_template(route);
-    span.status = status;
-    span.bytes = bytes;
-    span.start_ns = unix_nanos(ctx.start_wall);
-    span.end_ns =
-        span.start_ns + static_cast<std::uint64_t>(
-                            std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count());
-    context.tracer.record(span);
-  }
-  if (!log_enabled(LogLevel::kInfo)) return;
-  Json fields = extra.is_object() ? std::move(extra) : Json::object();
-  fields.set("method", method);
-  fields.set("route", route);
-  fields.set("status", status);
-  fields.set("bytes", bytes);
-  fields.set("duration_ms", std::chrono::duration<double, std::milli>(elapsed).count());
-  log(LogLevel::kInfo, "request", fields);
 }
 
 // The hooks every listener shares: request ids and traces, X-Request-Id, error bodies without
@@ -220,15 +106,7 @@ void install_request_hooks(HardenedServer& server, const ServerContext& context,
 
 void install_health_route(HardenedServer& server, const ServerContext& context) {
   server.Get("/health", [&context](const httplib::Request&, httplib::Response& res) {
-    const auto now = std::chrono::system_clock::now();
-    // The scaling role's member; a role that cannot do its job (no Redis, no lease) makes an
-    // "ok" server "degraded".
-    if (const ScalingRole* role = context.scaling_role()) {
-      const HealthComponent scaling{"scaling", role->status(), role->degraded()};
-      send_text(res, 200, health_body(context.registry, now, {&scaling, 1}));
-    } else {
-      send_text(res, 200, health_body(context.registry, now));
-    }
+    send_text(res, 200, server_health_body(context));
   });
 }
 
@@ -243,6 +121,31 @@ void send_metrics(httplib::Response& res, const ServerContext& context) {
 }
 
 }  // namespace
+
+std::string_view auth_refusal_body(AuthResult auth) {
+  static const std::string missing = detail_body("missing bearer token");
+  static const std::string malformed = detail_body("malformed Authorization header");
+  static const std::string forbidden = detail_body("invalid API key");
+  switch (auth) {
+    case AuthResult::kMissing:
+      return missing;
+    case AuthResult::kMalformed:
+      return malformed;
+    default:
+      return forbidden;
+  }
+}
+
+std::string server_health_body(const ServerContext& context) {
+  const auto now = std::chrono::system_clock::now();
+  // The scaling role's member; a role that cannot do its job (no Redis, no lease) makes an
+  // "ok" server "degraded".
+  if (const ScalingRole* role = context.scaling_role()) {
+    const HealthComponent scaling{"scaling", role->status(), role->degraded()};
+    return health_body(context.registry, now, {&scaling, 1});
+  }
+  return health_body(context.registry, now);
+}
 
 void log_refused_request(const ServerContext& context, int status) {
   RequestContext ctx;
@@ -259,7 +162,7 @@ void install_routes(HardenedServer& server, const ServerContext& context) {
 
   server.Get("/ready", [&registry](const httplib::Request&, httplib::Response& res) {
     if (registry.has_snapshot()) {
-      send_text(res, 200, R"({"brand":"brAInwav","status":"ready"})");
+      send_text(res, 200, std::string(kReadyBody));
     } else {
       res.set_header("Retry-After", "1");
       send_text(res, 503, R"({"brand":"brAInwav","status":"starting"})");
@@ -345,10 +248,7 @@ void install_dashboard_route(HardenedServer& server, std::shared_ptr<const Bundl
     res.set_header("Cache-Control", std::string(asset->cache_control));
     res.set_header("Vary", "Accept-Encoding");
     res.set_header("X-Content-Type-Options", "nosniff");
-    // The page loads only its own files and talks only to this origin: an injected script
-    // could not send the API key elsewhere.
-    res.set_header("Content-Security-Policy",
-                   "default-src 'self'; object-src 'none'; base-uri 'none'");
+    res.set_header("Content-Security-Policy", std::string(kDashboardContentSecurityPolicy));
     const auto encoding = choose_encoding(req.get_header_value("Accept-Encoding"),
                                           !asset->gzip.empty(), !asset->brotli.empty());
     std::string_view bytes = asset->identity;
@@ -463,12 +363,8 @@ void install_stream(HardenedServer& server, SseHub& hub, const ServerContext& co
       const auto auth = check_bearer(head.header("authorization"), config.api_keys);
       if (auth != AuthResult::kOk) {
         status = auth == AuthResult::kForbidden ? 403 : 401;
-        bytes =
-            answer(fd, status, request_id, status == 401 ? "WWW-Authenticate: Bearer\r\n" : "",
-                   detail_body(status == 403                  ? "invalid API key"
-                               : auth == AuthResult::kMissing ? "missing bearer token"
-                                                              : "malformed Authorization header"),
-                   head_only);
+        bytes = answer(fd, status, request_id, status == 401 ? "WWW-Authenticate: Bearer\r\n" : "",
+                       auth_refusal_body(auth), head_only);
         return finish(Takeover::kAnswered);
       }
     }

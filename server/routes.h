@@ -3,15 +3,31 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "context.h"
+#include "cortex_connectors/negotiation.h"
 #include "cortex_connectors/registry.h"
 #include "http_server.h"
 #include "sse_hub.h"
 #include "static_files.h"
 
 namespace cortex_connectors::server {
+
+// The body of GET /ready once a snapshot exists.
+inline constexpr std::string_view kReadyBody = R"({"brand":"brAInwav","status":"ready"})";
+
+// The dashboard's Content-Security-Policy: the page loads only its own files and talks only to
+// this origin, so an injected script could not send the API key elsewhere.
+inline constexpr std::string_view kDashboardContentSecurityPolicy =
+    "default-src 'self'; object-src 'none'; base-uri 'none'";
+
+// The JSON body of a 401 or 403 for `auth` (not kOk).
+std::string_view auth_refusal_body(AuthResult auth);
+
+// The body of GET /health: the library's, with the scaling role's member when there is one.
+std::string server_health_body(const ServerContext& context);
 
 // Registers every route, the access log, X-Request-Id and the error handlers on `server`.
 // `context` must outlive the server.

@@ -84,7 +84,17 @@ struct Metrics::Impl {
 
   // Family::Add takes a lock and hashes labels; cache the children per (route, code).
   std::mutex http_mutex;
-  std::map<std::pair<std::string, int>, prometheus::Counter*, std::less<>> http_counters;
+  // Looked up by (string_view, int): no std::string is built per request.
+  struct RouteStatusLess {
+    using is_transparent = void;
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const noexcept {
+      return std::string_view(a.first) != std::string_view(b.first)
+                 ? std::string_view(a.first) < std::string_view(b.first)
+                 : a.second < b.second;
+    }
+  };
+  std::map<std::pair<std::string, int>, prometheus::Counter*, RouteStatusLess> http_counters;
   std::map<std::string, prometheus::Histogram*, std::less<>> http_histograms;
 };
 
@@ -124,11 +134,11 @@ void Metrics::observe_http_request(std::string_view route, int status,
   prometheus::Histogram* histogram = nullptr;
   {
     std::lock_guard lock(impl_->http_mutex);
-    auto key = std::make_pair(std::string(route), status);
-    auto it = impl_->http_counters.find(key);
+    auto it = impl_->http_counters.find(std::make_pair(route, status));
     if (it == impl_->http_counters.end()) {
-      auto& c = impl_->http_requests.Add({{"route", key.first}, {"code", std::to_string(status)}});
-      it = impl_->http_counters.emplace(std::move(key), &c).first;
+      auto& c = impl_->http_requests.Add(
+          {{"route", std::string(route)}, {"code", std::to_string(status)}});
+      it = impl_->http_counters.emplace(std::make_pair(std::string(route), status), &c).first;
     }
     counter = it->second;
     auto hit = impl_->http_histograms.find(route);

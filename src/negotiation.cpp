@@ -182,7 +182,7 @@ bool is_sane_request_id(std::string_view id) noexcept {
   return true;
 }
 
-std::string generate_request_id() {
+void generate_request_id(std::string& out) {
   struct Generator {
     std::uint64_t prefix = 0;
     std::uint64_t counter = 0;
@@ -195,13 +195,18 @@ std::string generate_request_id() {
     return fresh;
   }();
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(32, '\0');
+  out.resize(32);
   const std::uint64_t words[2] = {g.prefix, g.counter++};
   for (std::size_t w = 0; w < 2; ++w) {
     for (std::size_t i = 0; i < 16; ++i) {
       out[w * 16 + i] = kHex[(words[w] >> (60 - 4 * i)) & 0xF];
     }
   }
+}
+
+std::string generate_request_id() {
+  std::string out;
+  generate_request_id(out);
   return out;
 }
 

@@ -66,5 +66,7 @@ CORTEX_CONNECTORS_API bool is_sane_request_id(std::string_view id) noexcept;
 // random bits drawn once per thread, then a 64-bit per-thread counter (one getrandom() per
 // thread rather than per request). Not a secret: do not use it as one.
 CORTEX_CONNECTORS_API std::string generate_request_id();
+// The same, written into `out` (its capacity reused: no allocation once it holds 32 bytes).
+CORTEX_CONNECTORS_API void generate_request_id(std::string& out);
 
 }  // namespace cortex_connectors
