@@ -202,10 +202,11 @@ Status set_command(ParseState& s, const Option& /*option*/, const Value& /*v*/) 
   return {};
 }
 
-// --no-history, or CONNECTORS_HISTORY=on|off.
-Status set_history(ParseState& s, const Option& option, const Value& v) {
+// A --no-X flag, or its variable =on|off (--no-history, CONNECTORS_HISTORY).
+template <auto Member>
+Status set_on_off(ParseState& s, const Option& option, const Value& v) {
   if (!v.from_env || v.text == "off" || v.text == "false" || v.text == "0") {
-    s.config.history = false;
+    s.config.*Member = false;
   } else if (!truthy(v.text)) {
     return usage(fmt::format("{} {}", v.name, option.invalid));
   }
@@ -403,7 +404,15 @@ const Option kOptions[] = {
      .help = "off: the history is kept in memory only, and versions start at the wall "
              "clock's milliseconds",
      .invalid = "must be on or off",
-     .apply = set_history},
+     .apply = set_on_off<&C::history>},
+    {.flag = "--no-fast-path",
+     .env = "CONNECTORS_FAST_PATH",
+     .fallback = "on",
+     .help = "off: every request goes through cpp-httplib's parser and router, including the "
+             "hot routes the connection loop otherwise answers itself (the service map, "
+             "/health, /ready, the dashboard's files); same responses, lower throughput",
+     .invalid = "must be on or off",
+     .apply = set_on_off<&C::fast_path>},
     {.flag = "--history-max-entries",
      .env = "CONNECTORS_HISTORY_MAX_ENTRIES",
      .metavar = "N",

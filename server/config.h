@@ -105,6 +105,9 @@ struct ServerConfig {
   std::string log_level = "info";
   std::optional<std::string> apps_dir;  // APPS_BUNDLE_DIR / --apps-dir
   bool enable_prometheus = false;
+  // CONNECTORS_FAST_PATH / --no-fast-path: the hot routes answered by the connection loop
+  // (fast_routes.h); off sends every request through cpp-httplib.
+  bool fast_path = true;
   // OTEL_EXPORTER_OTLP_ENDPOINT (a base: /v1/traces is appended) and
   // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (used as given, and wins); see otlp_traces_url().
   std::optional<std::string> otel_endpoint;

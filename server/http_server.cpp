@@ -93,6 +93,12 @@ class ConnectionStream final : public httplib::Stream {
   }
   socket_t socket() const override { return fd_; }
 
+  // Sends `head` then `body`, in one writev() when the socket takes them: a response the fast
+  // path made. False when the peer is gone or did not read in time.
+  bool send_response(std::string_view head, std::string_view body) {
+    return !failed_ && send_pair(head, body);
+  }
+
  private:
   struct Address {
     bool known = false;
@@ -121,10 +127,12 @@ class ConnectionStream final : public httplib::Stream {
     return out;
   }
 
-  // Sends out_ then `more`, with one writev() per round; waits up to the write timeout
+  // Sends out_ then `more`.
+  bool send_gathered(std::string_view more) { return send_pair(out_, more); }
+
+  // Sends `first` then `more`, with one writev() per round; waits up to the write timeout
   // whenever the socket buffer is full.
-  bool send_gathered(std::string_view more) {
-    std::string_view first = out_;
+  bool send_pair(std::string_view first, std::string_view more) {
     while (!first.empty() || !more.empty()) {
       iovec iov[2];
       int count = 0;
@@ -172,8 +180,9 @@ HeadResult check_head(std::string& head, const HardeningOptions& options) {
   if (first_sp == std::string_view::npos) return HeadResult::kBad;
   const std::string_view method = h.substr(0, first_sp);
   if (method != "GET" && method != "HEAD") return HeadResult::kMethod;
-  std::string out;
-  out.reserve(head.size());
+  // Swapped with `head` at the end: both buffers keep their capacity for the next request.
+  thread_local std::string out;
+  out.clear();
   std::size_t pos = 0;
   std::size_t count = 0;
   std::size_t authorizations = 0;
@@ -208,7 +217,7 @@ HeadResult check_head(std::string& head, const HardeningOptions& options) {
     out.append(line).append("\r\n");
   }
   out.append("\r\n");
-  head = std::move(out);
+  head.swap(out);
   return HeadResult::kOk;
 }
 
@@ -229,6 +238,11 @@ void refuse(int fd, int status, std::string_view reason, std::string_view detail
 
 RequestHead parse_head(std::string_view head) {
   RequestHead h;
+  parse_head(head, h);
+  return h;
+}
+
+void parse_head(std::string_view head, RequestHead& h) {
   auto eol = head.find("\r\n");
   const std::string_view line = head.substr(0, eol);
   const auto sp1 = line.find(' ');
@@ -236,9 +250,11 @@ RequestHead parse_head(std::string_view head) {
   h.method = line.substr(0, sp1);
   h.target =
       line.substr(sp1 + 1, sp2 == std::string_view::npos ? std::string_view::npos : sp2 - sp1 - 1);
+  h.version = sp2 == std::string_view::npos ? std::string_view{} : line.substr(sp2 + 1);
   const auto q = h.target.find('?');
   h.path = h.target.substr(0, q);
-  if (q != std::string_view::npos) h.query = h.target.substr(q + 1);
+  h.query = q == std::string_view::npos ? std::string_view{} : h.target.substr(q + 1);
+  h.headers.clear();
   std::size_t pos = eol + 2;
   while (pos < head.size()) {
     eol = head.find("\r\n", pos);
@@ -253,7 +269,6 @@ RequestHead parse_head(std::string_view head) {
     while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
     h.headers.emplace_back(l.substr(0, colon), value);
   }
-  return h;
 }
 
 void send_all(int fd, std::string_view data) {
@@ -300,6 +315,10 @@ struct HardenedServer::Connection {
   bool in_request = true;            // the first request's deadline runs from accept
   bool registered = false;           // fd is in the epoll set
   ConnectionStream stream;
+  // Reused for every request, so that their buffers keep their capacity.
+  std::string head;
+  RequestHead parsed;
+  FastResponse fast;
 };
 
 // The TaskQueue httplib's accept loop hands accepted sockets to. Its threads wait in epoll_wait
@@ -583,48 +602,64 @@ HeadResult read_head(C& c, std::string& head, const HardeningOptions& options) {
 
 }  // namespace
 
+namespace {
+
+// Answers a head check_head() refused, directly: httplib never sees it. Returns the status.
+int refuse_head(int fd, HeadResult r) {
+  switch (r) {
+    case HeadResult::kMethod:
+      refuse(fd, 405, "Method Not Allowed", "method not allowed", "Allow: GET, HEAD\r\n");
+      return 405;
+    case HeadResult::kTooLarge:
+    case HeadResult::kTooManyHeaders:
+      refuse(fd, 431, "Request Header Fields Too Large", "request header fields too large");
+      return 431;
+    case HeadResult::kBody:
+      refuse(fd, 400, "Bad Request", "request bodies are not accepted");
+      return 400;
+    case HeadResult::kDuplicateAuthorization:
+      refuse(fd, 400, "Bad Request", "more than one Authorization header");
+      return 400;
+    default:
+      refuse(fd, 400, "Bad Request", "malformed request");
+      return 400;
+  }
+}
+
+}  // namespace
+
 void HardenedServer::serve(std::unique_ptr<Connection> c) {
   while (!stopping_ && c->served < options_.keep_alive_max_requests) {
-    std::string head;
-    const HeadResult r = read_head(*c, head, options_);
+    const HeadResult r = read_head(*c, c->head, options_);
     if (r == HeadResult::kNeedMore) {
       park(std::move(c));
       return;
     }
     if (r == HeadResult::kClosed || r == HeadResult::kTimeout) break;
-    if (r == HeadResult::kMethod || r == HeadResult::kTooLarge ||
-        r == HeadResult::kTooManyHeaders || r == HeadResult::kBody ||
-        r == HeadResult::kDuplicateAuthorization || r == HeadResult::kBad) {
-      int status = 400;
-      if (r == HeadResult::kMethod) {
-        status = 405;
-        refuse(c->fd, 405, "Method Not Allowed", "method not allowed", "Allow: GET, HEAD\r\n");
-      } else if (r == HeadResult::kTooLarge || r == HeadResult::kTooManyHeaders) {
-        status = 431;
-        refuse(c->fd, 431, "Request Header Fields Too Large", "request header fields too large");
-      } else if (r == HeadResult::kBody) {
-        refuse(c->fd, 400, "Bad Request", "request bodies are not accepted");
-      } else if (r == HeadResult::kDuplicateAuthorization) {
-        refuse(c->fd, 400, "Bad Request", "more than one Authorization header");
-      } else {
-        refuse(c->fd, 400, "Bad Request", "malformed request");
-      }
+    if (r != HeadResult::kOk) {
+      const int status = refuse_head(c->fd, r);
       if (options_.on_refused) options_.on_refused(status);
       break;
     }
-    if (takeover_) {
-      const RequestHead parsed = parse_head(head);
-      if (parsed.path == takeover_path_) {
-        if (c->registered) ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->fd, nullptr);
-        if (takeover_(c->fd, parsed) == Takeover::kAdopted) return;  // not ours any more
-        break;
-      }
+    if (takeover_ || fast_path_) parse_head(c->head, c->parsed);
+    if (takeover_ && c->parsed.path == takeover_path_) {
+      if (c->registered) ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->fd, nullptr);
+      if (takeover_(c->fd, c->parsed) == Takeover::kAdopted) return;  // not ours any more
+      break;
     }
-    c->stream.set_head(std::move(head));
     const bool close = ++c->served == options_.keep_alive_max_requests || stopping_;
-    bool connection_closed = false;
-    const bool processed = process_request(c->stream, close, connection_closed, nullptr);
-    if (!c->stream.flush() || !processed || connection_closed || close) break;
+    bool keep = false;
+    if (fast_path_ && fast_path_(c->parsed, close, c->fast)) {
+      keep = c->stream.send_response(c->fast.head, c->fast.body) && !c->fast.close;
+      c->fast.body = {};
+      c->fast.owner.reset();
+    } else {
+      c->stream.set_head(std::move(c->head));
+      bool connection_closed = false;
+      const bool processed = process_request(c->stream, close, connection_closed, nullptr);
+      keep = c->stream.flush() && processed && !connection_closed && !close;
+    }
+    if (!keep) break;
     // The next request: pipelined bytes already started it; otherwise an idle wait.
     c->in_request = !c->pending.empty();
     c->deadline = SteadyClock::now() +

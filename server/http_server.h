@@ -8,6 +8,13 @@
 // HEAD only, no body, Range and If-Range dropped — and only then handed to httplib to parse and
 // route. Anything refused is answered (405, 400, 431) or closed without reaching httplib.
 //
+// Two paths answer a checked head. The hot routes (the service map and its 304, /health,
+// /ready, the dashboard's files: fast_routes.h) answer it at once from prepared response heads
+// (set_fast_path()), without cpp-httplib parsing it again; whatever they do not take (any other
+// route, a request they would answer differently, a state they do not prepare) goes to
+// cpp-httplib's parser and router, which keeps every other request. Both give the same status,
+// headers and body for the same request (tests/test_fast_path.cpp).
+//
 // Connections do not own threads. A connection waiting for its next request, or for the rest
 // of a request head, waits in one epoll set; a small pool of workers (HardeningOptions::
 // worker_threads, the TaskQueue httplib's accept loop hands sockets to) takes whichever
@@ -40,7 +47,8 @@ namespace cortex_connectors::server {
 // A checked request head, split into views (valid during the takeover call).
 struct RequestHead {
   std::string_view method;
-  std::string_view target;  // as sent: path plus query
+  std::string_view target;   // as sent: path plus query
+  std::string_view version;  // "HTTP/1.1", as sent
   std::string_view path;
   std::string_view query;  // after '?', without it
   std::vector<std::pair<std::string_view, std::string_view>> headers;
@@ -74,6 +82,23 @@ HeadResult check_head(std::string& head, const HardeningOptions& options);
 
 // Splits a head that check_head() accepted into its parts (views into `head`).
 RequestHead parse_head(std::string_view head);
+// The same into `out`, whose header vector keeps its capacity.
+void parse_head(std::string_view head, RequestHead& out);
+
+// A response the fast path made. Each connection keeps one and reuses it: its strings keep
+// their capacity between requests.
+struct FastResponse {
+  std::string head;                   // status line and header lines, ending with the empty line
+  std::string_view body;              // sent after `head` (empty for HEAD and 304)
+  std::string owned_body;             // a body made for this request (`body` then points here)
+  std::shared_ptr<const void> owner;  // keeps `body` alive while it is sent
+  bool close = false;                 // close the connection once it is sent
+};
+
+// Answers a request from its checked head into `out`, or returns false to leave it to
+// cpp-httplib. `close`: the connection closes after this response whatever the request says
+// (its last allowed request, or the server is stopping).
+using FastPath = std::function<bool(const RequestHead& head, bool close, FastResponse& out)>;
 
 // What a takeover hook did with a connection.
 enum class Takeover {
@@ -106,6 +131,10 @@ class HardenedServer : public httplib::Server {
   // REQUIRES: called before listening.
   void set_takeover(std::string path, TakeoverHook hook);
 
+  // Requests the fast path answers skip httplib (see the top of this file).
+  // REQUIRES: called before listening.
+  void set_fast_path(FastPath fast_path) { fast_path_ = std::move(fast_path); }
+
   // Connections currently waiting in the epoll set (between or inside requests).
   std::size_t parked_connections() const;
 
@@ -127,6 +156,7 @@ class HardenedServer : public httplib::Server {
   HardeningOptions options_;
   std::string takeover_path_;
   TakeoverHook takeover_;
+  FastPath fast_path_;
   int epoll_fd_ = -1;  // parked connections, the job eventfd, stop_fd_ and timer_fd_
   int stop_fd_ = -1;   // eventfd, readable once shutdown() ran
   int timer_fd_ = -1;  // periodic: deadline sweeps

@@ -21,6 +21,7 @@
 #include "cortex_connectors/sqlite_history.h"
 #include "cortex_connectors/trace_context.h"
 #include "cortex_connectors/version.h"
+#include "fast_routes.h"
 #include "http_server.h"
 #include "log.h"
 #include "redis_scaling.h"
@@ -636,6 +637,7 @@ class ServerApp {
   ServiceReporting reporting_;
   std::unique_ptr<cc::Registry> registry_;
   std::unique_ptr<srv::ServerContext> context_;
+  std::unique_ptr<srv::FastRoutes> fast_routes_;  // used by server_: goes after it
   std::unique_ptr<srv::HardenedServer> server_;
   std::shared_ptr<srv::BundleSlot> dashboard_;
   rlim_t nofile_ = 0;
@@ -691,6 +693,10 @@ std::optional<int> ServerApp::build() {
   srv::install_routes(*server_, *context_);
   srv::install_keys_route(*server_, signing_keys_->published);
   dashboard_ = install_dashboard(*server_, config_);
+  if (config_.fast_path) {
+    fast_routes_ = std::make_unique<srv::FastRoutes>(*context_, dashboard_);
+    srv::install_fast_routes(*server_, *fast_routes_);
+  }
   nofile_ = raise_nofile_limit();
   hub_ = start_hub(config_, *registry_, history_, nofile_, tracer_, pending_refresh_);
   if (!hub_) {

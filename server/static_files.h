@@ -58,6 +58,11 @@ class StaticBundle {
   // The asset of bundle-relative `name` (as static_relative_path() returns it), or nullptr.
   const StaticAsset* find(std::string_view name) const;
   std::size_t file_count() const { return assets_.size(); }
+  // Calls f(name, asset) for every file.
+  template <class F>
+  void for_each(F f) const {
+    for (const auto& [name, asset] : assets_) f(std::string_view(name), asset);
+  }
   std::size_t total_bytes() const { return total_bytes_; }
   // Files whose representations were neither on the disk nor made yet (MissingCompression::
   // kLater); 0 once they all are.

@@ -1,10 +1,13 @@
 // The server's parts at unit level, linked from its internal library (server/): the options
-// table, the tracer and the pending load trace, and the routes over a real HardenedServer with
-// a ServerContext. The binary's behaviour is tested end to end in test_server*.cpp.
+// table, the tracer and the pending load trace, the routes over a real HardenedServer with
+// a ServerContext, and which requests the fast path takes. The binary's behaviour is tested end
+// to end in test_server*.cpp and test_fast_path.cpp.
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <map>
 #include <memory>
+#include <new>
 #include <string>
 #include <thread>
 #include <vector>
@@ -15,6 +18,7 @@
 #include "context.h"
 #include "cortex_connectors/json.h"
 #include "cortex_connectors/registry.h"
+#include "fast_routes.h"
 #include "http_server.h"
 #include "internal/metrics_text.h"
 #include "log.h"
@@ -25,6 +29,25 @@
 
 namespace cc = cortex_connectors;
 namespace srv = cortex_connectors::server;
+
+namespace {
+// Heap allocations made by this thread while t_count_allocations is set.
+thread_local bool t_count_allocations = false;
+thread_local std::size_t t_allocations = 0;
+}  // namespace
+
+// Counts allocations for the fast path's test; otherwise plain malloc/free. (GCC 12 takes the
+// free() of a replaced operator delete for a mismatch once it inlines both into a caller.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+void* operator new(std::size_t size) {
+  if (t_count_allocations) ++t_allocations;
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#pragma GCC diagnostic pop
 
 namespace {
 
@@ -152,4 +175,85 @@ TEST_CASE("/health and /metrics through the routes carry the context's scaling r
   server.shutdown();
   thread.join();
   srv::set_log_level("info");
+}
+
+TEST_CASE("the fast path takes the hot routes, declines the rest, and allocates nothing",
+          "[server][unit][fast_path]") {
+  REQUIRE(srv::set_log_level("warning"));  // no access log lines: nothing reads trace ids
+  srv::ServerConfig config;
+  config.api_keys = {"unit-api-key"};
+  cc::RegistryOptions options;
+  options.signing_key = "unit-key";
+  cc::Registry registry(options);
+  const srv::Tracer tracer;
+  srv::ServerContext context(config, registry, tracer);
+  srv::FastRoutes routes(context, nullptr);
+  srv::FastResponse out;
+  std::string text;
+  srv::RequestHead head;
+  auto answer = [&](std::string request, bool close = false) {
+    text = std::move(request);
+    srv::parse_head(text, head);
+    out.body = {};
+    out.owner.reset();
+    return routes.answer(head, close, out);
+  };
+  const std::string map = "GET /v1/connectors/service-map HTTP/1.1\r\n";
+  const std::string auth = "Authorization: Bearer unit-api-key\r\n";
+
+  // Before the first snapshot the 503s carry the registry's state: cpp-httplib's.
+  CHECK_FALSE(answer(map + auth + "\r\n"));
+  CHECK_FALSE(answer("GET /ready HTTP/1.1\r\n\r\n"));
+  CHECK(answer(map + "\r\n"));  // the 401 needs no snapshot
+  CHECK(out.head.starts_with("HTTP/1.1 401 Unauthorized\r\n"));
+  REQUIRE_OK(
+      registry.refresh_from_text(cc::test::read_data("manifests/original-fixture.manifest.json")));
+  const auto snapshot = registry.current();
+
+  REQUIRE(answer(map + auth + "X-Request-Id: unit-1\r\n\r\n"));
+  CHECK(out.head ==
+        "HTTP/1.1 200 OK\r\nCache-Control: no-cache\r\nContent-Length: " +
+            std::to_string(snapshot->body.size()) +
+            "\r\nContent-Type: application/json\r\nETag: " + snapshot->etag +
+            "\r\nKeep-Alive: timeout=5, max=1000\r\nVary: Accept-Encoding\r\nX-Request-Id: "
+            "unit-1\r\n\r\n");
+  CHECK(out.body == snapshot->body);
+  CHECK_FALSE(out.close);
+  REQUIRE(answer("HEAD /v1/connectors/service-map HTTP/1.1\r\n" + auth + "\r\n", true));
+  CHECK(out.head.find("Accept-Ranges: bytes\r\nCache-Control: no-cache\r\nConnection: close\r\n") !=
+        std::string::npos);
+  CHECK(out.head.find("Keep-Alive") == std::string::npos);
+  CHECK(out.body.empty());
+  CHECK(out.close);
+  REQUIRE(answer(map + auth + "Connection: close\r\n\r\n"));
+  CHECK(out.close);
+  CHECK(answer("GET /health HTTP/1.1\r\n\r\n"));
+  CHECK(answer("GET /ready HTTP/1.1\r\n\r\n"));
+
+  // What it leaves to cpp-httplib.
+  CHECK_FALSE(answer("GET /v1/connectors/keys HTTP/1.1\r\n\r\n"));
+  CHECK_FALSE(answer("GET /metrics HTTP/1.1\r\n\r\n"));
+  CHECK_FALSE(answer("GET /v1/connectors/service-map?a=b HTTP/1.1\r\n" + auth + "\r\n"));
+  CHECK_FALSE(answer("GET /v1/connectors/service-map HTTP/1.0\r\n" + auth + "\r\n"));
+  CHECK_FALSE(answer(map + auth + "Connection: keep-alive\r\n\r\n"));
+  CHECK_FALSE(answer(map + auth + "Expect: 100-continue\r\n\r\n"));
+  CHECK_FALSE(answer("GET /apps/chatgpt-dashboard/index.html HTTP/1.1\r\n\r\n"));  // no bundle
+
+  // Once its buffers have grown, a request costs no heap allocation: 200, 304 and 401.
+  const std::string requests[] = {
+      map + auth + "Accept-Encoding: gzip, br\r\n\r\n",
+      map + auth + "If-None-Match: " + snapshot->etag + "\r\n\r\n",
+      map + "Authorization: Bearer wrong\r\n\r\n",
+      "GET /ready HTTP/1.1\r\n\r\n",
+  };
+  for (const auto& request : requests) {
+    INFO(request);
+    REQUIRE(answer(request));
+    t_allocations = 0;
+    t_count_allocations = true;
+    const bool answered = routes.answer(head, false, out);
+    t_count_allocations = false;
+    CHECK(answered);
+    CHECK(t_allocations == 0);
+  }
 }

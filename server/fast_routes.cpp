@@ -1,0 +1,361 @@
+#include "fast_routes.h"
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "cortex_connectors/negotiation.h"
+#include "cortex_connectors/static_files.h"
+#include "request_context.h"
+#include "routes.h"
+
+namespace cortex_connectors::server {
+
+namespace {
+
+constexpr std::string_view kMapPath = "/v1/connectors/service-map";
+constexpr std::string_view kDashboardPrefix = "/apps/chatgpt-dashboard/";
+constexpr std::string_view kJson = "application/json";
+
+// cpp-httplib's order of header names: byte by byte, ignoring ASCII case.
+bool name_less(std::string_view a, std::string_view b) {
+  auto lower = [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u >= 'A' && u <= 'Z' ? u + ('a' - 'A') : u;
+  };
+  return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end(),
+                                      [&](char x, char y) { return lower(x) < lower(y); });
+}
+
+std::string_view reason_phrase(int status) {
+  switch (status) {
+    case 200:
+      return "OK";
+    case 304:
+      return "Not Modified";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    default:
+      return "Service Unavailable";
+  }
+}
+
+constexpr std::array<std::string_view, PreparedHead::kLines> kLineNames = {
+    "Accept-Ranges", "Connection", "Content-Length", "Keep-Alive", "X-Request-Id"};
+
+std::string_view encoding_name(ContentEncoding encoding) {
+  return encoding == ContentEncoding::kBrotli ? "br" : "gzip";
+}
+
+}  // namespace
+
+PreparedHead prepare_head(
+    int status, std::initializer_list<std::pair<std::string_view, std::string_view>> headers) {
+  std::vector<std::pair<std::string_view, std::string_view>> sorted(headers);
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const auto& a, const auto& b) { return name_less(a.first, b.first); });
+  PreparedHead out;
+  out.status_line =
+      "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason_phrase(status)) + "\r\n";
+  std::size_t next_line = 0;
+  for (const auto& [name, value] : sorted) {
+    while (next_line < PreparedHead::kLines && !name_less(name, kLineNames[next_line])) {
+      out.at[next_line++] = out.lines.size();
+    }
+    out.lines.append(name).append(": ").append(value).append("\r\n");
+  }
+  while (next_line < PreparedHead::kLines) out.at[next_line++] = out.lines.size();
+  return out;
+}
+
+void write_head(const PreparedHead& head, const HeadLines& lines, std::string& out) {
+  out.assign(head.status_line);
+  std::size_t from = 0;
+  auto fixed_until = [&](PreparedHead::Line line) {
+    out.append(head.lines, from, head.at[line] - from);
+    from = head.at[line];
+  };
+  fixed_until(PreparedHead::kAcceptRanges);
+  if (lines.head_only) out.append("Accept-Ranges: bytes\r\n");
+  fixed_until(PreparedHead::kConnection);
+  if (lines.close) out.append("Connection: close\r\n");
+  fixed_until(PreparedHead::kContentLength);
+  if (lines.content_length >= 0) {
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof digits, lines.content_length).ptr;
+    out.append("Content-Length: ").append(digits, end).append("\r\n");
+  }
+  fixed_until(PreparedHead::kKeepAlive);
+  if (!lines.close) out.append(lines.keep_alive);
+  fixed_until(PreparedHead::kRequestId);
+  out.append("X-Request-Id: ").append(lines.request_id).append("\r\n");
+  out.append(head.lines, from).append("\r\n");
+}
+
+// The heads of one snapshot's service map: 200 per representation, and 304.
+struct FastRoutes::MapHeads {
+  std::shared_ptr<const Snapshot> snapshot;
+  std::array<PreparedHead, 3> ok;  // by ContentEncoding: identity, gzip, brotli
+  PreparedHead not_modified;
+};
+
+// The heads of one dashboard bundle's files: 200 and 304 per representation.
+struct FastRoutes::BundleHeads {
+  struct Asset {
+    std::array<PreparedHead, 3> ok;
+    std::array<PreparedHead, 3> not_modified;
+  };
+  std::shared_ptr<const StaticBundle> bundle;
+  std::unordered_map<const StaticAsset*, Asset> assets;
+};
+
+FastRoutes::FastRoutes(const ServerContext& context, std::shared_ptr<const BundleSlot> dashboard)
+    : context_(context), dashboard_(std::move(dashboard)) {
+  const HardeningOptions& options = context.config.hardening;
+  keep_alive_ =
+      "Keep-Alive: timeout=" +
+      std::to_string(
+          std::chrono::duration_cast<std::chrono::seconds>(options.keep_alive_timeout).count()) +
+      ", max=" + std::to_string(options.keep_alive_max_requests) + "\r\n";
+  auto refusal = [](int status, AuthResult auth) {
+    const std::string length = std::to_string(auth_refusal_body(auth).size());
+    return status == 401 ? prepare_head(401, {{"WWW-Authenticate", "Bearer"},
+                                              {"Content-Length", length},
+                                              {"Content-Type", kJson}})
+                         : prepare_head(403, {{"Content-Length", length}, {"Content-Type", kJson}});
+  };
+  missing_token_ = refusal(401, AuthResult::kMissing);
+  malformed_token_ = refusal(401, AuthResult::kMalformed);
+  forbidden_ = refusal(403, AuthResult::kForbidden);
+  ready_ = prepare_head(
+      200, {{"Content-Length", std::to_string(kReadyBody.size())}, {"Content-Type", kJson}});
+  health_ = prepare_head(200, {{"Content-Type", kJson}});
+}
+
+FastRoutes::~FastRoutes() = default;
+
+std::shared_ptr<const FastRoutes::MapHeads> FastRoutes::map_heads(
+    std::shared_ptr<const Snapshot> snapshot) {
+  auto heads = map_heads_.load();
+  if (heads && heads->snapshot == snapshot) return heads;
+  // A new snapshot: the first request for it prepares its heads (two threads may both do it;
+  // either result is the same).
+  auto fresh = std::make_shared<MapHeads>();
+  const Snapshot& s = *snapshot;
+  const std::string_view etag = s.etag;
+  const std::string_view bodies[3] = {s.body, s.body_gzip, s.body_brotli};
+  for (std::size_t i = 0; i < 3; ++i) {
+    const std::string length = std::to_string(bodies[i].size());
+    if (i == 0) {
+      fresh->ok[i] = prepare_head(200, {{"Cache-Control", "no-cache"},
+                                        {"ETag", etag},
+                                        {"Vary", "Accept-Encoding"},
+                                        {"Content-Length", length},
+                                        {"Content-Type", kJson}});
+    } else {
+      fresh->ok[i] =
+          prepare_head(200, {{"Cache-Control", "no-cache"},
+                             {"ETag", etag},
+                             {"Vary", "Accept-Encoding"},
+                             {"Content-Encoding", encoding_name(static_cast<ContentEncoding>(i))},
+                             {"Content-Length", length},
+                             {"Content-Type", kJson}});
+    }
+  }
+  fresh->not_modified = prepare_head(304, {{"Cache-Control", "no-cache"},
+                                           {"ETag", etag},
+                                           {"Vary", "Accept-Encoding"},
+                                           {"Content-Length", "0"}});
+  fresh->snapshot = std::move(snapshot);
+  std::shared_ptr<const MapHeads> out = std::move(fresh);
+  map_heads_.store(out);
+  return out;
+}
+
+std::shared_ptr<const FastRoutes::BundleHeads> FastRoutes::bundle_heads(
+    std::shared_ptr<const StaticBundle> bundle) {
+  auto heads = bundle_heads_.load();
+  if (heads && heads->bundle == bundle) return heads;
+  auto fresh = std::make_shared<BundleHeads>();
+  bundle->for_each([&](std::string_view, const StaticAsset& asset) {
+    BundleHeads::Asset& out = fresh->assets[&asset];
+    const std::string_view cache_control = asset.cache_control;
+    const std::string_view csp = kDashboardContentSecurityPolicy;
+    const std::string_view bodies[3] = {asset.identity, asset.gzip, asset.brotli};
+    const std::string_view etags[3] = {asset.etag, asset.etag_gzip, asset.etag_brotli};
+    for (std::size_t i = 0; i < 3; ++i) {
+      const std::string length = std::to_string(bodies[i].size());
+      if (i == 0) {
+        out.ok[i] = prepare_head(200, {{"Cache-Control", cache_control},
+                                       {"Vary", "Accept-Encoding"},
+                                       {"X-Content-Type-Options", "nosniff"},
+                                       {"Content-Security-Policy", csp},
+                                       {"ETag", etags[i]},
+                                       {"Content-Length", length},
+                                       {"Content-Type", asset.content_type}});
+      } else {
+        out.ok[i] =
+            prepare_head(200, {{"Cache-Control", cache_control},
+                               {"Vary", "Accept-Encoding"},
+                               {"X-Content-Type-Options", "nosniff"},
+                               {"Content-Security-Policy", csp},
+                               {"ETag", etags[i]},
+                               {"Content-Encoding", encoding_name(static_cast<ContentEncoding>(i))},
+                               {"Content-Length", length},
+                               {"Content-Type", asset.content_type}});
+      }
+      out.not_modified[i] = prepare_head(304, {{"Cache-Control", cache_control},
+                                               {"Vary", "Accept-Encoding"},
+                                               {"X-Content-Type-Options", "nosniff"},
+                                               {"Content-Security-Policy", csp},
+                                               {"ETag", etags[i]},
+                                               {"Content-Length", "0"}});
+    }
+  });
+  fresh->bundle = std::move(bundle);
+  std::shared_ptr<const BundleHeads> out = std::move(fresh);
+  bundle_heads_.store(out);
+  return out;
+}
+
+FastRoutes::Outcome FastRoutes::service_map(const RequestHead& head, HeadLines& lines,
+                                            FastResponse& out, int& status, std::size_t& bytes) {
+  const ServerConfig& config = context_.config;
+  if (!config.no_auth) {
+    const AuthResult auth = check_bearer(head.header("authorization"), config.api_keys);
+    if (auth != AuthResult::kOk) {
+      const PreparedHead& refusal = auth == AuthResult::kMissing     ? missing_token_
+                                    : auth == AuthResult::kMalformed ? malformed_token_
+                                                                     : forbidden_;
+      status = auth == AuthResult::kForbidden ? 403 : 401;
+      const std::string_view body = auth_refusal_body(auth);
+      bytes = body.size();
+      write_head(refusal, lines, out.head);
+      if (!lines.head_only) out.body = body;
+      return Outcome::kAnswered;
+    }
+  }
+  auto snapshot = context_.registry.current();
+  if (!snapshot) return Outcome::kDeclined;  // 503 with the registry's state: httplib's
+  const auto heads = map_heads(std::move(snapshot));
+  const Snapshot& s = *heads->snapshot;
+  if (if_none_match(head.header("if-none-match"), s.etag)) {
+    status = 304;
+    bytes = 0;
+    write_head(heads->not_modified, lines, out.head);
+    return Outcome::kAnswered;
+  }
+  const ContentEncoding encoding =
+      choose_encoding(head.header("accept-encoding"), !s.body_gzip.empty(), !s.body_brotli.empty());
+  const std::string_view body = encoding == ContentEncoding::kBrotli ? s.body_brotli
+                                : encoding == ContentEncoding::kGzip ? s.body_gzip
+                                                                     : s.body;
+  status = 200;
+  bytes = body.size();
+  write_head(heads->ok[static_cast<std::size_t>(encoding)], lines, out.head);
+  if (!lines.head_only) out.body = body;
+  out.owner = heads;
+  return Outcome::kAnswered;
+}
+
+FastRoutes::Outcome FastRoutes::dashboard(const RequestHead& head, std::string_view name,
+                                          HeadLines& lines, FastResponse& out, int& status,
+                                          std::size_t& bytes) {
+  if (!dashboard_ || name.find('%') != std::string_view::npos) return Outcome::kDeclined;
+  auto bundle = dashboard_->get();
+  if (!bundle) return Outcome::kDeclined;  // 503: httplib's
+  const auto relative = static_relative_path(name);
+  const StaticAsset* asset = relative ? bundle->find(*relative) : nullptr;
+  if (asset == nullptr) return Outcome::kDeclined;  // 404: httplib's
+  const auto heads = bundle_heads(std::move(bundle));
+  const auto it = heads->assets.find(asset);
+  if (it == heads->assets.end()) return Outcome::kDeclined;
+  const ContentEncoding encoding =
+      choose_encoding(head.header("accept-encoding"), !asset->gzip.empty(), !asset->brotli.empty());
+  const auto i = static_cast<std::size_t>(encoding);
+  const std::string_view etags[3] = {asset->etag, asset->etag_gzip, asset->etag_brotli};
+  if (if_none_match(head.header("if-none-match"), etags[i])) {
+    status = 304;
+    bytes = 0;
+    write_head(it->second.not_modified[i], lines, out.head);
+    return Outcome::kAnswered;
+  }
+  const std::string_view bodies[3] = {asset->identity, asset->gzip, asset->brotli};
+  status = 200;
+  bytes = bodies[i].size();
+  write_head(it->second.ok[i], lines, out.head);
+  if (!lines.head_only) out.body = bodies[i];
+  out.owner = heads;
+  return Outcome::kAnswered;
+}
+
+bool FastRoutes::answer(const RequestHead& head, bool close, FastResponse& out) {
+  if (head.version != "HTTP/1.1" || !head.query.empty() || !head.header("expect").empty()) {
+    return false;
+  }
+  const std::string_view connection = head.header("connection");
+  if (!connection.empty() && connection != "close") return false;
+  const std::string_view path = head.path;
+  std::string_view route;
+  if (path == kMapPath) {
+    route = "service_map";
+  } else if (path == "/health") {
+    route = "health";
+  } else if (path == "/ready") {
+    route = "ready";
+  } else if (path.starts_with(kDashboardPrefix)) {
+    route = "apps";
+  } else {
+    return false;
+  }
+  if (route == "ready" && !context_.registry.has_snapshot()) return false;  // 503: httplib's
+  if (route == "apps" && !dashboard_) return false;
+
+  thread_local RequestContext ctx;
+  ctx.begin(context_.tracer, head.header("x-request-id"), head.header("traceparent"));
+  HeadLines lines;
+  lines.head_only = head.method == "HEAD";
+  lines.close = close || !connection.empty();
+  lines.keep_alive = keep_alive_;
+  lines.request_id = ctx.id;
+  out.close = lines.close;
+  int status = 200;
+  std::size_t bytes = 0;
+  Outcome outcome = Outcome::kAnswered;
+  if (route == "service_map") {
+    outcome = service_map(head, lines, out, status, bytes);
+  } else if (route == "apps") {
+    outcome = dashboard(head, path.substr(kDashboardPrefix.size()), lines, out, status, bytes);
+  } else if (route == "ready") {
+    bytes = kReadyBody.size();
+    write_head(ready_, lines, out.head);
+    if (!lines.head_only) out.body = kReadyBody;
+  } else {
+    out.owned_body = server_health_body(context_);
+    bytes = out.owned_body.size();
+    lines.content_length = static_cast<long long>(bytes);
+    write_head(health_, lines, out.head);
+    if (!lines.head_only) out.body = out.owned_body;
+  }
+  if (outcome == Outcome::kDeclined) {
+    ctx.end();
+    return false;
+  }
+  finish_request(context_, ctx, head.method, route, status, bytes);
+  ctx.end();
+  return true;
+}
+
+void install_fast_routes(HardenedServer& server, FastRoutes& routes) {
+  server.set_fast_path([&routes](const RequestHead& head, bool close, FastResponse& out) {
+    return routes.answer(head, close, out);
+  });
+}
+
+}  // namespace cortex_connectors::server
