@@ -97,13 +97,27 @@ def server_env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
+# Pinned mode (--pin): the server and nginx run on SERVE_CPU, wrk (one thread) on LOAD_CPU, so
+# each figure is one core's work against one core's load. None: unpinned.
+SERVE_CPU: int | None = None
+LOAD_CPU: int | None = None
+
+
+def on_cpu(cpu: int | None):
+    """A preexec_fn that pins the child (and what it forks) to `cpu`; None when unpinned."""
+    if cpu is None:
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
 def start_server(binary: str, manifest: Path, port: int, extra_env: dict[str, str],
                  stderr_path: Path) -> subprocess.Popen:
     err = open(stderr_path, "ab")
     try:
         return track(subprocess.Popen(
             [binary, "--port", str(port), "--manifest", str(manifest)],
-            env=server_env(extra_env), stdin=subprocess.DEVNULL, stdout=err, stderr=err))
+            env=server_env(extra_env), stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+            preexec_fn=on_cpu(SERVE_CPU)))
     finally:
         err.close()
 
@@ -294,7 +308,7 @@ def run_wrk(url: str, conns: int, duration: int, threads: int, auth: bool,
     ru0 = os.times()
     t0 = time.perf_counter()
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30,
-                         env=env).stdout
+                         env=env, preexec_fn=on_cpu(LOAD_CPU)).stdout
     wall = time.perf_counter() - t0
     ru1 = os.times()
     busy1, steal1 = system_busy_ticks()
@@ -334,7 +348,10 @@ def start_nginx(root: Path, port: int, workdir: Path, sendfile: bool = True,
     for d in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi", "logs"):
         (workdir / d).mkdir(exist_ok=True)
     user = "user root;\n" if os.geteuid() == 0 else ""
-    procs = "master_process off;\nworker_processes 1;" if single_process else "worker_processes 2;"
+    if single_process:
+        procs = "master_process off;\nworker_processes 1;"
+    else:
+        procs = "worker_processes 1;" if SERVE_CPU is not None else "worker_processes 2;"
     conf = f"""# minimal nginx for bench/load: the same bytes as the server, from a file
 {user}{procs}
 daemon off;
@@ -365,7 +382,8 @@ http {{
     err = open(workdir / "logs" / "stderr.log", "ab")
     try:
         p = track(subprocess.Popen(["nginx", "-p", str(workdir), "-c", str(workdir / "nginx.conf")],
-                                   stdin=subprocess.DEVNULL, stdout=err, stderr=err))
+                                   stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                   preexec_fn=on_cpu(SERVE_CPU)))
     finally:
         err.close()
     return p
@@ -617,6 +635,7 @@ def report(args, results: dict, bodies: dict[int, bytes]) -> str:
     w(f"server:  {args.server} (build type: {m['build_type']})"
       + (f", env {args.server_env}" if args.server_env else ""))
     w(f"tools:   {m['wrk']}; {m['nginx']} (sendfile {args.nginx_sendfile}); {m['hyperfine']}")
+    w(f"pinned:  {m['pinned']} (wrk -t{args.threads})")
     w("")
     targets: list[tuple[str, str, str, bool]] = []
 
@@ -857,13 +876,14 @@ def machine_info(args) -> dict:
             " + uncommitted changes in " + ", ".join(files) if files else " (clean)")
     return {"nproc": os.cpu_count(), "model": model, "kernel": os.uname().release, "git": git,
             "load_start": loadavg(), "build_type": build_type, "nice": os.nice(0),
+            "pinned": f"server/nginx CPU {SERVE_CPU}, wrk -t1 CPU {LOAD_CPU}" if SERVE_CPU is not None else "no",
             "autogroup": sh(["cat", "/proc/self/autogroup"]),
             "wrk": sh(["wrk", "--version"]).splitlines()[0].split(" Copyright")[0],
             "nginx": sh(["nginx", "-v"]), "hyperfine": sh(["hyperfine", "--version"])}
 
 
 def main() -> int:
-    global TMP
+    global TMP, SERVE_CPU, LOAD_CPU
     ap = argparse.ArgumentParser()
     ap.add_argument("--server", required=True)
     ap.add_argument("--cli", required=True)
@@ -884,7 +904,12 @@ def main() -> int:
                     help="delay per request and connection of the paced c64 run (0: skip it)")
     ap.add_argument("--nginx-sendfile", choices=("on", "off"), default="on")
     ap.add_argument("--json", default="", help="write the raw results here too")
+    ap.add_argument("--pin", action="store_true",
+                    help="server and nginx on CPU 1 (nginx: one worker), wrk -t1 on CPU 0")
     args = ap.parse_args()
+    if args.pin:
+        SERVE_CPU, LOAD_CPU = 1, 0
+        args.threads = 1
     args.conns = [int(c) for c in args.conns.split(",")]
     args.sizes = [int(c) for c in args.sizes.split(",")]
     assert set(args.sizes) <= {3, 1000}, "--sizes: 3 and/or 1000"

@@ -27,6 +27,8 @@
 #                         autogroup too, restored on exit. E.g. -10 (root) on a shared machine:
 #                         other sessions' jobs then barely take CPU from the measurements
 #   BENCH_JSON=FILE       also write the raw results (including wrk outputs) as JSON
+#   BENCH_PIN=1           pinned mode: server and nginx (one worker) on CPU 1, wrk -t1 on CPU 0,
+#                         for per-core figures; unset: nobody pinned, wrk -t2
 #
 # Needs wrk, hyperfine, nginx-light, curl (scripts/install-bench-deps.sh). Only 127.0.0.1
 # traffic; the whole run is bounded by a 7-minute timeout (about 2.5 minutes with defaults);
@@ -93,6 +95,6 @@ nice -n "${BENCH_NICE:-0}" \
   --sizes "${BENCH_SIZES:-3,1000}" --only "${BENCH_ONLY:-throughput,cold,big}" \
   --server-env "${BENCH_SERVER_ENV:-}" --paced-ms "${BENCH_PACED_MS:-10}" \
   --nginx-sendfile "${BENCH_NGINX_SENDFILE:-on}" --wait-idle "${BENCH_WAIT_IDLE:-0}" \
-  --json "${BENCH_JSON:-}" &
+  --json "${BENCH_JSON:-}" ${BENCH_PIN:+--pin} &
 driver=$!
 wait "$driver"
