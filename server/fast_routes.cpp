@@ -98,20 +98,22 @@ void write_head(const PreparedHead& head, const HeadLines& lines, std::string& o
   out.append(head.lines, from).append("\r\n");
 }
 
-// The heads of one snapshot's service map: 200 per representation, and 304.
+// The heads of one snapshot's service map: 200 per representation, and 304. They do not keep
+// the snapshot alive (a replaced one is freed at once); a request holds the one it sends.
 struct FastRoutes::MapHeads {
-  std::shared_ptr<const Snapshot> snapshot;
+  std::weak_ptr<const Snapshot> snapshot;
   std::array<PreparedHead, 3> ok;  // by ContentEncoding: identity, gzip, brotli
   PreparedHead not_modified;
 };
 
-// The heads of one dashboard bundle's files: 200 and 304 per representation.
+// The heads of one dashboard bundle's files: 200 and 304 per representation (keyed by the
+// bundle's assets, valid while `bundle` is the slot's).
 struct FastRoutes::BundleHeads {
   struct Asset {
     std::array<PreparedHead, 3> ok;
     std::array<PreparedHead, 3> not_modified;
   };
-  std::shared_ptr<const StaticBundle> bundle;
+  std::weak_ptr<const StaticBundle> bundle;
   std::unordered_map<const StaticAsset*, Asset> assets;
 };
 
@@ -141,9 +143,9 @@ FastRoutes::FastRoutes(const ServerContext& context, std::shared_ptr<const Bundl
 FastRoutes::~FastRoutes() = default;
 
 std::shared_ptr<const FastRoutes::MapHeads> FastRoutes::map_heads(
-    std::shared_ptr<const Snapshot> snapshot) {
+    const std::shared_ptr<const Snapshot>& snapshot) {
   auto heads = map_heads_.load();
-  if (heads && heads->snapshot == snapshot) return heads;
+  if (heads && heads->snapshot.lock() == snapshot) return heads;
   // A new snapshot: the first request for it prepares its heads (two threads may both do it;
   // either result is the same).
   auto fresh = std::make_shared<MapHeads>();
@@ -172,16 +174,16 @@ std::shared_ptr<const FastRoutes::MapHeads> FastRoutes::map_heads(
                                            {"ETag", etag},
                                            {"Vary", "Accept-Encoding"},
                                            {"Content-Length", "0"}});
-  fresh->snapshot = std::move(snapshot);
+  fresh->snapshot = snapshot;
   std::shared_ptr<const MapHeads> out = std::move(fresh);
   map_heads_.store(out);
   return out;
 }
 
 std::shared_ptr<const FastRoutes::BundleHeads> FastRoutes::bundle_heads(
-    std::shared_ptr<const StaticBundle> bundle) {
+    const std::shared_ptr<const StaticBundle>& bundle) {
   auto heads = bundle_heads_.load();
-  if (heads && heads->bundle == bundle) return heads;
+  if (heads && heads->bundle.lock() == bundle) return heads;
   auto fresh = std::make_shared<BundleHeads>();
   bundle->for_each([&](std::string_view, const StaticAsset& asset) {
     BundleHeads::Asset& out = fresh->assets[&asset];
@@ -218,7 +220,7 @@ std::shared_ptr<const FastRoutes::BundleHeads> FastRoutes::bundle_heads(
                                                {"Content-Length", "0"}});
     }
   });
-  fresh->bundle = std::move(bundle);
+  fresh->bundle = bundle;
   std::shared_ptr<const BundleHeads> out = std::move(fresh);
   bundle_heads_.store(out);
   return out;
@@ -243,8 +245,8 @@ FastRoutes::Outcome FastRoutes::service_map(const RequestHead& head, HeadLines& 
   }
   auto snapshot = context_.registry.current();
   if (!snapshot) return Outcome::kDeclined;  // 503 with the registry's state: httplib's
-  const auto heads = map_heads(std::move(snapshot));
-  const Snapshot& s = *heads->snapshot;
+  const auto heads = map_heads(snapshot);
+  const Snapshot& s = *snapshot;
   if (if_none_match(head.header("if-none-match"), s.etag)) {
     status = 304;
     bytes = 0;
@@ -260,7 +262,7 @@ FastRoutes::Outcome FastRoutes::service_map(const RequestHead& head, HeadLines& 
   bytes = body.size();
   write_head(heads->ok[static_cast<std::size_t>(encoding)], lines, out.head);
   if (!lines.head_only) out.body = body;
-  out.owner = heads;
+  out.owner = std::move(snapshot);
   return Outcome::kAnswered;
 }
 
@@ -273,7 +275,7 @@ FastRoutes::Outcome FastRoutes::dashboard(const RequestHead& head, std::string_v
   const auto relative = static_relative_path(name);
   const StaticAsset* asset = relative ? bundle->find(*relative) : nullptr;
   if (asset == nullptr) return Outcome::kDeclined;  // 404: httplib's
-  const auto heads = bundle_heads(std::move(bundle));
+  const auto heads = bundle_heads(bundle);
   const auto it = heads->assets.find(asset);
   if (it == heads->assets.end()) return Outcome::kDeclined;
   const ContentEncoding encoding =
@@ -291,7 +293,7 @@ FastRoutes::Outcome FastRoutes::dashboard(const RequestHead& head, std::string_v
   bytes = bodies[i].size();
   write_head(it->second.ok[i], lines, out.head);
   if (!lines.head_only) out.body = bodies[i];
-  out.owner = heads;
+  out.owner = std::move(bundle);
   return Outcome::kAnswered;
 }
 

@@ -81,8 +81,10 @@ class FastRoutes {
                       std::size_t& bytes);
   Outcome dashboard(const RequestHead& head, std::string_view name, HeadLines& lines,
                     FastResponse& out, int& status, std::size_t& bytes);
-  std::shared_ptr<const MapHeads> map_heads(std::shared_ptr<const Snapshot> snapshot);
-  std::shared_ptr<const BundleHeads> bundle_heads(std::shared_ptr<const StaticBundle> bundle);
+  // The heads of `snapshot` / `bundle`, prepared by the first request that needs them.
+  std::shared_ptr<const MapHeads> map_heads(const std::shared_ptr<const Snapshot>& snapshot);
+  std::shared_ptr<const BundleHeads> bundle_heads(
+      const std::shared_ptr<const StaticBundle>& bundle);
 
   const ServerContext& context_;
   std::shared_ptr<const BundleSlot> dashboard_;
