@@ -36,17 +36,36 @@ thread_local bool t_count_allocations = false;
 thread_local std::size_t t_allocations = 0;
 }  // namespace
 
-// Counts allocations for the fast path's test; otherwise plain malloc/free. (GCC 12 takes the
-// free() of a replaced operator delete for a mismatch once it inlines both into a caller.)
+// Counts allocations for the fast path's test; otherwise plain malloc/free. Every non-aligned
+// form is replaced, so that no pointer crosses between this pair and the runtime's (ASan checks
+// that). (GCC 12 takes the free() of a replaced operator delete for a mismatch once it inlines
+// both into a caller.)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-void* operator new(std::size_t size) {
+namespace {
+void* counted_malloc(std::size_t size) noexcept {
   if (t_count_allocations) ++t_allocations;
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  return std::malloc(size == 0 ? 1 : size);
+}
+void* counted_new(std::size_t size) {
+  if (void* p = counted_malloc(size)) return p;
   throw std::bad_alloc();
 }
+}  // namespace
+void* operator new(std::size_t size) { return counted_new(size); }
+void* operator new[](std::size_t size) { return counted_new(size); }
+void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
+  return counted_malloc(size);
+}
+void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
+  return counted_malloc(size);
+}
 void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 #pragma GCC diagnostic pop
 
 namespace {
