@@ -380,8 +380,9 @@ const Option kOptions[] = {
      .apply =
          set_integer<Nested{&C::hardening, &HardeningOptions::keep_alive_timeout}, 1, kIntMax>},
     {.env = "CONNECTORS_WORKER_THREADS",
-     .fallback = "8",
-     .help = "request workers, 1-4096 (connections do not hold one while idle)",
+     .fallback = "one per CPU the process may run on",
+     .help = "request workers, 1-4096 (neither an idle connection nor a client that does not "
+             "read holds one); more workers than CPUs adds tail latency under saturation",
      .invalid = "must be 1-4096",
      .apply = set_integer<Nested{&C::hardening, &HardeningOptions::worker_threads}, 1, 4096>},
     {.env = "CONNECTORS_POLL_INTERVAL_MS",

@@ -15,10 +15,15 @@ struct HardeningOptions {
   std::size_t keep_alive_max_requests = 1000;
   std::size_t header_budget_bytes = 16384;
   std::size_t max_header_count = 100;
-  std::size_t worker_threads = 8;  // connections do not hold workers (see http_server.h)
+  // Request workers; 0: one per CPU the process may run on. Neither an idle connection nor a
+  // client that does not read its response holds one (see http_server.h).
+  std::size_t worker_threads = 0;
   // Called with the status of every request answered by the connection loop itself (400, 405,
   // 431) before httplib sees it: for the access log.
   std::function<void(int status)> on_refused;
 };
+
+// The workers `options` asks for: worker_threads, or one per CPU in the process's affinity mask.
+std::size_t worker_thread_count(const HardeningOptions& options);
 
 }  // namespace cortex_connectors::server

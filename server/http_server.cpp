@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -36,9 +37,12 @@ bool iequals_prefix(std::string_view line, std::string_view name) {
 
 // The Stream httplib reads the (already read and checked) request head from and writes the
 // response to. Reads past the head return EOF: GET and HEAD carry no body here. Writes are
-// gathered up to kGather bytes and sent at flush(), so a small response leaves in one send()
-// (one TCP segment, one wake-up of the client); a larger one leaves in one writev() of the
-// gathered head and the body. The peer's and our own address are looked up once per connection.
+// gathered up to kGather bytes and handed to the connection loop (take_output()), which sends
+// them without blocking, so a small response leaves in one send() (one TCP segment, one wake-up
+// of the client). A larger one leaves here, in one writev() of the gathered head and the body,
+// waiting up to the write timeout for a full socket: the only write that holds a worker (no hot
+// route's: those are the fast path's). The peer's and our own address are looked up once per
+// connection.
 class ConnectionStream final : public httplib::Stream {
  public:
   static constexpr std::size_t kGather = 64 * 1024;
@@ -52,12 +56,13 @@ class ConnectionStream final : public httplib::Stream {
     failed_ = false;
   }
 
-  // Sends what write() gathered; false when the peer is gone or did not read in time.
-  bool flush() {
-    const bool ok = !failed_ && send_gathered({});
-    out_.clear();
-    if (out_.capacity() > kGather) out_.shrink_to_fit();
-    return ok;
+  // Hands what write() gathered (and has not sent) to `into`, for the connection loop to send
+  // without blocking; false when an earlier send failed.
+  bool take_output(std::string& into) {
+    into.clear();
+    out_.swap(into);
+    if (out_.capacity() > kGather) std::string().swap(out_);
+    return !failed_;
   }
 
   bool is_readable() const override { return head_pos_ < head_.size(); }
@@ -92,12 +97,6 @@ class ConnectionStream final : public httplib::Stream {
     port = local_.port;
   }
   socket_t socket() const override { return fd_; }
-
-  // Sends `head` then `body`, in one writev() when the socket takes them: a response the fast
-  // path made. False when the peer is gone or did not read in time.
-  bool send_response(std::string_view head, std::string_view body) {
-    return !failed_ && send_pair(head, body);
-  }
 
  private:
   struct Address {
@@ -173,6 +172,14 @@ class ConnectionStream final : public httplib::Stream {
 };
 
 }  // namespace
+
+std::size_t worker_thread_count(const HardeningOptions& options) {
+  if (options.worker_threads > 0) return options.worker_threads;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) != 0) return 2;
+  return static_cast<std::size_t>(std::max(CPU_COUNT(&set), 1));
+}
 
 HeadResult check_head(std::string& head, const HardeningOptions& options) {
   const std::string_view h = head;
@@ -318,7 +325,11 @@ struct HardenedServer::Connection {
   // Reused for every request, so that their buffers keep their capacity.
   std::string head;
   RequestHead parsed;
+  // The response being sent (either path's): `fast.head`, then `fast.body`, `sent` bytes of
+  // them so far. While `writing`, the connection waits for the socket to take the rest.
   FastResponse fast;
+  std::size_t sent = 0;
+  bool writing = false;
 };
 
 // The TaskQueue httplib's accept loop hands accepted sockets to. Its threads wait in epoll_wait
@@ -454,7 +465,7 @@ HardenedServer::HardenedServer(HardeningOptions options)
   ev.data.u64 = WorkerPool::kTimerId;
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, timer_fd_, &ev);
 
-  new_task_queue = [this] { return new WorkerPool(*this, options_.worker_threads); };
+  new_task_queue = [this] { return new WorkerPool(*this, worker_thread_count(options_)); };
 }
 
 HardenedServer::~HardenedServer() {
@@ -525,7 +536,7 @@ void HardenedServer::park(std::unique_ptr<Connection> c) {
     return;
   }
   epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
+  ev.events = (c->writing ? EPOLLOUT : EPOLLIN) | EPOLLRDHUP | EPOLLONESHOT;
   ev.data.u64 = c->id;
   const int fd = c->fd;
   const int op = c->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
@@ -628,7 +639,70 @@ int refuse_head(int fd, HeadResult r) {
 
 }  // namespace
 
+namespace {
+
+enum class Sent : std::uint8_t { kAll, kBlocked, kFailed };
+
+// Sends what is left of `c`'s response without blocking.
+template <class C>
+Sent send_response(C& c) {
+  const std::string_view head = c.fast.head;
+  const std::string_view body = c.fast.body;
+  const std::size_t total = head.size() + body.size();
+  while (c.sent < total) {
+    iovec iov[2];
+    std::size_t count = 0;
+    if (c.sent < head.size()) {
+      iov[count++] = {const_cast<char*>(head.data()) + c.sent, head.size() - c.sent};
+    }
+    const std::size_t body_from = c.sent > head.size() ? c.sent - head.size() : 0;
+    if (body_from < body.size()) {
+      iov[count++] = {const_cast<char*>(body.data()) + body_from, body.size() - body_from};
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = count;
+    const ssize_t n = ::sendmsg(c.fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno == EAGAIN || errno == EWOULDBLOCK ? Sent::kBlocked : Sent::kFailed;
+    }
+    c.sent += static_cast<std::size_t>(n);
+  }
+  return Sent::kAll;
+}
+
+}  // namespace
+
+bool HardenedServer::finish_response(std::unique_ptr<Connection>& c) {
+  switch (send_response(*c)) {
+    case Sent::kBlocked:
+      // A client that does not read holds a descriptor, not a worker, until the write timeout.
+      c->deadline = SteadyClock::now() + options_.write_timeout;
+      park(std::move(c));
+      return false;
+    case Sent::kFailed:
+      close_connection(std::move(c));
+      return false;
+    case Sent::kAll:
+      break;
+  }
+  c->writing = false;
+  c->fast.body = {};
+  c->fast.owner.reset();
+  if (c->fast.close) {
+    close_connection(std::move(c));
+    return false;
+  }
+  // The next request: pipelined bytes already started it; otherwise an idle wait.
+  c->in_request = !c->pending.empty();
+  c->deadline = SteadyClock::now() +
+                (c->in_request ? options_.request_deadline : options_.keep_alive_timeout);
+  return true;
+}
+
 void HardenedServer::serve(std::unique_ptr<Connection> c) {
+  if (c->writing && !finish_response(c)) return;
   while (!stopping_ && c->served < options_.keep_alive_max_requests) {
     const HeadResult r = read_head(*c, c->head, options_);
     if (r == HeadResult::kNeedMore) {
@@ -648,22 +722,17 @@ void HardenedServer::serve(std::unique_ptr<Connection> c) {
       break;
     }
     const bool close = ++c->served == options_.keep_alive_max_requests || stopping_;
-    bool keep = false;
-    if (fast_path_ && fast_path_(c->parsed, close, c->fast)) {
-      keep = c->stream.send_response(c->fast.head, c->fast.body) && !c->fast.close;
-      c->fast.body = {};
-      c->fast.owner.reset();
-    } else {
+    if (!fast_path_ || !fast_path_(c->parsed, close, c->fast)) {
       c->stream.set_head(std::move(c->head));
       bool connection_closed = false;
       const bool processed = process_request(c->stream, close, connection_closed, nullptr);
-      keep = c->stream.flush() && processed && !connection_closed && !close;
+      if (!c->stream.take_output(c->fast.head)) break;
+      c->fast.body = {};
+      c->fast.close = !processed || connection_closed || close;
     }
-    if (!keep) break;
-    // The next request: pipelined bytes already started it; otherwise an idle wait.
-    c->in_request = !c->pending.empty();
-    c->deadline = SteadyClock::now() +
-                  (c->in_request ? options_.request_deadline : options_.keep_alive_timeout);
+    c->sent = 0;
+    c->writing = true;
+    if (!finish_response(c)) return;
   }
   close_connection(std::move(c));
 }

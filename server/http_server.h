@@ -19,10 +19,12 @@
 // of a request head, waits in one epoll set; a small pool of workers (HardeningOptions::
 // worker_threads, the TaskQueue httplib's accept loop hands sockets to) takes whichever
 // connection becomes readable, reads without blocking, serves every complete request and parks
-// the connection again. Idle keep-alive connections and slow clients therefore cost a
-// descriptor and a few hundred bytes, not a thread; a worker blocks only while writing a
-// response to a client that does not read (bounded by the write timeout). Deadlines are
-// enforced by a timer that sweeps the parked connections.
+// the connection again. A response the socket does not take at once waits in the epoll set
+// too, for the socket to drain (up to the write timeout). Idle keep-alive connections, slow
+// clients and clients that do not read therefore cost a descriptor and a few hundred bytes, not
+// a thread; a worker blocks only on a response over 64 KiB from cpp-httplib's routes (none of
+// the hot routes) to a client that does not read. Deadlines are enforced by a timer that
+// sweeps the parked connections.
 #pragma once
 
 #include <atomic>
@@ -145,6 +147,10 @@ class HardenedServer : public httplib::Server {
   bool process_and_close_socket(socket_t sock) override;
   // Serves every complete request `c` has, then parks it or closes it.
   void serve(std::unique_ptr<Connection> c);
+  // Sends what is left of `c`'s response without blocking. True when it is sent and the
+  // connection goes on to its next request; false when `c` was parked (the socket is full) or
+  // closed.
+  bool finish_response(std::unique_ptr<Connection>& c);
   void park(std::unique_ptr<Connection> c);
   void close_connection(std::unique_ptr<Connection> c);
   // A parked connection became readable (or hung up): serve it.

@@ -487,7 +487,8 @@ bool bind_metrics_listener(MetricsListener& listener, const srv::ServerContext& 
   const srv::ServerConfig& config = context.config;
   if (!config.metrics_port) return true;
   srv::HardeningOptions options = hardening_options(config, context);
-  options.worker_threads = std::min<std::size_t>(options.worker_threads, 2);  // one scraper
+  options.worker_threads =
+      std::min<std::size_t>(srv::worker_thread_count(options), 2);  // a scraper
   listener.server = std::make_unique<srv::HardenedServer>(std::move(options));
   srv::install_metrics_listener_routes(*listener.server, context);
   const int port =

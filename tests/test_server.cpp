@@ -489,6 +489,67 @@ TEST_CASE("idle keep-alive and half-sent requests hold no worker", "[server]") {
   for (int fd : fds) ::close(fd);
 }
 
+TEST_CASE("a client that does not read its responses holds no worker", "[server]") {
+  // One worker. A client pipelines thousands of requests and never reads: its responses fill
+  // both socket buffers, and the connection then waits in the epoll set for the socket to
+  // drain. A worker blocked on it would leave everyone else unanswered for the write timeout.
+  // 60 connectors (a ~15 KB map): the 1 000 responses a connection may have are ~15 MB.
+  std::string manifest = R"({"id":"01J7X5MB4K1ZW0000000000000","manifestVersion":"1.0.0",)"
+                         R"("brand":"brAInwav","ttlSeconds":600,"connectors":[)";
+  for (int i = 0; i < 60; ++i) {
+    manifest += (i ? "," : "") + std::string(R"({"id":"c)") + std::to_string(i) +
+                R"(","name":"Connector","version":"1.0.0","endpoint":"https://c.example.invalid/)" +
+                std::to_string(i) +
+                R"(","auth":{"type":"none"},"scopes":["read"],"ttlSeconds":60})";
+  }
+  manifest += "]}";
+  for (const std::string fast_path : {"on", "off"}) {
+    INFO("CONNECTORS_FAST_PATH=" << fast_path);
+    Running s({"CONNECTORS_WORKER_THREADS=1", "CONNECTORS_FAST_PATH=" + fast_path});
+    cc::test::replace_file(s.manifest, manifest);
+    REQUIRE(cc::test::eventually_true([&] {
+      auto r = s.client->Get("/health");
+      return r && r->body.find("\"connectors\":60") != std::string::npos;
+    }));
+    const int port = s.server->port();
+    // A small receive buffer, set before connecting: the kernel would otherwise take megabytes
+    // for the client that does not read.
+    const int stalled = ::socket(AF_INET, SOCK_STREAM, 0);
+    const int small = 4096;
+    REQUIRE(::setsockopt(stalled, SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+    REQUIRE(::connect(stalled, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);  // NOLINT
+    const std::string one =
+        "GET /v1/connectors/service-map HTTP/1.1\r\nAuthorization: Bearer " + kApiKey + "\r\n\r\n";
+    const auto map = s.client->Get("/v1/connectors/service-map", bearer(kApiKey));
+    REQUIRE(map);
+    REQUIRE(map->body.size() > 12000);
+    std::string many;
+    for (int i = 0; i < 1000; ++i) many += one;  // the most one connection may send
+    std::size_t sent = 0;
+    const auto until = std::chrono::steady_clock::now() + 3s;
+    while (sent < many.size() && std::chrono::steady_clock::now() < until) {
+      const ssize_t n =
+          ::send(stalled, many.data() + sent, many.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) sent += static_cast<std::size_t>(n);
+      if (n < 0) std::this_thread::sleep_for(10ms);
+    }
+    // Others are answered at once, by the same single worker.
+    for (int i = 0; i < 5; ++i) {
+      const std::string r =
+          cc::test::raw_exchange(port, "GET /ready HTTP/1.1\r\nConnection: close\r\n\r\n", 3s);
+      CHECK(r.starts_with("HTTP/1.1 200"));
+    }
+    // The stalled client gets its responses once it reads.
+    const std::string got = read_response(stalled, 5s);
+    CHECK(got.starts_with("HTTP/1.1 200"));
+    ::close(stalled);
+  }
+}
+
 TEST_CASE("idle keep-alive connections are closed at the keep-alive timeout", "[server]") {
   Running s({"CONNECTORS_KEEPALIVE_TIMEOUT_MS=300", "CONNECTORS_REQUEST_DEADLINE_MS=600"});
   const int fd = connect_to(s.server->port());
