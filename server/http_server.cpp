@@ -11,12 +11,14 @@
 #include <thread>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sched.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <sys/uio.h>
@@ -282,6 +284,11 @@ void send_all(int fd, std::string_view data) {
   while (!data.empty()) {
     const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      pollfd p{fd, POLLOUT, 0};
+      if (::poll(&p, 1, 1000) > 0 && (p.revents & (POLLERR | POLLHUP)) == 0) continue;
+      return;
+    }
     if (n <= 0) return;
     data.remove_prefix(static_cast<std::size_t>(n));
   }
@@ -515,6 +522,9 @@ std::size_t HardenedServer::parked_connections() const {
 }
 
 bool HardenedServer::process_and_close_socket(socket_t sock) {
+  // Non-blocking: no send (sendmsg, sendfile) may hold a worker; a full socket parks the
+  // connection (finish_response()).
+  ::fcntl(sock, F_SETFL, ::fcntl(sock, F_GETFL, 0) | O_NONBLOCK);
   auto c = std::make_unique<Connection>(sock, next_id_.fetch_add(1), options_);
   c->deadline = SteadyClock::now() + options_.request_deadline;
   serve(std::move(c));
@@ -643,32 +653,47 @@ namespace {
 
 enum class Sent : std::uint8_t { kAll, kBlocked, kFailed };
 
-// Sends what is left of `c`'s response without blocking.
+// Sends what is left of `c`'s response without blocking: the head and the body in one
+// sendmsg(), or the head (MSG_MORE) then the body with sendfile() from its file.
 template <class C>
 Sent send_response(C& c) {
   const std::string_view head = c.fast.head;
   const std::string_view body = c.fast.body;
+  const bool from_file = c.fast.body_file >= 0 && !body.empty();
   const std::size_t total = head.size() + body.size();
+  // A file body leaves in full segments (TCP_CORK, as nginx's tcp_nopush): without it, each
+  // sendfile() round ends in a short segment the client wakes up for.
+  const int one = 1;
+  const int zero = 0;
+  if (from_file && c.sent == 0) ::setsockopt(c.fd, IPPROTO_TCP, TCP_CORK, &one, sizeof one);
   while (c.sent < total) {
-    iovec iov[2];
-    std::size_t count = 0;
-    if (c.sent < head.size()) {
-      iov[count++] = {const_cast<char*>(head.data()) + c.sent, head.size() - c.sent};
+    ssize_t n = 0;
+    if (from_file && c.sent >= head.size()) {
+      auto offset = static_cast<off_t>(c.sent - head.size());
+      n = ::sendfile(c.fd, c.fast.body_file, &offset, total - c.sent);
+      if (n == 0) return Sent::kFailed;  // the file is shorter than the body: never
+    } else {
+      iovec iov[2];
+      std::size_t count = 0;
+      if (c.sent < head.size()) {
+        iov[count++] = {const_cast<char*>(head.data()) + c.sent, head.size() - c.sent};
+      }
+      const std::size_t body_from = c.sent > head.size() ? c.sent - head.size() : 0;
+      if (!from_file && body_from < body.size()) {
+        iov[count++] = {const_cast<char*>(body.data()) + body_from, body.size() - body_from};
+      }
+      msghdr msg{};
+      msg.msg_iov = iov;
+      msg.msg_iovlen = count;
+      n = ::sendmsg(c.fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT | (from_file ? MSG_MORE : 0));
     }
-    const std::size_t body_from = c.sent > head.size() ? c.sent - head.size() : 0;
-    if (body_from < body.size()) {
-      iov[count++] = {const_cast<char*>(body.data()) + body_from, body.size() - body_from};
-    }
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = count;
-    const ssize_t n = ::sendmsg(c.fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EINTR) continue;
       return errno == EAGAIN || errno == EWOULDBLOCK ? Sent::kBlocked : Sent::kFailed;
     }
     c.sent += static_cast<std::size_t>(n);
   }
+  if (from_file) ::setsockopt(c.fd, IPPROTO_TCP, TCP_CORK, &zero, sizeof zero);
   return Sent::kAll;
 }
 
@@ -690,6 +715,8 @@ bool HardenedServer::finish_response(std::unique_ptr<Connection>& c) {
   c->writing = false;
   c->fast.body = {};
   c->fast.owner.reset();
+  c->fast.body_file = -1;
+  c->fast.file_owner.reset();
   if (c->fast.close) {
     close_connection(std::move(c));
     return false;

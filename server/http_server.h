@@ -94,7 +94,11 @@ struct FastResponse {
   std::string_view body;              // sent after `head` (empty for HEAD and 304)
   std::string owned_body;             // a body made for this request (`body` then points here)
   std::shared_ptr<const void> owner;  // keeps `body` alive while it is sent
-  bool close = false;                 // close the connection once it is sent
+  // When >= 0, a file holding the same bytes as `body` from offset 0: they are sent from it with
+  // sendfile(), without copying them through the socket's buffer. `file_owner` keeps it open.
+  int body_file = -1;
+  std::shared_ptr<const void> file_owner;
+  bool close = false;  // close the connection once it is sent
 };
 
 // Answers a request from its checked head into `out`, or returns false to leave it to
@@ -109,7 +113,8 @@ enum class Takeover {
 };
 using TakeoverHook = std::function<Takeover(int fd, const RequestHead& head)>;
 
-// Writes all of `data` to blocking socket `fd` (MSG_NOSIGNAL); gives up on the first error.
+// Writes all of `data` to socket `fd` (MSG_NOSIGNAL), waiting up to a second whenever its
+// buffer is full; gives up on the first error.
 void send_all(int fd, std::string_view data);
 
 class HardenedServer : public httplib::Server {

@@ -28,8 +28,8 @@ struct Pair {
   std::unique_ptr<ServerProcess> fast;
   std::unique_ptr<ServerProcess> slow;
 
-  Pair() {
-    cc::test::write_file(dir / "connectors.manifest.json", cc::test::original_fixture());
+  explicit Pair(const std::string& manifest = cc::test::original_fixture()) {
+    cc::test::write_file(dir / "connectors.manifest.json", manifest);
     std::filesystem::create_directories(dir / "bundle");
     std::string page;
     for (int i = 0; i < 40; ++i) page += "<p>brAInwav dashboard</p>\n";
@@ -214,4 +214,51 @@ TEST_CASE("the fast path and cpp-httplib give the same responses to the same req
   const auto fast_lines = access(servers.fast->log());
   CHECK(fast_lines.size() > requests.size());
   CHECK(fast_lines == access(servers.slow->log()));
+}
+
+TEST_CASE("a large service map is the same from the fast path's memory file",
+          "[server][fast_path]") {
+  // 400 connectors: the identity body is over 64 KiB, so the fast path sends it with sendfile()
+  // from a memory file (fast_routes.cpp); the compressed ones may be smaller.
+  std::string manifest = R"({"id":"01J7X5MB4K1ZW0000000000000","manifestVersion":"1.0.0",)"
+                         R"("brand":"brAInwav","ttlSeconds":600,"connectors":[)";
+  for (int i = 0; i < 400; ++i) {
+    manifest += (i ? "," : "") + std::string(R"({"id":"connector-)") + std::to_string(i) +
+                R"(","name":"Connector )" + std::to_string(i) +
+                R"(","version":"1.0.0","endpoint":"https://c.example.invalid/)" +
+                std::to_string(i) +
+                R"(","auth":{"type":"none"},"scopes":["read","write"],"ttlSeconds":60})";
+  }
+  manifest += "]}";
+  Pair servers(manifest);
+  const std::string auth = "Authorization: Bearer " + kApiKey + "\r\n";
+  const std::string get = "GET " + kMap + " HTTP/1.1\r\n" + auth;
+  // A large snapshot is served identity-only until its compressed bodies are made: wait for
+  // them on both servers.
+  for (const int port : {servers.fast->port(), servers.slow->port()}) {
+    REQUIRE(cc::test::eventually_true([&] {
+      return send_request(port, get + "Accept-Encoding: br\r\nConnection: close\r\n\r\n")
+                 .find("Content-Encoding: br\r\n") != std::string::npos;
+    }));
+  }
+  std::vector<std::string> requests = {
+      get + "Connection: close\r\n\r\n",
+      get + "Accept-Encoding: gzip\r\nConnection: close\r\n\r\n",
+      get + "Accept-Encoding: br\r\nConnection: close\r\n\r\n",
+      "HEAD " + kMap + " HTTP/1.1\r\n" + auth + "Connection: close\r\n\r\n",
+      // Pipelined: the second head follows the first body on the same connection.
+      get + "\r\n" + get + "Accept-Encoding: br\r\n\r\n" + get + "Connection: close\r\n\r\n",
+  };
+  for (const auto& request : requests) {
+    INFO(request.substr(0, 200));
+    const std::string fast = send_request(servers.fast->port(), request);
+    const std::string slow = send_request(servers.slow->port(), request);
+    REQUIRE(fast.starts_with("HTTP/1.1 200"));
+    CHECK(fast.size() == slow.size());
+    CHECK(normalized(fast) == normalized(slow));
+  }
+  const std::string one = send_request(servers.fast->port(), requests[0]);
+  const auto length = one.find("Content-Length: ");
+  REQUIRE(length != std::string::npos);
+  CHECK(std::stoul(one.substr(length + 16)) > 64 * 1024);
 }
