@@ -110,13 +110,25 @@ def on_cpu(cpu: int | None):
     return lambda: os.sched_setaffinity(0, {cpu})
 
 
+def state_dir(name: str) -> Path:
+    d = TMP / "state" / name
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
 def start_server(binary: str, manifest: Path, port: int, extra_env: dict[str, str],
-                 stderr_path: Path) -> subprocess.Popen:
+                 stderr_path: Path, state: str = "") -> subprocess.Popen:
+    """The server on `manifest` with the history on, as users run it: its store in a state
+    directory of the run's own, one per manifest (a store belongs to one manifest), kept across
+    the starts of that manifest (a restart finds its history, as a service's does); `state`
+    names another one, for a second server on the same manifest at the same time."""
+    env = server_env(extra_env)
+    env.setdefault("CONNECTORS_STATE_DIR", str(state_dir(state or manifest.stem)))
     err = open(stderr_path, "ab")
     try:
         return track(subprocess.Popen(
             [binary, "--port", str(port), "--manifest", str(manifest)],
-            env=server_env(extra_env), stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+            env=env, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
             preexec_fn=on_cpu(SERVE_CPU)))
     finally:
         err.close()
@@ -480,7 +492,7 @@ def static_asset(args, results: dict, manifest3: Path, map_body: bytes) -> None:
     # The built bundle's script, served by a second server with the default bundle.
     port2 = free_port()
     p2 = start_server(args.server, manifest3, port2, args.server_env,
-                      TMP / "logs" / "server-static-default.log")
+                      TMP / "logs" / "server-static-default.log", state="m3-second")
     wait_status(port2, "/ready", 200, time.perf_counter() + 30, auth=False, proc=p2)
     st, index = http_get(port2, "/apps/chatgpt-dashboard/", auth=False)
     m = re.search(rb'src="(dashboard\.[0-9a-f]{16}\.js)"', index) if st == 200 else None
@@ -556,6 +568,7 @@ def cold_start(args, results: dict, manifest3: Path) -> None:
                "--export-json", str(out), "--style", "none",
                f"{HERE / 'coldstart-wrapper.sh'} {args.server} {port} {manifest3}"]
         env = server_env(args.server_env)
+        env.setdefault("CONNECTORS_STATE_DIR", str(state_dir(manifest3.stem)))
         subprocess.run(cmd, env=env, capture_output=True, timeout=120, check=True)
         h = json.loads(out.read_text())["results"][0]
         results["hyperfine_cold_ms"] = {"median": h["median"] * 1000, "mean": h["mean"] * 1000,
