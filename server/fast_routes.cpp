@@ -14,6 +14,7 @@
 
 #include "cortex_connectors/negotiation.h"
 #include "cortex_connectors/static_files.h"
+#include "internal/atomic_shared_ptr.h"
 #include "request_context.h"
 #include "routes.h"
 
@@ -154,8 +155,14 @@ struct FastRoutes::BundleHeads {
   std::unordered_map<const StaticAsset*, Asset> assets;
 };
 
+// Read by every request, replaced by the first request that finds it stale.
+struct FastRoutes::Cache {
+  internal::AtomicSharedPtr<const MapHeads> map;
+  internal::AtomicSharedPtr<const BundleHeads> bundle;
+};
+
 FastRoutes::FastRoutes(const ServerContext& context, std::shared_ptr<const BundleSlot> dashboard)
-    : context_(context), dashboard_(std::move(dashboard)) {
+    : context_(context), dashboard_(std::move(dashboard)), cache_(std::make_unique<Cache>()) {
   const HardeningOptions& options = context.config.hardening;
   keep_alive_ =
       "Keep-Alive: timeout=" +
@@ -181,7 +188,7 @@ FastRoutes::~FastRoutes() = default;
 
 std::shared_ptr<const FastRoutes::MapHeads> FastRoutes::map_heads(
     const std::shared_ptr<const Snapshot>& snapshot) {
-  auto heads = map_heads_.load();
+  auto heads = cache_->map.load();
   if (heads && heads->snapshot.lock() == snapshot) return heads;
   // A new snapshot: the first request for it prepares its heads (two threads may both do it;
   // either result is the same).
@@ -214,13 +221,13 @@ std::shared_ptr<const FastRoutes::MapHeads> FastRoutes::map_heads(
                                            {"Content-Length", "0"}});
   fresh->snapshot = snapshot;
   std::shared_ptr<const MapHeads> out = std::move(fresh);
-  map_heads_.store(out);
+  cache_->map.store(out);
   return out;
 }
 
 std::shared_ptr<const FastRoutes::BundleHeads> FastRoutes::bundle_heads(
     const std::shared_ptr<const StaticBundle>& bundle) {
-  auto heads = bundle_heads_.load();
+  auto heads = cache_->bundle.load();
   if (heads && heads->bundle.lock() == bundle) return heads;
   auto fresh = std::make_shared<BundleHeads>();
   bundle->for_each([&](std::string_view, const StaticAsset& asset) {
@@ -260,7 +267,7 @@ std::shared_ptr<const FastRoutes::BundleHeads> FastRoutes::bundle_heads(
   });
   fresh->bundle = bundle;
   std::shared_ptr<const BundleHeads> out = std::move(fresh);
-  bundle_heads_.store(out);
+  cache_->bundle.store(out);
   return out;
 }
 

@@ -19,7 +19,6 @@
 #pragma once
 
 #include <array>
-#include <atomic>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -75,6 +74,7 @@ class FastRoutes {
  private:
   struct MapHeads;
   struct BundleHeads;
+  struct Cache;  // the heads of the current snapshot and bundle (fast_routes.cpp)
   enum class Outcome : std::uint8_t { kDeclined, kAnswered };
 
   Outcome service_map(const RequestHead& head, HeadLines& lines, FastResponse& out, int& status,
@@ -94,8 +94,7 @@ class FastRoutes {
   PreparedHead forbidden_;        // 403
   PreparedHead ready_;
   PreparedHead health_;  // Content-Length per request
-  std::atomic<std::shared_ptr<const MapHeads>> map_heads_;
-  std::atomic<std::shared_ptr<const BundleHeads>> bundle_heads_;
+  std::unique_ptr<Cache> cache_;
 };
 
 // Serves the hot routes of `server` from the connection loop. `routes` must outlive the server.
