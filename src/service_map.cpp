@@ -63,6 +63,7 @@ using internal::CanonicalMember;
 using internal::CanonicalWriter;
 using internal::ConnectorView;
 using internal::FreeForm;
+using internal::kPassThrough;
 using internal::ManifestView;
 using internal::StringList;
 using internal::WrittenPayload;
@@ -131,12 +132,29 @@ void write_quotas(CanonicalWriter& w, const Quotas& quotas) {
   w.raw(sep == '{' ? "{}" : "}");
 }
 
-// A connector entry: keys auth description displayName enabled endpoint headers id metadata
-// quotas remoteTools scopes tags timeouts ttlSeconds version. Sets `at` to where the entry and
-// its id went, as positions of the writer's output.
+// Writes the pass-through fields of `c` (kPassThrough, sorted) from `next` on whose keys sort
+// before `key` ("" for all that are left), each as ,"key":"value"; `next` moves past them.
+void write_pass_through(CanonicalWriter& w, const ConnectorView& c, std::string_view key,
+                        std::size_t& next) {
+  for (; next < kPassThrough.size() && (key.empty() || kPassThrough[next].key < key); ++next) {
+    const std::optional<std::string_view>& value = c.*kPassThrough[next].view;
+    if (!value) continue;
+    w.raw(",\"");
+    w.raw(kPassThrough[next].key);
+    w.raw("\":");
+    w.string(*value);
+  }
+}
+
+// A connector entry: keys auth displayName enabled endpoint headers id metadata quotas
+// remoteTools scopes tags timeouts ttlSeconds version, and the pass-through fields (kPassThrough:
+// description) in their places among them. Sets `at` to where the entry and its id went, as
+// positions of the writer's output.
 bool write_entry(CanonicalWriter& w, const ConnectorView& c, std::vector<CanonicalMember>& scratch,
                  PayloadLayout::Connector& at) {
   at.entry.offset = w.position();
+  std::size_t next = 0;  // the next pass-through field, written before the first key after it
+  auto before = [&](std::string_view key) { write_pass_through(w, c, key, next); };
   w.raw(R"({"auth":{)");
   if (c.auth_header_name) {
     w.raw(R"("headerName":)");
@@ -151,43 +169,53 @@ bool write_entry(CanonicalWriter& w, const ConnectorView& c, std::vector<Canonic
   w.raw(R"("type":)");
   w.string(to_string(c.auth_type));
   w.raw('}');
-  if (c.description) {
-    w.raw(R"(,"description":)");
-    w.string(*c.description);
-  }
+  before("displayName");
   w.raw(R"(,"displayName":)");
   w.string(c.display_name ? *c.display_name : c.name);
+  before("enabled");
   w.raw(c.is_enabled() ? R"(,"enabled":true)" : R"(,"enabled":false)");
+  before("endpoint");
   w.raw(R"(,"endpoint":)");
   w.string(c.endpoint);
+  before("headers");
   if (!write_headers(w, c, scratch)) return false;
+  before("id");
   w.raw(R"(,"id":)");
   at.id.offset = w.position() + 1;  // the id span lies between the quotes
   w.string(c.id);
   at.id.size = w.position() - 1 - at.id.offset;
+  before("metadata");
   w.raw(R"(,"metadata":)");
   if (!write_branded(w, c.metadata, scratch)) return false;
+  before("quotas");
   if (c.quotas) write_quotas(w, *c.quotas);
+  before("remoteTools");
   if (c.remote_tools.is_array() && !c.remote_tools.is_empty_container()) {
     w.raw(R"(,"remoteTools":)");
     if (!w.value(c.remote_tools)) return false;
   }
+  before("scopes");
   w.raw(R"(,"scopes":)");
   write_string_array(w, c.scopes);
+  before("tags");
   w.raw(R"(,"tags":)");
   if (c.tags.present()) {
     write_string_array(w, c.tags);
   } else {
     w.raw("[]");
   }
+  before("timeouts");
   if (c.timeouts.is_object() && !c.timeouts.is_empty_container()) {
     w.raw(R"(,"timeouts":)");
     if (!w.value(c.timeouts)) return false;
   }
+  before("ttlSeconds");
   w.raw(R"(,"ttlSeconds":)");
   w.number(static_cast<double>(c.ttl_seconds));
+  before("version");
   w.raw(R"(,"version":)");
   w.string(c.version);
+  before({});
   w.raw('}');
   at.entry.size = w.position() - at.entry.offset;
   return true;

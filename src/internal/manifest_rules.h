@@ -4,11 +4,10 @@
 // (parse_manifest()'s fast path) or over a Json listing every finding with its pointer
 // (validate_manifest()); manifest_json_schema() writes the same tables as a JSON Schema.
 //
-// Adding an optional connector field passed through to the service map: a row in kConnector
-// below (the validation and the JSON Schema follow from it), a member in Connector
-// (cortex_connectors/manifest.h) and in ConnectorView (manifest_view.h) with its copy in each
-// direction (view_of(), to_connector() in manifest_view.cpp), and its line in the payload
-// writer (src/service_map.cpp).
+// Adding an optional text field of a connector, passed through to the service map: a row in
+// kConnectorFields below (the validation and the JSON Schema follow from it), a member in
+// Connector (cortex_connectors/manifest.h) and in ConnectorView (manifest_view.h), and its line
+// in kPassThrough (manifest_view.h), from which the copies and the payload writer take it.
 #pragma once
 
 #include <array>

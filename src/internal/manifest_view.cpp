@@ -64,7 +64,7 @@ Connector to_connector(const ConnectorView& v) {
   c.scopes = v.scopes.to_vector();
   c.ttl_seconds = v.ttl_seconds;
   c.display_name = copy(v.display_name);
-  c.description = copy(v.description);
+  for (const PassThrough& p : kPassThrough) c.*p.model = copy(v.*p.view);
   if (v.authentication_headers.present()) {
     auto& headers = c.authentication_headers.emplace();
     v.authentication_headers.for_each([&headers](std::string_view name, std::string_view value) {
@@ -107,7 +107,7 @@ ManifestView view_of(const Manifest& manifest) {
     v.scopes = StringList(&c.scopes);
     v.ttl_seconds = c.ttl_seconds;
     v.display_name = view(c.display_name);
-    v.description = view(c.description);
+    for (const PassThrough& p : kPassThrough) v.*p.view = view(c.*p.model);
     if (c.authentication_headers) v.authentication_headers = HeaderList(&*c.authentication_headers);
     v.headers = view(c.headers);
     v.quotas = c.quotas;

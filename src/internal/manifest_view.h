@@ -9,6 +9,7 @@
 // from is.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -193,6 +194,33 @@ struct ConnectorView {
     return status != ConnectorStatus::kDisabled;
   }
 };
+
+// The optional text fields of a connector that are passed through to the service map as they
+// are, in key order. Each also has a row in kConnectorFields (manifest_rules.h) that stores into
+// `view`; view_of(), to_manifest() and the payload writer (src/service_map.cpp) copy and write
+// them from this list. Adding one: its row there, its members in ConnectorView and Connector,
+// and its line here (CONTRIBUTING.md).
+struct PassThrough {
+  std::string_view key;
+  std::optional<std::string_view> ConnectorView::*view;
+  std::optional<std::string> Connector::*model;
+};
+inline constexpr std::array kPassThrough = {
+    PassThrough{"description", &ConnectorView::description, &Connector::description},
+};
+
+namespace pass_through_check {
+constexpr bool sorted() {
+  for (std::size_t i = 1; i < kPassThrough.size(); ++i) {
+    if (!(kPassThrough[i - 1].key < kPassThrough[i].key)) return false;
+  }
+  return true;
+}
+// The payload writer emits them in canonical (RFC 8785) key order between its own members: it
+// needs them sorted, and none before "auth", the first member of an entry.
+static_assert(sorted(), "kPassThrough must be sorted by key");
+static_assert(kPassThrough.front().key > "auth", "a pass-through key must sort after \"auth\"");
+}  // namespace pass_through_check
 
 // Manifest, field by field, as views.
 struct ManifestView {
