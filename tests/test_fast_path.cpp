@@ -23,13 +23,23 @@ const std::string kApiKey = "fast-path-api-key";
 const std::string kMap = "/v1/connectors/service-map";
 const std::string kHashed = "app.0123456789abcdef.js";
 
+// A manifest without generatedAt is stamped with its load time: two servers loading it in
+// different seconds would serve different bytes. The test's manifests name theirs.
+std::string dated(std::string manifest) {
+  const std::string at = "\"manifestVersion\"";
+  const auto pos = manifest.find(at);
+  REQUIRE(pos != std::string::npos);
+  manifest.insert(pos, "\"generatedAt\": \"2026-01-01T00:00:00Z\", ");
+  return manifest;
+}
+
 struct Pair {
   cc::test::TempDir dir;
   std::unique_ptr<ServerProcess> fast;
   std::unique_ptr<ServerProcess> slow;
 
   explicit Pair(const std::string& manifest = cc::test::original_fixture()) {
-    cc::test::write_file(dir / "connectors.manifest.json", manifest);
+    cc::test::write_file(dir / "connectors.manifest.json", dated(manifest));
     std::filesystem::create_directories(dir / "bundle");
     std::string page;
     for (int i = 0; i < 40; ++i) page += "<p>brAInwav dashboard</p>\n";
