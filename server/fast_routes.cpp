@@ -39,8 +39,6 @@ int memory_file(std::string_view bytes) {
   return fd;
 }
 
-constexpr std::string_view kMapPath = "/v1/connectors/service-map";
-constexpr std::string_view kDashboardPrefix = "/apps/chatgpt-dashboard/";
 constexpr std::string_view kJson = "application/json";
 
 // cpp-httplib's order of header names: byte by byte, ignoring ASCII case.
@@ -53,40 +51,30 @@ bool name_less(std::string_view a, std::string_view b) {
                                       [&](char x, char y) { return lower(x) < lower(y); });
 }
 
-std::string_view reason_phrase(int status) {
-  switch (status) {
-    case 200:
-      return "OK";
-    case 304:
-      return "Not Modified";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    default:
-      return "Service Unavailable";
-  }
-}
-
 constexpr std::array<std::string_view, PreparedHead::kLines> kLineNames = {
     "Accept-Ranges", "Connection", "Content-Length", "Keep-Alive", "X-Request-Id"};
 
-std::string_view encoding_name(ContentEncoding encoding) {
-  return encoding == ContentEncoding::kBrotli ? "br" : "gzip";
+// The 200 head of one representation: `headers` (shared by every representation of the body),
+// its Content-Encoding unless identity, its length and type.
+PreparedHead representation_head(std::vector<HeaderLine> headers, ContentEncoding encoding,
+                                 std::size_t length, std::string_view content_type) {
+  const std::string bytes = std::to_string(length);
+  if (encoding != ContentEncoding::kIdentity)
+    headers.emplace_back("Content-Encoding", to_string(encoding));
+  headers.emplace_back("Content-Length", bytes);
+  headers.emplace_back("Content-Type", content_type);
+  return prepare_head(200, std::move(headers));
 }
 
 }  // namespace
 
-PreparedHead prepare_head(
-    int status, std::initializer_list<std::pair<std::string_view, std::string_view>> headers) {
-  std::vector<std::pair<std::string_view, std::string_view>> sorted(headers);
-  std::stable_sort(sorted.begin(), sorted.end(),
+PreparedHead prepare_head(int status, std::vector<HeaderLine> headers) {
+  std::stable_sort(headers.begin(), headers.end(),
                    [](const auto& a, const auto& b) { return name_less(a.first, b.first); });
   PreparedHead out;
-  out.status_line =
-      "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason_phrase(status)) + "\r\n";
+  out.status_line = status_line(status);
   std::size_t next_line = 0;
-  for (const auto& [name, value] : sorted) {
+  for (const auto& [name, value] : headers) {
     while (next_line < PreparedHead::kLines && !name_less(name, kLineNames[next_line])) {
       out.at[next_line++] = out.lines.size();
     }
@@ -196,29 +184,16 @@ std::shared_ptr<const FastRoutes::MapHeads> FastRoutes::map_heads(
   const Snapshot& s = *snapshot;
   const std::string_view etag = s.etag;
   const std::string_view bodies[3] = {s.body, s.body_gzip, s.body_brotli};
+  const std::vector<HeaderLine> common = {
+      {"Cache-Control", "no-cache"}, {"ETag", etag}, {"Vary", "Accept-Encoding"}};
   for (std::size_t i = 0; i < 3; ++i) {
     if (bodies[i].size() >= MapHeads::kFileMin) fresh->files[i] = memory_file(bodies[i]);
-    const std::string length = std::to_string(bodies[i].size());
-    if (i == 0) {
-      fresh->ok[i] = prepare_head(200, {{"Cache-Control", "no-cache"},
-                                        {"ETag", etag},
-                                        {"Vary", "Accept-Encoding"},
-                                        {"Content-Length", length},
-                                        {"Content-Type", kJson}});
-    } else {
-      fresh->ok[i] =
-          prepare_head(200, {{"Cache-Control", "no-cache"},
-                             {"ETag", etag},
-                             {"Vary", "Accept-Encoding"},
-                             {"Content-Encoding", encoding_name(static_cast<ContentEncoding>(i))},
-                             {"Content-Length", length},
-                             {"Content-Type", kJson}});
-    }
+    fresh->ok[i] =
+        representation_head(common, static_cast<ContentEncoding>(i), bodies[i].size(), kJson);
   }
-  fresh->not_modified = prepare_head(304, {{"Cache-Control", "no-cache"},
-                                           {"ETag", etag},
-                                           {"Vary", "Accept-Encoding"},
-                                           {"Content-Length", "0"}});
+  std::vector<HeaderLine> not_modified = common;
+  not_modified.emplace_back("Content-Length", "0");
+  fresh->not_modified = prepare_head(304, std::move(not_modified));
   fresh->snapshot = snapshot;
   std::shared_ptr<const MapHeads> out = std::move(fresh);
   cache_->map.store(out);
@@ -237,32 +212,15 @@ std::shared_ptr<const FastRoutes::BundleHeads> FastRoutes::bundle_heads(
     const std::string_view bodies[3] = {asset.identity, asset.gzip, asset.brotli};
     const std::string_view etags[3] = {asset.etag, asset.etag_gzip, asset.etag_brotli};
     for (std::size_t i = 0; i < 3; ++i) {
-      const std::string length = std::to_string(bodies[i].size());
-      if (i == 0) {
-        out.ok[i] = prepare_head(200, {{"Cache-Control", cache_control},
-                                       {"Vary", "Accept-Encoding"},
-                                       {"X-Content-Type-Options", "nosniff"},
-                                       {"Content-Security-Policy", csp},
-                                       {"ETag", etags[i]},
-                                       {"Content-Length", length},
-                                       {"Content-Type", asset.content_type}});
-      } else {
-        out.ok[i] =
-            prepare_head(200, {{"Cache-Control", cache_control},
-                               {"Vary", "Accept-Encoding"},
-                               {"X-Content-Type-Options", "nosniff"},
-                               {"Content-Security-Policy", csp},
-                               {"ETag", etags[i]},
-                               {"Content-Encoding", encoding_name(static_cast<ContentEncoding>(i))},
-                               {"Content-Length", length},
-                               {"Content-Type", asset.content_type}});
-      }
-      out.not_modified[i] = prepare_head(304, {{"Cache-Control", cache_control},
-                                               {"Vary", "Accept-Encoding"},
-                                               {"X-Content-Type-Options", "nosniff"},
-                                               {"Content-Security-Policy", csp},
-                                               {"ETag", etags[i]},
-                                               {"Content-Length", "0"}});
+      std::vector<HeaderLine> common = {{"Cache-Control", cache_control},
+                                        {"Vary", "Accept-Encoding"},
+                                        {"X-Content-Type-Options", "nosniff"},
+                                        {"Content-Security-Policy", csp},
+                                        {"ETag", etags[i]}};
+      out.ok[i] = representation_head(common, static_cast<ContentEncoding>(i), bodies[i].size(),
+                                      asset.content_type);
+      common.emplace_back("Content-Length", "0");
+      out.not_modified[i] = prepare_head(304, std::move(common));
     }
   });
   fresh->bundle = bundle;
@@ -356,20 +314,16 @@ bool FastRoutes::answer(const RequestHead& head, bool close, FastResponse& out) 
   const std::string_view connection = head.header("connection");
   if (!connection.empty() && connection != "close") return false;
   const std::string_view path = head.path;
-  std::string_view route;
-  if (path == kMapPath) {
-    route = "service_map";
-  } else if (path == "/health") {
-    route = "health";
-  } else if (path == "/ready") {
-    route = "ready";
-  } else if (path.starts_with(kDashboardPrefix)) {
-    route = "apps";
-  } else {
+  const std::string_view route = route_name(path);
+  if (route != "service_map" && route != "health" && route != "ready" && route != "apps") {
     return false;
   }
   if (route == "ready" && !context_.registry.has_snapshot()) return false;  // 503: httplib's
-  if (route == "apps" && !dashboard_) return false;
+  // The dashboard's files; its mount without the slash is httplib's redirect.
+  if (route == "apps" && (!dashboard_ || path.size() <= kDashboardMount.size() ||
+                          path[kDashboardMount.size()] != '/')) {
+    return false;
+  }
 
   thread_local RequestContext ctx;
   ctx.begin(context_.tracer, head.header("x-request-id"), head.header("traceparent"));
@@ -385,7 +339,7 @@ bool FastRoutes::answer(const RequestHead& head, bool close, FastResponse& out) 
   if (route == "service_map") {
     outcome = service_map(head, lines, out, status, bytes);
   } else if (route == "apps") {
-    outcome = dashboard(head, path.substr(kDashboardPrefix.size()), lines, out, status, bytes);
+    outcome = dashboard(head, path.substr(kDashboardMount.size() + 1), lines, out, status, bytes);
   } else if (route == "ready") {
     bytes = kReadyBody.size();
     write_head(ready_, lines, out.head);

@@ -23,6 +23,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "context.h"
 #include "http_server.h"
@@ -44,8 +46,8 @@ struct PreparedHead {
 };
 
 // Prepares the head of `status` with the fixed `headers` (name, value).
-PreparedHead prepare_head(
-    int status, std::initializer_list<std::pair<std::string_view, std::string_view>> headers);
+using HeaderLine = std::pair<std::string_view, std::string_view>;
+PreparedHead prepare_head(int status, std::vector<HeaderLine> headers);
 
 // What a request adds to a prepared head.
 struct HeadLines {

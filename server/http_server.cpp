@@ -37,6 +37,19 @@ bool iequals_prefix(std::string_view line, std::string_view name) {
   return line.size() >= name.size() && ascii_iequals(line.substr(0, name.size()), name);
 }
 
+// One sendmsg() of `first` then `second` (either may be empty), MSG_NOSIGNAL and `flags`:
+// the bytes sent, or -1 with errno set.
+ssize_t send_two(int fd, std::string_view first, std::string_view second, int flags) {
+  iovec iov[2];
+  std::size_t count = 0;
+  if (!first.empty()) iov[count++] = {const_cast<char*>(first.data()), first.size()};
+  if (!second.empty()) iov[count++] = {const_cast<char*>(second.data()), second.size()};
+  msghdr msg{};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = count;
+  return ::sendmsg(fd, &msg, MSG_NOSIGNAL | flags);
+}
+
 // The Stream httplib reads the (already read and checked) request head from and writes the
 // response to. Reads past the head return EOF: GET and HEAD carry no body here. Writes are
 // gathered up to kGather bytes and handed to the connection loop (take_output()), which sends
@@ -135,14 +148,7 @@ class ConnectionStream final : public httplib::Stream {
   // whenever the socket buffer is full.
   bool send_pair(std::string_view first, std::string_view more) {
     while (!first.empty() || !more.empty()) {
-      iovec iov[2];
-      int count = 0;
-      if (!first.empty()) iov[count++] = {const_cast<char*>(first.data()), first.size()};
-      if (!more.empty()) iov[count++] = {const_cast<char*>(more.data()), more.size()};
-      msghdr msg{};
-      msg.msg_iov = iov;
-      msg.msg_iovlen = static_cast<std::size_t>(count);
-      const ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+      const ssize_t n = send_two(fd_, first, more, 0);
       if (n < 0) {
         if (errno == EINTR) continue;
         if ((errno == EAGAIN || errno == EWOULDBLOCK) && wait_writable()) continue;
@@ -233,17 +239,46 @@ HeadResult check_head(std::string& head, const HardeningOptions& options) {
 namespace {
 
 // Answers a refused request directly and closes: httplib never sees it.
-void refuse(int fd, int status, std::string_view reason, std::string_view detail,
-            std::string_view extra_headers = {}) {
-  const std::string body = "{\"detail\":\"[brAInwav] " + std::string(detail) + "\"}";
-  std::string response =
-      "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) +
-      "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+void refuse(int fd, int status, std::string_view detail, std::string_view extra_headers = {}) {
+  const std::string body = detail_body(detail);
+  const std::string response =
+      status_line(status) +
+      "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
       "\r\nConnection: close\r\n" + std::string(extra_headers) + "\r\n" + body;
   send_all(fd, response);
 }
 
 }  // namespace
+
+std::string status_line(int status) {
+  std::string_view reason = "Service Unavailable";
+  switch (status) {
+    case 200:
+      reason = "OK";
+      break;
+    case 304:
+      reason = "Not Modified";
+      break;
+    case 400:
+      reason = "Bad Request";
+      break;
+    case 401:
+      reason = "Unauthorized";
+      break;
+    case 403:
+      reason = "Forbidden";
+      break;
+    case 405:
+      reason = "Method Not Allowed";
+      break;
+    case 431:
+      reason = "Request Header Fields Too Large";
+      break;
+    default:
+      break;
+  }
+  return "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) + "\r\n";
+}
 
 RequestHead parse_head(std::string_view head) {
   RequestHead h;
@@ -629,20 +664,20 @@ namespace {
 int refuse_head(int fd, HeadResult r) {
   switch (r) {
     case HeadResult::kMethod:
-      refuse(fd, 405, "Method Not Allowed", "method not allowed", "Allow: GET, HEAD\r\n");
+      refuse(fd, 405, "method not allowed", "Allow: GET, HEAD\r\n");
       return 405;
     case HeadResult::kTooLarge:
     case HeadResult::kTooManyHeaders:
-      refuse(fd, 431, "Request Header Fields Too Large", "request header fields too large");
+      refuse(fd, 431, "request header fields too large");
       return 431;
     case HeadResult::kBody:
-      refuse(fd, 400, "Bad Request", "request bodies are not accepted");
+      refuse(fd, 400, "request bodies are not accepted");
       return 400;
     case HeadResult::kDuplicateAuthorization:
-      refuse(fd, 400, "Bad Request", "more than one Authorization header");
+      refuse(fd, 400, "more than one Authorization header");
       return 400;
     default:
-      refuse(fd, 400, "Bad Request", "malformed request");
+      refuse(fd, 400, "malformed request");
       return 400;
   }
 }
@@ -673,19 +708,10 @@ Sent send_response(C& c) {
       n = ::sendfile(c.fd, c.fast.body_file, &offset, total - c.sent);
       if (n == 0) return Sent::kFailed;  // the file is shorter than the body: never
     } else {
-      iovec iov[2];
-      std::size_t count = 0;
-      if (c.sent < head.size()) {
-        iov[count++] = {const_cast<char*>(head.data()) + c.sent, head.size() - c.sent};
-      }
-      const std::size_t body_from = c.sent > head.size() ? c.sent - head.size() : 0;
-      if (!from_file && body_from < body.size()) {
-        iov[count++] = {const_cast<char*>(body.data()) + body_from, body.size() - body_from};
-      }
-      msghdr msg{};
-      msg.msg_iov = iov;
-      msg.msg_iovlen = count;
-      n = ::sendmsg(c.fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT | (from_file ? MSG_MORE : 0));
+      const std::size_t body_sent = c.sent > head.size() ? c.sent - head.size() : 0;
+      const std::string_view head_left = head.substr(std::min(c.sent, head.size()));
+      const std::string_view body_left = from_file ? std::string_view() : body.substr(body_sent);
+      n = send_two(c.fd, head_left, body_left, MSG_DONTWAIT | (from_file ? MSG_MORE : 0));
     }
     if (n < 0) {
       if (errno == EINTR) continue;

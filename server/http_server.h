@@ -113,6 +113,10 @@ enum class Takeover {
 };
 using TakeoverHook = std::function<Takeover(int fd, const RequestHead& head)>;
 
+// "HTTP/1.1 <status> <reason>\r\n" for the statuses the server writes itself (200, 304, 400,
+// 401, 403, 405, 431, 503; cpp-httplib's reason phrases).
+std::string status_line(int status);
+
 // Writes all of `data` to socket `fd` (MSG_NOSIGNAL), waiting up to a second whenever its
 // buffer is full; gives up on the first error.
 void send_all(int fd, std::string_view data);

@@ -15,15 +15,28 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
-// The path template of a route name, for span names and http.route.
+// The routes by name: the path each serves (the dashboard: every path below it) and its
+// template, for span names and http.route.
+struct Route {
+  std::string_view name;
+  std::string_view path;
+  std::string_view path_template;
+};
+constexpr Route kRoutes[] = {
+    {"health", "/health", "/health"},
+    {"ready", "/ready", "/ready"},
+    {"service_map", "/v1/connectors/service-map", "/v1/connectors/service-map"},
+    {"stream", "/v1/connectors/stream", "/v1/connectors/stream"},
+    {"keys", "/v1/connectors/keys", "/v1/connectors/keys"},
+    {"metrics", "/metrics", "/metrics"},
+    {"apps", kDashboardMount, "/apps/chatgpt-dashboard/*"},
+};
+
+// The path template of a route name, or "".
 std::string_view route_template(std::string_view route) {
-  if (route == "health") return "/health";
-  if (route == "ready") return "/ready";
-  if (route == "service_map") return "/v1/connectors/service-map";
-  if (route == "stream") return "/v1/connectors/stream";
-  if (route == "keys") return "/v1/connectors/keys";
-  if (route == "metrics") return "/metrics";
-  if (route == "apps") return "/apps/chatgpt-dashboard/*";
+  for (const Route& r : kRoutes) {
+    if (r.name == route) return r.path_template;
+  }
   return "";
 }
 
@@ -64,14 +77,10 @@ void RequestContext::end() {
 }
 
 std::string_view route_name(std::string_view path) {
-  if (path == "/health") return "health";
-  if (path == "/ready") return "ready";
-  if (path == "/v1/connectors/service-map") return "service_map";
-  if (path == "/v1/connectors/stream") return "stream";
-  if (path == "/v1/connectors/keys") return "keys";
-  if (path == "/metrics") return "metrics";
-  if (path.starts_with("/apps/chatgpt-dashboard")) return "apps";
-  return "other";
+  for (const Route& r : kRoutes) {
+    if (path == r.path) return r.name;
+  }
+  return path.starts_with(kDashboardMount) ? "apps" : "other";
 }
 
 void finish_request(const ServerContext& context, const RequestContext& ctx,

@@ -33,7 +33,11 @@ struct RequestContext {
   void end();
 };
 
-// A fixed name per route for metrics and logs: raw paths would make cardinality unbounded.
+// Where the dashboard is served: this path (a redirect) and every path below it.
+inline constexpr std::string_view kDashboardMount = "/apps/chatgpt-dashboard";
+
+// A fixed name per route for metrics and logs ("health", "service_map", "apps", ...; "other"
+// for unknown paths): raw paths would make cardinality unbounded.
 std::string_view route_name(std::string_view path);
 
 // The access log line (info), the request metrics and the server span (when sampled) of one

@@ -221,10 +221,9 @@ void install_metrics_listener_routes(HardenedServer& server, const ServerContext
 }
 
 void install_dashboard_route(HardenedServer& server, std::shared_ptr<const BundleSlot> slot) {
-  static constexpr std::string_view kMount = "/apps/chatgpt-dashboard";
   server.Get("/apps/chatgpt-dashboard", [](const httplib::Request&, httplib::Response& res) {
     // Relative asset URLs in index.html resolve against the directory, so send the slash.
-    res.set_header("Location", std::string(kMount) + "/");
+    res.set_header("Location", std::string(kDashboardMount) + "/");
     send_text(res, 308, detail_body("the dashboard is at /apps/chatgpt-dashboard/"));
   });
   server.Get("/apps/chatgpt-dashboard/(.*)", [slot = std::move(slot)](const httplib::Request& req,
@@ -239,7 +238,8 @@ void install_dashboard_route(HardenedServer& server, std::shared_ptr<const Bundl
       return;
     }
     // req.path is percent-decoded: "%2e%2e" arrives as "..", "%00" as a NUL byte.
-    const auto name = static_relative_path(std::string_view(req.path).substr(kMount.size() + 1));
+    const auto name =
+        static_relative_path(std::string_view(req.path).substr(kDashboardMount.size() + 1));
     const StaticAsset* asset = name ? bundle->find(*name) : nullptr;
     if (asset == nullptr) {
       send_text(res, 404, detail_body("not found"));
@@ -300,19 +300,6 @@ void install_keys_route(HardenedServer& server, PublicKeySet published) {
 namespace cortex_connectors::server {
 
 namespace {
-
-std::string status_line(int status) {
-  switch (status) {
-    case 200:
-      return "HTTP/1.1 200 OK\r\n";
-    case 401:
-      return "HTTP/1.1 401 Unauthorized\r\n";
-    case 403:
-      return "HTTP/1.1 403 Forbidden\r\n";
-    default:
-      return "HTTP/1.1 503 Service Unavailable\r\n";
-  }
-}
 
 // Returns the body bytes written.
 std::size_t answer(int fd, int status, std::string_view request_id, std::string_view extra_headers,
