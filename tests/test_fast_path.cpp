@@ -230,17 +230,7 @@ TEST_CASE("a large service map is the same from the fast path's memory file",
           "[server][fast_path]") {
   // 400 connectors: the identity body is over 64 KiB, so the fast path sends it with sendfile()
   // from a memory file (fast_routes.cpp); the compressed ones may be smaller.
-  std::string manifest = R"({"id":"01J7X5MB4K1ZW0000000000000","manifestVersion":"1.0.0",)"
-                         R"("brand":"brAInwav","ttlSeconds":600,"connectors":[)";
-  for (int i = 0; i < 400; ++i) {
-    manifest += (i ? "," : "") + std::string(R"({"id":"connector-)") + std::to_string(i) +
-                R"(","name":"Connector )" + std::to_string(i) +
-                R"(","version":"1.0.0","endpoint":"https://c.example.invalid/)" +
-                std::to_string(i) +
-                R"(","auth":{"type":"none"},"scopes":["read","write"],"ttlSeconds":60})";
-  }
-  manifest += "]}";
-  Pair servers(manifest);
+  Pair servers(cc::test::generated_manifest(400));
   const std::string auth = "Authorization: Bearer " + kApiKey + "\r\n";
   const std::string get = "GET " + kMap + " HTTP/1.1\r\n" + auth;
   // A large snapshot is served identity-only until its compressed bodies are made: wait for

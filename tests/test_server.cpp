@@ -494,15 +494,7 @@ TEST_CASE("a client that does not read its responses holds no worker", "[server]
   // both socket buffers, and the connection then waits in the epoll set for the socket to
   // drain. A worker blocked on it would leave everyone else unanswered for the write timeout.
   // 60 connectors (a ~15 KB map): the 1 000 responses a connection may have are ~15 MB.
-  std::string manifest = R"({"id":"01J7X5MB4K1ZW0000000000000","manifestVersion":"1.0.0",)"
-                         R"("brand":"brAInwav","ttlSeconds":600,"connectors":[)";
-  for (int i = 0; i < 60; ++i) {
-    manifest += (i ? "," : "") + std::string(R"({"id":"c)") + std::to_string(i) +
-                R"(","name":"Connector","version":"1.0.0","endpoint":"https://c.example.invalid/)" +
-                std::to_string(i) +
-                R"(","auth":{"type":"none"},"scopes":["read"],"ttlSeconds":60})";
-  }
-  manifest += "]}";
+  const std::string manifest = cc::test::generated_manifest(60);
   for (const std::string fast_path : {"on", "off"}) {
     INFO("CONNECTORS_FAST_PATH=" << fast_path);
     Running s({"CONNECTORS_WORKER_THREADS=1", "CONNECTORS_FAST_PATH=" + fast_path});

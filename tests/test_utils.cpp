@@ -55,6 +55,19 @@ std::string original_fixture_with_ttl(int ttl) {
   return text;
 }
 
+std::string generated_manifest(int connectors) {
+  std::string manifest = R"({"id":"01J7X5MB4K1ZW0000000000000","manifestVersion":"1.0.0",)"
+                         R"("brand":"brAInwav","ttlSeconds":600,"connectors":[)";
+  for (int i = 0; i < connectors; ++i) {
+    const std::string n = std::to_string(i);
+    manifest += (i ? "," : "") + std::string(R"({"id":"connector-)") + n +
+                R"(","name":"Connector )" + n +
+                R"(","version":"1.0.0","endpoint":"https://c.example.invalid/)" + n +
+                R"(","auth":{"type":"none"},"scopes":["read","write"],"ttlSeconds":60})";
+  }
+  return manifest + "]}";
+}
+
 int connect_to(int port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};

@@ -28,6 +28,9 @@ void replace_file(const std::filesystem::path& path, std::string_view content);
 std::string original_fixture();
 // The same with the manifest ttl set to `ttl`: a new payload for every value <= 120.
 std::string original_fixture_with_ttl(int ttl);
+// A valid manifest of `connectors` connectors "connector-0", "connector-1", ... (about 250 bytes
+// of service map each), without generatedAt.
+std::string generated_manifest(int connectors);
 
 // A fresh directory under the system temporary directory, removed with the object.
 class TempDir {
