@@ -40,6 +40,10 @@ when the file changes. The package holds the server, the cortex-connectors comma
 and a hardened systemd unit (Type=notify, DynamicUser=, keys as credentials) that starts only
 once a manifest and keys are in place.")
 set(CPACK_DEBIAN_SERVER_PACKAGE_SHLIBDEPS ON)
+# The server loads libsystemd.so.0 at run time (server/CMakeLists.txt): not seen by shlibdeps.
+if(CORTEX_CONNECTORS_HAVE_SYSTEMD)
+  set(CPACK_DEBIAN_SERVER_PACKAGE_DEPENDS "libsystemd0")
+endif()
 # The configuration file is the operator's: an upgrade keeps their edits.
 file(WRITE ${PROJECT_BINARY_DIR}/packaging/server/conffiles
      "/etc/cortex-connectors/cortex-connectors.env\n")

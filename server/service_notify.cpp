@@ -1,5 +1,6 @@
 #include "service_notify.h"
 
+#include <cstdlib>
 #include <ctime>
 
 #include <fmt/format.h>
@@ -9,6 +10,7 @@
 #include "redis_scaling.h"
 
 #if CORTEX_CONNECTORS_HAVE_SYSTEMD
+#include <dlfcn.h>
 #include <systemd/sd-daemon.h>
 #endif
 
@@ -25,14 +27,45 @@ std::string one_line(std::string_view text) {
   return out;
 }
 
+#if CORTEX_CONNECTORS_HAVE_SYSTEMD
+// libsystemd, loaded the first time the environment says systemd listens (NOTIFY_SOCKET,
+// WATCHDOG_USEC) rather than linked: linked, it and the six libraries it needs cost every start
+// about 1 ms of loading and relocation (bench/load/RESULTS.md), under systemd or not. Both
+// functions do nothing without their variable, so nothing changes by not loading it then.
+struct Systemd {
+  decltype(&::sd_notify) notify = nullptr;
+  decltype(&::sd_watchdog_enabled) watchdog_enabled = nullptr;
+};
+
+const Systemd& systemd() {
+  static const Systemd loaded = [] {
+    Systemd s;
+    // Never closed: the process keeps it to the end, as it would a linked library.
+    void* lib = ::dlopen("libsystemd.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr) {
+      log(LogLevel::kWarning, "libsystemd.so.0 cannot be loaded: no sd_notify",
+          Json(Json::Object{{"error", std::string(::dlerror())}}));
+      return s;
+    }
+    s.notify = reinterpret_cast<decltype(&::sd_notify)>(::dlsym(lib, "sd_notify"));
+    s.watchdog_enabled =
+        reinterpret_cast<decltype(&::sd_watchdog_enabled)>(::dlsym(lib, "sd_watchdog_enabled"));
+    return s;
+  }();
+  return loaded;
+}
+#endif
+
 }  // namespace
 
 bool ServiceNotifier::compiled_in() noexcept { return CORTEX_CONNECTORS_HAVE_SYSTEMD != 0; }
 
 void ServiceNotifier::send([[maybe_unused]] const std::string& state) {
 #if CORTEX_CONNECTORS_HAVE_SYSTEMD
-  // 0: NOTIFY_SOCKET stays set; the calls that follow need it. Without it this is a no-op.
-  (void)::sd_notify(0, state.c_str());
+  // Without NOTIFY_SOCKET sd_notify() is a no-op: libsystemd is not even loaded.
+  if (std::getenv("NOTIFY_SOCKET") == nullptr) return;
+  // 0: NOTIFY_SOCKET stays set; the calls that follow need it.
+  if (const auto notify = systemd().notify) (void)notify(0, state.c_str());
 #endif
 }
 
@@ -72,8 +105,11 @@ void ServiceNotifier::watchdog() { send("WATCHDOG=1"); }
 
 std::optional<std::chrono::microseconds> ServiceNotifier::watchdog_interval() {
 #if CORTEX_CONNECTORS_HAVE_SYSTEMD
+  // Without WATCHDOG_USEC sd_watchdog_enabled() says no: libsystemd is not even loaded.
+  if (std::getenv("WATCHDOG_USEC") == nullptr) return std::nullopt;
+  const auto watchdog_enabled = systemd().watchdog_enabled;
   std::uint64_t usec = 0;
-  if (::sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
+  if (watchdog_enabled != nullptr && watchdog_enabled(0, &usec) > 0 && usec > 0) {
     return std::chrono::microseconds(static_cast<std::int64_t>(usec));
   }
 #endif

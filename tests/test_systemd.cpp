@@ -188,6 +188,40 @@ TEST_CASE("systemd: READY=1 comes once the service map is served, with a STATUS 
   CHECK(notify.wait_for_line("STOPPING=1", 5s));
 }
 
+// Whether the process has `library` mapped (/proc/PID/maps).
+bool maps_library(pid_t pid, std::string_view library) {
+  return cc::test::read_file("/proc/" + std::to_string(pid) + "/maps").find(library) !=
+         std::string::npos;
+}
+
+TEST_CASE("systemd: libsystemd is loaded only when systemd listens", "[systemd][server]") {
+  if (!CORTEX_CONNECTORS_HAVE_SYSTEMD) {
+    WARN("skipped: the server is built without libsystemd (no sd_notify)");
+    return;
+  }
+  cc::test::TempDir dir;
+  const fs::path manifest = dir / "m.json";
+  cc::test::write_file(manifest, cc::test::original_fixture());
+  {
+    // Outside systemd the server does not pay for loading it (about 1 ms of every start).
+    ServerProcess p({"--port", "0", "--manifest", manifest.string()}, kKeys);
+    REQUIRE(p.port() > 0);
+    REQUIRE(cc::test::eventually_true([&] {
+      const auto r = get_map(p.port());
+      return r && r->status == 200;
+    }));
+    CHECK_FALSE(maps_library(p.pid(), "libsystemd.so"));
+    CHECK(p.stop(SIGTERM, 5s) == 0);
+  }
+  NotifySocket notify(dir / "notify");
+  ServerProcess p({"--port", "0", "--manifest", manifest.string()}, with(kKeys, {notify.env()}));
+  REQUIRE(p.port() > 0);
+  REQUIRE(notify.wait_for_line("READY=1"));
+  CHECK(maps_library(p.pid(), "libsystemd.so"));
+  CHECK(p.stop(SIGTERM, 5s) == 0);
+  CHECK(notify.wait_for_line("STOPPING=1", 5s));
+}
+
 TEST_CASE("systemd: SIGHUP reloads a change no watcher reported, between RELOADING=1 and READY=1",
           "[systemd][server]") {
   cc::test::TempDir dir;
