@@ -352,6 +352,11 @@ def run_wrk(url: str, conns: int, duration: int, threads: int, auth: bool,
 
 # ------------------------------------------------------------------------------------ nginx
 
+def shm_www() -> Path:
+    """nginx's files with --nginx-root tmpfs (run.sh removes it too)."""
+    return Path("/dev/shm") / f"{TMP.name}-www"
+
+
 def start_nginx(root: Path, port: int, workdir: Path, sendfile: bool = True,
                 single_process: bool = False) -> subprocess.Popen:
     """nginx on 127.0.0.1:port serving `root`; `single_process`: one process, no master (the
@@ -647,7 +652,8 @@ def report(args, results: dict, bodies: dict[int, bytes]) -> str:
     w(f"source:  {m['git']} (now; the binary may be older)")
     w(f"server:  {args.server} (build type: {m['build_type']})"
       + (f", env {args.server_env}" if args.server_env else ""))
-    w(f"tools:   {m['wrk']}; {m['nginx']} (sendfile {args.nginx_sendfile}); {m['hyperfine']}")
+    w(f"tools:   {m['wrk']}; {m['nginx']} (sendfile {args.nginx_sendfile}, files on "
+      f"{'tmpfs' if args.nginx_root == 'tmpfs' else 'disk'}); {m['hyperfine']}")
     w(f"pinned:  {m['pinned']} (wrk -t{args.threads})")
     w("")
     targets: list[tuple[str, str, str, bool]] = []
@@ -916,6 +922,7 @@ def main() -> int:
     ap.add_argument("--paced-ms", type=int, default=10,
                     help="delay per request and connection of the paced c64 run (0: skip it)")
     ap.add_argument("--nginx-sendfile", choices=("on", "off"), default="on")
+    ap.add_argument("--nginx-root", choices=("disk", "tmpfs"), default="disk")
     ap.add_argument("--json", default="", help="write the raw results here too")
     ap.add_argument("--pin", action="store_true",
                     help="server and nginx on CPU 1 (nginx: one worker), wrk -t1 on CPU 0")
@@ -951,7 +958,9 @@ def main() -> int:
                             str(manifests[n])], check=True, timeout=60)
         results["manifest_10k_bytes"] = manifests[10000].stat().st_size
         bodies = {n: body_bytes(args.cli, m) for n, m in manifests.items()}
-        www = TMP / "www"
+        # nginx's files on the disk's file system (ext4 here), or with --nginx-root tmpfs in
+        # /dev/shm: shared memory, as the server's memfd bodies (RESULTS.md, "1 000 connectors").
+        www = TMP / "www" if args.nginx_root == "disk" else shm_www()
         for n in (3, 1000):
             d = www / str(n) / "v1" / "connectors"
             d.mkdir(parents=True, exist_ok=True)
@@ -987,6 +996,7 @@ def main() -> int:
         results["load_end"] = loadavg()
     finally:
         stop_all()
+        shutil.rmtree(shm_www(), ignore_errors=True)
     text = report(args, results, bodies)
     print(text)
     if args.json:

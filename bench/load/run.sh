@@ -22,6 +22,8 @@
 #                         (all waits together at most 60 s)
 #   BENCH_PACED_MS=10     pause per request and connection of the paced -c64 run (0: skip)
 #   BENCH_NGINX_SENDFILE=on   nginx sendfile on/off (tcp_nopush on, keepalive_requests 1000)
+#   BENCH_NGINX_ROOT=disk     where nginx's files are: disk (the run's directory in /tmp), or
+#                         tmpfs (/dev/shm: shared memory pages, as the server's memfd bodies)
 #   BENCH_NICE=0          niceness of everything the run starts (server, nginx, wrk) and, as
 #                         the kernel groups CPU time by session (autogroup), of this session's
 #                         autogroup too, restored on exit. E.g. -10 (root) on a shared machine:
@@ -70,7 +72,7 @@ cleanup() {
   if [ -n "$autogroup_nice" ]; then
     echo "$autogroup_nice" >/proc/self/autogroup 2>/dev/null || true
   fi
-  rm -rf "$tmp"
+  rm -rf "$tmp" "/dev/shm/$(basename "$tmp")-www"
   exit "$rc"
 }
 trap cleanup EXIT
@@ -94,7 +96,8 @@ nice -n "${BENCH_NICE:-0}" \
   --cold-runs "${BENCH_COLD_RUNS:-30}" --ready-runs "${BENCH_READY_RUNS:-10}" \
   --sizes "${BENCH_SIZES:-3,1000}" --only "${BENCH_ONLY:-throughput,cold,big}" \
   --server-env "${BENCH_SERVER_ENV:-}" --paced-ms "${BENCH_PACED_MS:-10}" \
-  --nginx-sendfile "${BENCH_NGINX_SENDFILE:-on}" --wait-idle "${BENCH_WAIT_IDLE:-0}" \
+  --nginx-sendfile "${BENCH_NGINX_SENDFILE:-on}" --nginx-root "${BENCH_NGINX_ROOT:-disk}" \
+  --wait-idle "${BENCH_WAIT_IDLE:-0}" \
   --json "${BENCH_JSON:-}" ${BENCH_PIN:+--pin} &
 driver=$!
 wait "$driver"
