@@ -326,7 +326,7 @@ bool FastRoutes::answer(const RequestHead& head, bool close, FastResponse& out) 
   }
 
   thread_local RequestContext ctx;
-  ctx.begin(context_.tracer, head.header("x-request-id"), head.header("traceparent"));
+  ctx.begin(context_, head.header("x-request-id"), head.header("traceparent"));
   HeadLines lines;
   lines.head_only = head.method == "HEAD";
   lines.close = close || !connection.empty();

@@ -1,6 +1,5 @@
 #include "log.h"
 
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -17,7 +16,6 @@ namespace cortex_connectors::server {
 
 namespace {
 
-std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
 thread_local LogIds t_ids;
 
 const char* level_name(LogLevel level) {
@@ -58,34 +56,16 @@ void assign_log_ids(std::string_view request_id, std::string_view trace_id,
   t_ids.span_id.assign(span_id);
 }
 
-bool set_log_level(std::string_view level) {
-  const std::string lower = ascii_lower(level);
-  LogLevel l{};
-  if (lower == "debug") {
-    l = LogLevel::kDebug;
-  } else if (lower == "info") {
-    l = LogLevel::kInfo;
-  } else if (lower == "warning" || lower == "warn") {
-    l = LogLevel::kWarning;
-  } else if (lower == "error" || lower == "critical") {
-    l = LogLevel::kError;
-  } else {
-    return false;
-  }
-  g_level = static_cast<int>(l);
-  return true;
+std::optional<LogLevel> parse_log_level(std::string_view text) {
+  const std::string lower = ascii_lower(text);
+  if (lower == "debug") return LogLevel::kDebug;
+  if (lower == "info") return LogLevel::kInfo;
+  if (lower == "warning" || lower == "warn") return LogLevel::kWarning;
+  if (lower == "error" || lower == "critical") return LogLevel::kError;
+  return std::nullopt;
 }
 
-bool log_enabled(LogLevel level) {
-  return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed);
-}
-
-void log(LogLevel level, std::string_view msg, const Json& fields) {
-  if (!log_enabled(level)) return;
-  log_always(level, msg, fields);
-}
-
-void log_always(LogLevel level, std::string_view msg, const Json& fields) {
+void Log::always(LogLevel level, std::string_view msg, const Json& fields) const {
   Json line = Json::object();
   line.set("ts", timestamp());
   line.set("level", level_name(level));

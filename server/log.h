@@ -3,6 +3,8 @@
 // span_id (null when not known) and any extra fields. Secrets are never passed in.
 #pragma once
 
+#include <atomic>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -12,19 +14,37 @@ namespace cortex_connectors::server {
 
 enum class LogLevel { kDebug, kInfo, kWarning, kError };
 
-// Sets the minimum level from LOG_LEVEL text (debug, info, warning/warn, error; any case).
-// Returns false (and keeps the level) when the text is not a level.
-bool set_log_level(std::string_view level);
+// LOG_LEVEL text as a level: debug, info, warning (warn), error (critical); any case. nullopt
+// when the text is none of them.
+std::optional<LogLevel> parse_log_level(std::string_view text);
 
-// Whether `level` is enabled: lets a caller skip building fields nobody will read.
-bool log_enabled(LogLevel level);
+// The server's log: lines at its level and above, to standard error. ServerApp makes one and
+// hands it to every part that logs (the routes through ServerContext), so no part reads a
+// process-wide level and a test sets the level of the log it makes. Thread-safe; the level may
+// change while other threads log.
+class Log {
+ public:
+  explicit Log(LogLevel level = LogLevel::kInfo) noexcept : level_(static_cast<int>(level)) {}
 
-// Writes one line when `level` is enabled. `fields` (an object or null) adds members.
-void log(LogLevel level, std::string_view msg, const Json& fields = {});
+  void set_level(LogLevel level) noexcept { level_.store(static_cast<int>(level)); }
 
-// Writes one line whatever LOG_LEVEL says: for the few lines an operator always needs (the
-// bound port, shutdown).
-void log_always(LogLevel level, std::string_view msg, const Json& fields = {});
+  // Whether `level` is enabled: lets a caller skip building fields nobody will read.
+  bool enabled(LogLevel level) const noexcept {
+    return static_cast<int>(level) >= level_.load(std::memory_order_relaxed);
+  }
+
+  // Writes one line when `level` is enabled. `fields` (an object or null) adds members.
+  void operator()(LogLevel level, std::string_view msg, const Json& fields = {}) const {
+    if (enabled(level)) always(level, msg, fields);
+  }
+
+  // Writes one line whatever the level: for the few lines an operator always needs (the bound
+  // port, shutdown).
+  void always(LogLevel level, std::string_view msg, const Json& fields = {}) const;
+
+ private:
+  std::atomic<int> level_;
+};
 
 // The ids of the request or trace a thread works for: every line it logs carries them, unless
 // the line's fields name them. Empty strings log as null.

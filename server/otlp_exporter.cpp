@@ -11,7 +11,8 @@
 
 namespace cortex_connectors::server {
 
-OtlpExporter::OtlpExporter(OtlpExporterOptions options) : options_(std::move(options)) {
+OtlpExporter::OtlpExporter(OtlpExporterOptions options, const Log& log)
+    : options_(std::move(options)), log_(log) {
   options_.max_queue = std::max<std::size_t>(options_.max_queue, 1);
   options_.max_batch = std::clamp<std::size_t>(options_.max_batch, 1, options_.max_queue);
   auto [base, path] = split_otlp_endpoint(options_.url);
@@ -178,10 +179,10 @@ void OtlpExporter::send(std::size_t count, std::chrono::milliseconds timeout) {
   if (!ok && !failing_) {
     const std::string reason =
         res ? fmt::format("collector answered {}", res->status) : httplib::to_string(res.error());
-    log(LogLevel::kWarning, "span export failing; spans are dropped",
-        Json(Json::Object{{"reason", reason}, {"spans", count}}));
+    log_(LogLevel::kWarning, "span export failing; spans are dropped",
+         Json(Json::Object{{"reason", reason}, {"spans", count}}));
   } else if (ok && failing_) {
-    log(LogLevel::kInfo, "span export recovered");
+    log_(LogLevel::kInfo, "span export recovered");
   }
   failing_ = !ok;
   if (!ok) client.reset();

@@ -24,13 +24,15 @@
 #include <prometheus/metric_family.h>
 
 #include "config.h"
+#include "log.h"
 #include "otlp_json.h"
 
 namespace cortex_connectors::server {
 
 class OtlpExporter {
  public:
-  explicit OtlpExporter(OtlpExporterOptions options);
+  // Logs to `log` (when export starts failing, and recovers), which must outlive it.
+  OtlpExporter(OtlpExporterOptions options, const Log& log);
   ~OtlpExporter();  // stop()
   OtlpExporter(const OtlpExporter&) = delete;
   OtlpExporter& operator=(const OtlpExporter&) = delete;
@@ -65,6 +67,7 @@ class OtlpExporter {
   void send(std::size_t count, std::chrono::milliseconds timeout);
 
   OtlpExporterOptions options_;
+  const Log& log_;
   std::string base_;  // scheme://host:port
   std::string path_;  // the URL's path, "/" when it has none
   std::mutex mutex_;  // guards queue_ and stopping_

@@ -82,10 +82,12 @@ return 1
 
 }  // namespace
 
-RedisPublisher::RedisPublisher(const ServerConfig& config, std::vector<Ed25519Key> ed25519_keys)
+RedisPublisher::RedisPublisher(const ServerConfig& config, std::vector<Ed25519Key> ed25519_keys,
+                               const Log& log)
     : endpoint_(*config.redis),
       prefix_(config.redis_prefix),
       token_(fmt::format("{}:{}", ::getpid(), generate_secret_hex(8))),
+      log_(log),
       hmac_key_(config.signing_key),
       ed25519_keys_(std::move(ed25519_keys)),
       envelope_refresh_(config.envelope_refresh) {}
@@ -110,22 +112,22 @@ std::optional<SignedSnapshot> RedisPublisher::prepare(const std::function<bool()
         stored_version_ = version;
         connected_ = true;
         renew_lease(*c);
-        log_always(LogLevel::kInfo, "publisher connected to Redis",
-                   fields({{"redis", endpoint_.display()},
-                           {"prefix", prefix_},
-                           {"stored_version", version},
-                           {"lease", leader_.load()}}));
+        log_.always(LogLevel::kInfo, "publisher connected to Redis",
+                    fields({{"redis", endpoint_.display()},
+                            {"prefix", prefix_},
+                            {"stored_version", version},
+                            {"lease", leader_.load()}}));
         initial_ = std::move(c);
         return s;
       }
       error = stored ? reply_text(stored.get()) : c->last_error();
     }
     const auto delay = backoff.next();
-    log(LogLevel::kWarning, "publisher waiting for Redis",
-        fields({{"redis", endpoint_.display()},
-                {"attempt", attempt},
-                {"error", error},
-                {"retry_ms", static_cast<std::int64_t>(delay.count())}}));
+    log_(LogLevel::kWarning, "publisher waiting for Redis",
+         fields({{"redis", endpoint_.display()},
+                 {"attempt", attempt},
+                 {"error", error},
+                 {"retry_ms", static_cast<std::int64_t>(delay.count())}}));
     // Short steps, so that a SIGTERM meanwhile is seen within ~100 ms.
     for (auto waited = std::chrono::milliseconds(0); waited < delay;
          waited += std::chrono::milliseconds(100)) {
@@ -165,20 +167,20 @@ bool RedisPublisher::renew_lease(RedisConnection& c) {
   const bool held = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
   if (held != leader_.exchange(held)) {
     if (held) {
-      log_always(LogLevel::kInfo, "publisher holds the Redis lease: publishing",
-                 fields({{"redis", endpoint_.display()}, {"prefix", prefix_}}));
+      log_.always(LogLevel::kInfo, "publisher holds the Redis lease: publishing",
+                  fields({{"redis", endpoint_.display()}, {"prefix", prefix_}}));
     } else {
-      log_always(LogLevel::kError,
-                 "ANOTHER PUBLISHER holds the Redis lease: this one does not publish (only one "
-                 "publisher may run per prefix; see /health)",
-                 fields({{"redis", endpoint_.display()}, {"prefix", prefix_}}));
+      log_.always(LogLevel::kError,
+                  "ANOTHER PUBLISHER holds the Redis lease: this one does not publish (only one "
+                  "publisher may run per prefix; see /health)",
+                  fields({{"redis", endpoint_.display()}, {"prefix", prefix_}}));
     }
   } else if (!held && written_version_ == 0 && refused_ == 0) {
     // First check and not held (leader_ was already false): say so once.
-    log_always(LogLevel::kError,
-               "ANOTHER PUBLISHER holds the Redis lease: this one does not publish (only one "
-               "publisher may run per prefix; see /health)",
-               fields({{"redis", endpoint_.display()}, {"prefix", prefix_}}));
+    log_.always(LogLevel::kError,
+                "ANOTHER PUBLISHER holds the Redis lease: this one does not publish (only one "
+                "publisher may run per prefix; see /health)",
+                fields({{"redis", endpoint_.display()}, {"prefix", prefix_}}));
     refused_ += 1;
   }
   return true;
@@ -193,8 +195,8 @@ std::optional<std::pair<std::string, SnapshotEnvelope>> RedisPublisher::envelope
     std::lock_guard lock(error_mutex_);
     if (last_error_ != text.error().message) {
       last_error_ = text.error().message;
-      log_always(LogLevel::kError, "cannot sign the snapshot envelope: not written to Redis",
-                 fields({{"version", snap.version}, {"error", last_error_}}));
+      log_.always(LogLevel::kError, "cannot sign the snapshot envelope: not written to Redis",
+                  fields({{"version", snap.version}, {"error", last_error_}}));
     }
     return std::nullopt;
   }
@@ -216,7 +218,7 @@ void RedisPublisher::write(RedisConnection& c, const Snapshot& snap) {
       r->element[0]->type != REDIS_REPLY_INTEGER) {
     std::lock_guard lock(error_mutex_);
     last_error_ = reply_text(r.get());
-    log(LogLevel::kError, "Redis refused the snapshot write", fields({{"error", last_error_}}));
+    log_(LogLevel::kError, "Redis refused the snapshot write", fields({{"error", last_error_}}));
     return;
   }
   const long long code = r->element[0]->integer;
@@ -231,8 +233,8 @@ void RedisPublisher::write(RedisConnection& c, const Snapshot& snap) {
     next_refresh_ = std::chrono::steady_clock::now() + envelope_refresh_;
     if (code == 1) {
       writes_ += 1;
-      log(LogLevel::kInfo, "snapshot written to Redis",
-          fields({{"version", snap.version}, {"bytes", snap.body.size()}}));
+      log_(LogLevel::kInfo, "snapshot written to Redis",
+           fields({{"version", snap.version}, {"bytes", snap.body.size()}}));
     }
   } else if (code == 0) {
     // Never overwrite a newer snapshot: another publisher (or an earlier run that this one did
@@ -241,10 +243,10 @@ void RedisPublisher::write(RedisConnection& c, const Snapshot& snap) {
     stored_version_ = stored;
     refused_ += 1;
     if (!stale_.exchange(true)) {
-      log_always(LogLevel::kError,
-                 "Redis holds a newer snapshot version than this publisher: not overwriting it; "
-                 "restart this publisher to continue above it",
-                 fields({{"version", snap.version}, {"stored_version", stored}}));
+      log_.always(LogLevel::kError,
+                  "Redis holds a newer snapshot version than this publisher: not overwriting it; "
+                  "restart this publisher to continue above it",
+                  fields({{"version", snap.version}, {"stored_version", stored}}));
     }
   } else {
     leader_ = false;
@@ -264,7 +266,7 @@ void RedisPublisher::refresh(RedisConnection& c, const Snapshot& snap) {
   if (r->type != REDIS_REPLY_INTEGER) {
     std::lock_guard lock(error_mutex_);
     last_error_ = reply_text(r.get());
-    log(LogLevel::kError, "Redis refused the envelope refresh", fields({{"error", last_error_}}));
+    log_(LogLevel::kError, "Redis refused the envelope refresh", fields({{"error", last_error_}}));
     return;
   }
   if (r->integer == 1) {
@@ -291,8 +293,8 @@ void RedisPublisher::run() {
     }
     if (!c->is_open()) {
       if (was_connected) {
-        log_always(LogLevel::kWarning, "publisher lost Redis: retrying; serving locally",
-                   fields({{"redis", endpoint_.display()}, {"error", c->last_error()}}));
+        log_.always(LogLevel::kWarning, "publisher lost Redis: retrying; serving locally",
+                    fields({{"redis", endpoint_.display()}, {"error", c->last_error()}}));
         was_connected = false;
         connected_ = false;
       }
@@ -313,8 +315,8 @@ void RedisPublisher::run() {
       // this a no-op when it is there already).
       written_version_ = 0;
       next_renew = std::chrono::steady_clock::now();
-      log_always(LogLevel::kInfo, "publisher reconnected to Redis",
-                 fields({{"redis", endpoint_.display()}}));
+      log_.always(LogLevel::kInfo, "publisher reconnected to Redis",
+                  fields({{"redis", endpoint_.display()}}));
     }
     if (std::chrono::steady_clock::now() >= next_renew) {
       if (!renew_lease(*c)) continue;

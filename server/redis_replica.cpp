@@ -84,10 +84,12 @@ struct RedisReplica::Stored {
   }
 };
 
-RedisReplica::RedisReplica(const ServerConfig& config, Registry& registry, PublicKeySet pinned)
+RedisReplica::RedisReplica(const ServerConfig& config, Registry& registry, PublicKeySet pinned,
+                           const Log& log)
     : endpoint_(*config.redis),
       prefix_(config.redis_prefix),
       registry_(registry),
+      log_(log),
       pinned_(std::move(pinned)),
       hmac_key_(config.signing_key),
       max_age_(config.max_snapshot_age),
@@ -126,7 +128,7 @@ void RedisReplica::load_record() {
     if (prefix != nullptr && prefix->is_string() && prefix->as_string() == prefix_ &&
         version != nullptr && version->is_number() && version->as_number() >= 0) {
       recorded_version_ = static_cast<std::uint64_t>(version->as_number());
-      log_always(
+      log_.always(
           LogLevel::kInfo, "replica record read: older versions are refused",
           fields({{"record", record_path_.string()}, {"version", recorded_version_.load()}}));
       return;
@@ -135,10 +137,10 @@ void RedisReplica::load_record() {
     record_error_ = fmt::format("{} is not a replica record of this prefix", record_path_.string());
   }
   std::lock_guard lock(error_mutex_);
-  log_always(LogLevel::kError,
-             "replica record unusable: rollbacks across this restart are not detected (see "
-             "/health); it is written again at the next accepted version",
-             fields({{"error", record_error_}}));
+  log_.always(LogLevel::kError,
+              "replica record unusable: rollbacks across this restart are not detected (see "
+              "/health); it is written again at the next accepted version",
+              fields({{"error", record_error_}}));
 }
 
 void RedisReplica::write_record(std::uint64_t version) {
@@ -177,9 +179,9 @@ void RedisReplica::write_record(std::uint64_t version) {
     record_error_.clear();
   } else if (record_error_ != error) {
     record_error_ = error;
-    log_always(LogLevel::kError,
-               "replica record not written: rollbacks across a restart are not detected",
-               fields({{"error", error}}));
+    log_.always(LogLevel::kError,
+                "replica record not written: rollbacks across a restart are not detected",
+                fields({{"error", error}}));
   }
 }
 
@@ -253,14 +255,14 @@ void RedisReplica::refuse(Refusal reason, const std::string& message, std::uint6
   last_rejection_ = message;
   last_rejection_reason_ = std::string(name);
   const auto kept = registry_.current();
-  log_always(LogLevel::kError,
-             fmt::format("ALARM: snapshot in Redis REJECTED ({}); the last good snapshot keeps "
-                         "being served",
-                         name),
-             fields({{"version", version},
-                     {"reason", std::string(name)},
-                     {"error", message},
-                     {"serving_version", kept ? kept->version : 0}}));
+  log_.always(LogLevel::kError,
+              fmt::format("ALARM: snapshot in Redis REJECTED ({}); the last good snapshot keeps "
+                          "being served",
+                          name),
+              fields({{"version", version},
+                      {"reason", std::string(name)},
+                      {"error", message},
+                      {"serving_version", kept ? kept->version : 0}}));
 }
 
 std::int64_t RedisReplica::envelope_age_seconds() const {
@@ -322,12 +324,12 @@ bool RedisReplica::load_latest(RedisConnection& c) {
         return true;
       }
       accept(*envelope, true);
-      log(LogLevel::kInfo, "snapshot from Redis verified and published",
-          fields({{"version", envelope->version},
-                  {"bytes", s.body.size()},
-                  {"ms",
-                   std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                       .count()}}));
+      log_(LogLevel::kInfo, "snapshot from Redis verified and published",
+           fields({{"version", envelope->version},
+                   {"bytes", s.body.size()},
+                   {"ms",
+                    std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                        .count()}}));
       return true;
     }
   }
@@ -400,14 +402,14 @@ void RedisReplica::run() {
       }
       const auto delay = backoff.next();
       if (attempt == 1 || attempt % 10 == 0) {
-        log_always(LogLevel::kWarning,
-                   registry_.has_snapshot()
-                       ? "replica cannot reach Redis: serving the last verified snapshot"
-                       : "replica cannot reach Redis: no snapshot yet (503)",
-                   fields({{"redis", endpoint_.display()},
-                           {"attempt", attempt},
-                           {"error", error},
-                           {"retry_ms", static_cast<std::int64_t>(delay.count())}}));
+        log_.always(LogLevel::kWarning,
+                    registry_.has_snapshot()
+                        ? "replica cannot reach Redis: serving the last verified snapshot"
+                        : "replica cannot reach Redis: no snapshot yet (503)",
+                    fields({{"redis", endpoint_.display()},
+                            {"attempt", attempt},
+                            {"error", error},
+                            {"retry_ms", static_cast<std::int64_t>(delay.count())}}));
       }
       if (!pause(mutex_, cv_, stopping_, delay)) break;
       continue;
@@ -421,8 +423,8 @@ void RedisReplica::run() {
       std::lock_guard lock(error_mutex_);
       last_error_.clear();
     }
-    log_always(LogLevel::kInfo, "replica connected to Redis",
-               fields({{"redis", endpoint_.display()}, {"prefix", prefix_}}));
+    log_.always(LogLevel::kInfo, "replica connected to Redis",
+                fields({{"redis", endpoint_.display()}, {"prefix", prefix_}}));
     const bool stopped = follow(c);
     connected_ = false;
     if (stopped) break;
@@ -430,8 +432,8 @@ void RedisReplica::run() {
       std::lock_guard lock(error_mutex_);
       if (last_error_.empty()) last_error_ = c.last_error();
     }
-    log_always(LogLevel::kWarning, "replica lost Redis: serving the last verified snapshot",
-               fields({{"redis", endpoint_.display()}, {"error", c.last_error()}}));
+    log_.always(LogLevel::kWarning, "replica lost Redis: serving the last verified snapshot",
+                fields({{"redis", endpoint_.display()}, {"error", c.last_error()}}));
     c.close();
     if (!pause(mutex_, cv_, stopping_, backoff.next())) break;
   }

@@ -37,6 +37,7 @@
 #include "cortex_connectors/json.h"
 #include "cortex_connectors/keys.h"
 #include "cortex_connectors/registry.h"
+#include "log.h"
 
 namespace cortex_connectors::server {
 
@@ -70,9 +71,9 @@ class RedisPublisher final : public ScalingRole {
  public:
   // Writes to config.redis under config.redis_prefix; signs envelopes with config.signing_key
   // and `ed25519_keys` (the active key, when configured) and re-signs the current one every
-  // config.envelope_refresh.
+  // config.envelope_refresh. Logs to `log`, which must outlive it.
   // REQUIRES: config.redis is set.
-  RedisPublisher(const ServerConfig& config, std::vector<Ed25519Key> ed25519_keys);
+  RedisPublisher(const ServerConfig& config, std::vector<Ed25519Key> ed25519_keys, const Log& log);
   ~RedisPublisher() override;
 
   // Before the registry exists: waits (with Backoff) until Redis answers, tries to take the
@@ -100,7 +101,8 @@ class RedisPublisher final : public ScalingRole {
 
   RedisEndpoint endpoint_;
   std::string prefix_;
-  std::string token_;     // this process's lease token
+  std::string token_;  // this process's lease token
+  const Log& log_;
   std::string hmac_key_;  // never logged
   std::vector<Ed25519Key> ed25519_keys_;
   std::chrono::seconds envelope_refresh_;
@@ -133,9 +135,10 @@ class RedisReplica final : public ScalingRole {
   // Reads config.redis under config.redis_prefix. Bodies and envelopes are verified with
   // config.signing_key (HMAC) when set and with `pinned` (Ed25519 public keys) when not empty:
   // both when both are given. The highest version accepted is recorded in config.state_dir
-  // (record_path()); config.max_snapshot_age > 0 refuses older envelopes.
+  // (record_path()); config.max_snapshot_age > 0 refuses older envelopes. Logs to `log`, which
+  // must outlive it.
   // REQUIRES: config.redis is set.
-  RedisReplica(const ServerConfig& config, Registry& registry, PublicKeySet pinned);
+  RedisReplica(const ServerConfig& config, Registry& registry, PublicKeySet pinned, const Log& log);
   ~RedisReplica() override;
 
   void start();
@@ -182,6 +185,7 @@ class RedisReplica final : public ScalingRole {
   RedisEndpoint endpoint_;
   std::string prefix_;
   Registry& registry_;
+  const Log& log_;
   PublicKeySet pinned_;
   std::string hmac_key_;  // never logged
   std::chrono::seconds max_age_;

@@ -42,8 +42,9 @@ std::string_view route_template(std::string_view route) {
 
 }  // namespace
 
-void RequestContext::begin(const Tracer& tracer, std::string_view sent_request_id,
+void RequestContext::begin(const ServerContext& context, std::string_view sent_request_id,
                            std::string_view traceparent) {
+  const Tracer& tracer = context.tracer;
   start = SteadyClock::now();
   if (is_sane_request_id(sent_request_id)) {
     id.assign(sent_request_id);
@@ -57,7 +58,7 @@ void RequestContext::begin(const Tracer& tracer, std::string_view sent_request_i
     trace_id = std::move(tp->trace_id);
     parent_span_id = std::move(tp->parent_id);
     parent_sampled = (tp->flags & 1) != 0;
-  } else if (tracer.enabled() || log_enabled(LogLevel::kInfo)) {
+  } else if (tracer.enabled() || context.log.enabled(LogLevel::kInfo)) {
     trace_id = generate_trace_id();
   }
   sampled = !trace_id.empty() && tracer.sample(trace_id, parent_sampled);
@@ -115,14 +116,14 @@ void finish_request(const ServerContext& context, const RequestContext& ctx,
                             std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count());
     context.tracer.record(span);
   }
-  if (!log_enabled(LogLevel::kInfo)) return;
+  if (!context.log.enabled(LogLevel::kInfo)) return;
   Json fields = extra.is_object() ? std::move(extra) : Json::object();
   fields.set("method", method);
   fields.set("route", route);
   fields.set("status", status);
   fields.set("bytes", bytes);
   fields.set("duration_ms", std::chrono::duration<double, std::milli>(elapsed).count());
-  log(LogLevel::kInfo, "request", fields);
+  context.log(LogLevel::kInfo, "request", fields);
 }
 
 }  // namespace cortex_connectors::server

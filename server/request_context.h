@@ -28,7 +28,8 @@ struct RequestContext {
   // the access log line (info) carries them; otherwise none is made and they stay empty.
   // The strings keep their capacity: a RequestContext reused per thread allocates nothing for
   // requests without a trace.
-  void begin(const Tracer& tracer, std::string_view sent_request_id, std::string_view traceparent);
+  void begin(const ServerContext& context, std::string_view sent_request_id,
+             std::string_view traceparent);
   // Ends it: the thread's log ids are cleared.
   void end();
 };

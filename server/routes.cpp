@@ -64,16 +64,15 @@ bool authorize(const httplib::Request& req, httplib::Response& res, const Server
 // than "" is named in the access log lines ("listener":"metrics").
 void install_request_hooks(HardenedServer& server, const ServerContext& context,
                            std::string_view listener = {}) {
-  const Tracer& tracer = context.tracer;
-  server.set_pre_routing_handler([&tracer](const httplib::Request& req, httplib::Response&) {
-    t_request.begin(tracer, req.get_header_value("X-Request-Id"),
+  server.set_pre_routing_handler([&context](const httplib::Request& req, httplib::Response&) {
+    t_request.begin(context, req.get_header_value("X-Request-Id"),
                     req.get_header_value("traceparent"));
     return httplib::Server::HandlerResponse::Unhandled;
   });
   // Runs for every response httplib writes, routed or not (a request httplib could not parse
   // skipped the pre-routing handler).
-  server.set_post_routing_handler([&tracer](const httplib::Request&, httplib::Response& res) {
-    if (t_request.id.empty()) t_request.begin(tracer, {}, {});
+  server.set_post_routing_handler([&context](const httplib::Request&, httplib::Response& res) {
+    if (t_request.id.empty()) t_request.begin(context, {}, {});
     res.set_header("X-Request-Id", t_request.id);
   });
   server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
@@ -84,7 +83,7 @@ void install_request_hooks(HardenedServer& server, const ServerContext& context,
   });
   // Never put an exception's text in a response (httplib's default does, in a header).
   server.set_exception_handler(
-      [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+      [&log = context.log](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
         try {
           if (ep) std::rethrow_exception(ep);
         } catch (const std::exception& e) {
@@ -96,7 +95,7 @@ void install_request_hooks(HardenedServer& server, const ServerContext& context,
       });
   server.set_logger(
       [&context, listener](const httplib::Request& req, const httplib::Response& res) {
-        if (t_request.id.empty()) t_request.begin(context.tracer, {}, {});
+        if (t_request.id.empty()) t_request.begin(context, {}, {});
         finish_request(context, t_request, req.method, route_name(req.path), res.status,
                        res.content_length_ ? res.content_length_ : res.body.size(),
                        listener.empty() ? Json() : Json(Json::Object{{"listener", listener}}));
@@ -149,7 +148,7 @@ std::string server_health_body(const ServerContext& context) {
 
 void log_refused_request(const ServerContext& context, int status) {
   RequestContext ctx;
-  ctx.begin(context.tracer, {}, {});
+  ctx.begin(context, {}, {});
   finish_request(context, ctx, "", "refused", status, 0);
   ctx.end();
 }
@@ -334,7 +333,7 @@ void install_stream(HardenedServer& server, SseHub& hub, const ServerContext& co
     const Registry& registry = context.registry;
     const ServerConfig& config = context.config;
     RequestContext ctx;
-    ctx.begin(context.tracer, head.header("x-request-id"), head.header("traceparent"));
+    ctx.begin(context, head.header("x-request-id"), head.header("traceparent"));
     const std::string& request_id = ctx.id;
     const bool head_only = head.method == "HEAD";
     int status = 200;

@@ -60,13 +60,14 @@ cc::Json fields(std::initializer_list<cc::Json::Member> members) {
 // store cannot be used (a clear log line and the /health flag; never a refused start). The
 // store belongs to this server's manifest and this process (SqliteHistoryStore::open): one
 // that belongs to another manifest, or that another process holds, is used by neither.
-std::shared_ptr<cc::HistoryRecorder> open_history(const srv::ServerConfig& config) {
+std::shared_ptr<cc::HistoryRecorder> open_history(const srv::ServerConfig& config,
+                                                  const srv::Log& log) {
   cc::HistoryRecorderOptions options;
   options.retention.max_entries = config.history_max_entries;
   options.retention.max_age = config.history_max_age;
-  options.on_degraded = [](const cc::Error& e) {
-    srv::log(srv::LogLevel::kError, "history store failed: history continues in memory",
-             fields({{"error", e.message}}));
+  options.on_degraded = [&log](const cc::Error& e) {
+    log(srv::LogLevel::kError, "history store failed: history continues in memory",
+        fields({{"error", e.message}}));
   };
   // In memory (history off, or no usable store) every entry costs RAM (~8.4 MB at 10 000
   // connectors): keep at most 16, and at most 32 MiB of them (the newest always).
@@ -81,7 +82,7 @@ std::shared_ptr<cc::HistoryRecorder> open_history(const srv::ServerConfig& confi
   if (!config.history) {
     memory_retention();
     options.ephemeral = true;  // versions from the wall clock: never backwards across restarts
-    srv::log(srv::LogLevel::kInfo, "history off: kept in memory only");
+    log(srv::LogLevel::kInfo, "history off: kept in memory only");
     return std::make_shared<cc::HistoryRecorder>(
         std::make_shared<cc::MemoryHistoryStore>(kMemoryBytes), std::move(options));
   }
@@ -103,21 +104,21 @@ std::shared_ptr<cc::HistoryRecorder> open_history(const srv::ServerConfig& confi
     reason = opened.error().message;
   }
   if (!store) {
-    srv::log(srv::LogLevel::kError,
-             "history store unavailable: history is kept in memory only (see /health)",
-             fields({{"path", db_path}, {"error", reason}}));
+    log(srv::LogLevel::kError,
+        "history store unavailable: history is kept in memory only (see /health)",
+        fields({{"path", db_path}, {"error", reason}}));
     options.degraded_reason = reason;
     memory_retention();
     store = std::make_shared<cc::MemoryHistoryStore>(kMemoryBytes);
   }
   auto recorder = std::make_shared<cc::HistoryRecorder>(std::move(store), std::move(options));
   const auto st = recorder->status();
-  srv::log(srv::LogLevel::kInfo, "history",
-           fields({{"store", st.store},
-                   {"path", db_path},
-                   {"degraded", st.degraded},
-                   {"latest_version", st.latest_version},
-                   {"next_version", recorder->next_version()}}));
+  log(srv::LogLevel::kInfo, "history",
+      fields({{"store", st.store},
+              {"path", db_path},
+              {"degraded", st.degraded},
+              {"latest_version", st.latest_version},
+              {"next_version", recorder->next_version()}}));
   return recorder;
 }
 
@@ -150,7 +151,7 @@ int print_command(srv::Command command) {
 
 // Reads the configuration from the command line and the environment. Returns the exit code
 // when the process is done: a configuration error (printed on stderr), --help, --version.
-std::optional<int> configure(int argc, char** argv, srv::ServerConfig& config) {
+std::optional<int> configure(int argc, char** argv, srv::ServerConfig& config, srv::Log& log) {
   auto parsed = srv::parse_server_config(
       std::span<char* const>(argv + 1, static_cast<std::size_t>(argc > 0 ? argc - 1 : 0)),
       [](const char* name) -> std::optional<std::string> {
@@ -163,10 +164,12 @@ std::optional<int> configure(int argc, char** argv, srv::ServerConfig& config) {
   }
   config = std::move(*parsed);
   if (config.command != srv::Command::kServe) return print_command(config.command);
-  if (!srv::set_log_level(config.log_level)) {
+  const auto level = srv::parse_log_level(config.log_level);
+  if (!level) {
     std::fprintf(stderr, "[brAInwav] LOG_LEVEL must be debug, info, warning or error\n");
     return kExitConfig;
   }
+  log.set_level(*level);
   if (config.dev && !config.manifest_path) config.manifest_path = bundled_example_manifest();
   return std::nullopt;
 }
@@ -190,9 +193,10 @@ std::optional<std::uint64_t> prepare_publisher(const srv::ServerConfig& config,
                                                const sigset_t& signals,
                                                const std::vector<cc::Ed25519Key>& active_keys,
                                                std::unique_ptr<srv::RedisPublisher>& publisher,
-                                               std::optional<cc::SignedSnapshot>& stored_snapshot) {
+                                               std::optional<cc::SignedSnapshot>& stored_snapshot,
+                                               const srv::Log& log) {
   if (config.role != srv::Role::kPublisher) return 1;
-  publisher = std::make_unique<srv::RedisPublisher>(config, active_keys);
+  publisher = std::make_unique<srv::RedisPublisher>(config, active_keys, log);
   auto stored = publisher->prepare([&signals] {
     sigset_t pending;
     sigemptyset(&pending);
@@ -210,7 +214,7 @@ std::optional<std::uint64_t> prepare_publisher(const srv::ServerConfig& config,
 // as `tracer`'s; nullptr otherwise. It outlives the registry and the hub, which record into it
 // from their threads.
 std::unique_ptr<srv::OtlpExporter> start_exporter(const srv::ServerConfig& config,
-                                                  srv::Tracer& tracer) {
+                                                  srv::Tracer& tracer, const srv::Log& log) {
   const auto url = srv::otlp_traces_url(config);
   if (!url) return nullptr;
   srv::OtlpExporterOptions otlp = config.otlp;
@@ -219,14 +223,14 @@ std::unique_ptr<srv::OtlpExporter> start_exporter(const srv::ServerConfig& confi
   // default (parentbased_always_on) applies.
   auto sampler = cc::parse_sampler(config.otel_sampler, config.otel_sampler_arg);
   if (!sampler) {
-    srv::log_always(
+    log.always(
         srv::LogLevel::kWarning,
         "OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG not understood; using "
         "parentbased_always_on",
         fields({{"sampler", config.otel_sampler}, {"sampler_arg", config.otel_sampler_arg}}));
     sampler = cc::Sampler{};
   }
-  auto exporter = std::make_unique<srv::OtlpExporter>(std::move(otlp));
+  auto exporter = std::make_unique<srv::OtlpExporter>(std::move(otlp), log);
   exporter->start();
   tracer.set(exporter.get(), *sampler);
   return exporter;
@@ -236,7 +240,7 @@ std::unique_ptr<srv::OtlpExporter> start_exporter(const srv::ServerConfig& confi
 // span per stage and, on success, the publication: see the registry listener in main()) and a
 // log line.
 void on_refresh(const cc::RefreshReport& r, const srv::Tracer& tracer,
-                srv::PendingRefreshTrace& pending) {
+                srv::PendingRefreshTrace& pending, const srv::Log& log) {
   if (r.result == cc::ReloadResult::kUnchanged) return;
   auto trace = std::make_shared<srv::RefreshTrace>(r, tracer);
   const srv::ScopedLogIds ids({{}, trace->trace_id, trace->root_span_id});
@@ -244,21 +248,21 @@ void on_refresh(const cc::RefreshReport& r, const srv::Tracer& tracer,
     return std::chrono::duration<double, std::milli>(ns).count();
   };
   if (r.result == cc::ReloadResult::kSuccess) {
-    srv::log(srv::LogLevel::kInfo, "manifest loaded",
-             fields({{"path", r.path},
-                     {"version", r.version},
-                     {"read_ms", ms(r.timings.read)},
-                     {"parse_ms", ms(r.timings.parse)},
-                     {"validate_ms", ms(r.timings.validate)},
-                     {"build_ms", ms(r.timings.build)},
-                     {"sign_ms", ms(r.timings.sign)},
-                     {"compress_ms", ms(r.timings.compress)}}));
+    log(srv::LogLevel::kInfo, "manifest loaded",
+        fields({{"path", r.path},
+                {"version", r.version},
+                {"read_ms", ms(r.timings.read)},
+                {"parse_ms", ms(r.timings.parse)},
+                {"validate_ms", ms(r.timings.validate)},
+                {"build_ms", ms(r.timings.build)},
+                {"sign_ms", ms(r.timings.sign)},
+                {"compress_ms", ms(r.timings.compress)}}));
     pending.set(std::move(trace));  // finished by the registry listener (start_hub())
   } else if (r.result == cc::ReloadResult::kFailure && r.error != nullptr) {
     cc::Json::Array issues;
     for (const auto& i : r.error->issues) issues.emplace_back(i.pointer + ": " + i.message);
-    srv::log(srv::LogLevel::kError, r.error->message,
-             fields({{"path", r.path}, {"version", r.version}, {"issues", issues}}));
+    log(srv::LogLevel::kError, r.error->message,
+        fields({{"path", r.path}, {"version", r.version}, {"issues", issues}}));
     trace->finish(std::chrono::system_clock::now());
   }
 }
@@ -283,7 +287,8 @@ cc::RegistryOptions registry_options(const srv::ServerConfig& config,
 // Starts what fills the registry: the replica's Redis reader, or the first load and the
 // manifest watcher (and the publisher's writer).
 void start_loading(const srv::ServerConfig& config, cc::Registry& registry,
-                   srv::RedisReplica* replica, srv::RedisPublisher* publisher) {
+                   srv::RedisReplica* replica, srv::RedisPublisher* publisher,
+                   const srv::Log& log) {
   if (replica != nullptr) {
     replica->start();
     return;
@@ -291,8 +296,8 @@ void start_loading(const srv::ServerConfig& config, cc::Registry& registry,
   if (publisher != nullptr) publisher->start(registry);
   registry.refresh_async();
   if (auto watching = registry.start_watching(config.poll_interval); !watching) {
-    srv::log(srv::LogLevel::kWarning, "manifest watcher unavailable",
-             fields({{"error", watching.error().message}}));
+    log(srv::LogLevel::kWarning, "manifest watcher unavailable",
+        fields({{"error", watching.error().message}}));
   }
 }
 
@@ -306,7 +311,8 @@ srv::HardeningOptions hardening_options(const srv::ServerConfig& config,
 // The dashboard: loaded once here, with the compressed files the build wrote beside it; what a
 // bundle lacks is compressed after the port is bound (start_dashboard_compression()). A missing
 // bundle is served as 503.
-std::shared_ptr<srv::BundleSlot> load_dashboard(const srv::ServerConfig& config) {
+std::shared_ptr<srv::BundleSlot> load_dashboard(const srv::ServerConfig& config,
+                                                const srv::Log& log) {
   const std::filesystem::path apps_dir =
       config.apps_dir ? std::filesystem::path(*config.apps_dir) : srv::default_apps_dir();
   std::string apps_problem;
@@ -314,18 +320,18 @@ std::shared_ptr<srv::BundleSlot> load_dashboard(const srv::ServerConfig& config)
   auto bundle = srv::StaticBundle::load(apps_dir, apps_problem, &apps_skipped, {},
                                         srv::MissingCompression::kLater);
   if (bundle) {
-    srv::log(srv::LogLevel::kInfo, "dashboard bundle loaded",
-             fields({{"dir", apps_dir.string()},
-                     {"files", bundle->file_count()},
-                     {"bytes", bundle->total_bytes()},
-                     {"uncompressed", bundle->uncompressed_count()}}));
+    log(srv::LogLevel::kInfo, "dashboard bundle loaded",
+        fields({{"dir", apps_dir.string()},
+                {"files", bundle->file_count()},
+                {"bytes", bundle->total_bytes()},
+                {"uncompressed", bundle->uncompressed_count()}}));
   } else {
-    srv::log(srv::LogLevel::kWarning, "dashboard unavailable (503)",
-             fields({{"dir", apps_dir.string()}, {"reason", apps_problem}}));
+    log(srv::LogLevel::kWarning, "dashboard unavailable (503)",
+        fields({{"dir", apps_dir.string()}, {"reason", apps_problem}}));
   }
   for (const auto& name : apps_skipped) {
-    srv::log(srv::LogLevel::kWarning, "dashboard file skipped: symlink leaves the bundle",
-             fields({{"file", name}}));
+    log(srv::LogLevel::kWarning, "dashboard file skipped: symlink leaves the bundle",
+        fields({{"file", name}}));
   }
   return std::make_shared<srv::BundleSlot>(std::move(bundle));
 }
@@ -333,9 +339,9 @@ std::shared_ptr<srv::BundleSlot> load_dashboard(const srv::ServerConfig& config)
 // Compresses what the dashboard bundle lacks (an operator's own bundle without .gz and .br
 // files), on a thread of its own: served identity until then.
 void start_dashboard_compression(srv::BundleCompression& compression,
-                                 std::shared_ptr<srv::BundleSlot> slot) {
-  compression.start(std::move(slot), [](std::size_t files) {
-    srv::log(srv::LogLevel::kInfo, "dashboard bundle compressed", fields({{"files", files}}));
+                                 std::shared_ptr<srv::BundleSlot> slot, const srv::Log& log) {
+  compression.start(std::move(slot), [&log](std::size_t files) {
+    log(srv::LogLevel::kInfo, "dashboard bundle compressed", fields({{"files", files}}));
   });
 }
 
@@ -397,7 +403,7 @@ void add_bind_note(cc::Json& line, const std::string& host, std::string_view var
 // The "listening" line: what an operator (and the tests) read the bound port from; and a
 // warning when nobody needs a key.
 void log_listening(const srv::ServerConfig& config, int port, const srv::SigningKeys& keys,
-                   std::size_t max_subscribers, rlim_t nofile) {
+                   std::size_t max_subscribers, rlim_t nofile, const srv::Log& log) {
   const bool replica = config.role == srv::Role::kReplica;
   cc::Json line = fields(
       {{"host", config.host},
@@ -425,10 +431,10 @@ void log_listening(const srv::ServerConfig& config, int port, const srv::Signing
           return cc::Json(std::move(sources));
         }()}});
   add_bind_note(line, config.host, "CONNECTORS_HOST", "--host");
-  srv::log_always(srv::LogLevel::kInfo, "listening", line);
+  log.always(srv::LogLevel::kInfo, "listening", line);
   if (config.no_auth) {
-    srv::log(srv::LogLevel::kWarning,
-             "NO_AUTH=true: authentication is DISABLED, every client can read the service map");
+    log(srv::LogLevel::kWarning,
+        "NO_AUTH=true: authentication is DISABLED, every client can read the service map");
   }
 }
 
@@ -483,6 +489,7 @@ struct MetricsListener {
 // on stderr) when it cannot listen.
 bool bind_metrics_listener(MetricsListener& listener, const srv::ServerContext& context) {
   const srv::ServerConfig& config = context.config;
+  const srv::Log& log = context.log;
   if (!config.metrics_port) return true;
   srv::HardeningOptions options = hardening_options(config, context);
   options.worker_threads =
@@ -501,7 +508,7 @@ bool bind_metrics_listener(MetricsListener& listener, const srv::ServerContext& 
                           {"routes", cc::Json::Array{"/metrics", "/health"}},
                           {"auth", false}});
   add_bind_note(line, config.metrics_host, "METRICS_HOST", "--metrics-host");
-  srv::log_always(srv::LogLevel::kInfo, "metrics listening", line);
+  log.always(srv::LogLevel::kInfo, "metrics listening", line);
   return true;
 }
 
@@ -512,7 +519,8 @@ std::unique_ptr<srv::RedisReplica> set_up_scaling_role(srv::ServerContext& conte
                                                        srv::RedisPublisher* publisher) {
   std::unique_ptr<srv::RedisReplica> replica;
   if (context.config.role == srv::Role::kReplica) {
-    replica = std::make_unique<srv::RedisReplica>(context.config, context.registry, keys.published);
+    replica = std::make_unique<srv::RedisReplica>(context.config, context.registry, keys.published,
+                                                  context.log);
     context.set_scaling_role(replica.get());
   } else if (publisher != nullptr) {
     context.set_scaling_role(publisher);
@@ -522,6 +530,8 @@ std::unique_ptr<srv::RedisReplica> set_up_scaling_role(srv::ServerContext& conte
 
 // What the signal thread and the service monitor report to systemd (service_notify.h).
 struct ServiceReporting {
+  explicit ServiceReporting(const srv::Log& server_log) : log(server_log), notifier(server_log) {}
+  const srv::Log& log;
   srv::ServiceNotifier notifier;
   std::string address;  // host:port, once bound
   std::string source;   // the manifest, or Redis for a replica
@@ -537,19 +547,20 @@ struct ServiceReporting {
 // between RELOADING=1 and READY=1. A replica has no manifest: it says so and goes on.
 void reload_on_sighup(const srv::ServerConfig& config, cc::Registry& registry,
                       ServiceReporting& reporting) {
+  const srv::Log& log = reporting.log;
   if (config.role == srv::Role::kReplica) {
-    srv::log_always(srv::LogLevel::kInfo,
-                    "reload requested (SIGHUP): ignored, a replica has no manifest (it follows "
-                    "Redis)");
+    log.always(srv::LogLevel::kInfo,
+               "reload requested (SIGHUP): ignored, a replica has no manifest (it follows "
+               "Redis)");
     return;
   }
-  srv::log_always(srv::LogLevel::kInfo, "reload requested (SIGHUP)",
-                  fields({{"manifest", reporting.source}}));
+  log.always(srv::LogLevel::kInfo, "reload requested (SIGHUP)",
+             fields({{"manifest", reporting.source}}));
   reporting.notifier.reloading();
   auto refreshed = registry.refresh();
   if (!refreshed) {
-    srv::log(srv::LogLevel::kWarning, "reload (SIGHUP) failed: the current snapshot stays",
-             fields({{"error", refreshed.error().message}}));
+    log(srv::LogLevel::kWarning, "reload (SIGHUP) failed: the current snapshot stays",
+        fields({{"error", refreshed.error().message}}));
   }
   if (registry.has_snapshot()) {
     reporting.notifier.ready(reporting.status_line());
@@ -570,7 +581,7 @@ std::thread start_signal_thread(const sigset_t& signals, const srv::ServerConfig
       reload_on_sighup(config, registry, reporting);
     }
     reporting.notifier.stopping();
-    srv::log_always(srv::LogLevel::kInfo, "shutting down", fields({{"signal", sig}}));
+    reporting.log.always(srv::LogLevel::kInfo, "shutting down", fields({{"signal", sig}}));
     server.shutdown();
     if (metrics.server) metrics.server->shutdown();
     hub.stop();
@@ -623,6 +634,7 @@ class ServerApp {
   // later one updates the status line.
   void report_readiness();
 
+  srv::Log log_;  // first: every part below logs to it
   srv::ServerConfig config_;
   sigset_t signals_{};
   std::optional<srv::SigningKeys> signing_keys_;
@@ -633,7 +645,7 @@ class ServerApp {
   srv::Tracer tracer_;
   srv::PendingRefreshTrace pending_refresh_;
   std::unique_ptr<srv::OtlpExporter> exporter_;
-  ServiceReporting reporting_;
+  ServiceReporting reporting_{log_};
   std::unique_ptr<cc::Registry> registry_;
   std::unique_ptr<srv::ServerContext> context_;
   std::unique_ptr<srv::FastRoutes> fast_routes_;  // used by server_: goes after it
@@ -650,7 +662,7 @@ class ServerApp {
 };
 
 std::optional<int> ServerApp::configure(int argc, char** argv) {
-  if (auto done = ::configure(argc, argv, config_)) return done;
+  if (auto done = ::configure(argc, argv, config_, log_)) return done;
   signals_ = block_signals();
   auto keys = srv::load_signing_keys(config_);
   if (!keys) {
@@ -665,7 +677,7 @@ cc::RegistryOptions ServerApp::make_registry_options() {
   auto options = registry_options(config_, history_, first_version_, std::move(stored_snapshot_),
                                   signing_keys_->active);
   options.on_refresh = [this](const cc::RefreshReport& r) {
-    on_refresh(r, tracer_, pending_refresh_);
+    on_refresh(r, tracer_, pending_refresh_, log_);
     if (r.result == cc::ReloadResult::kFailure) {
       reporting_.notifier.status(reporting_.status_line());
     }
@@ -674,8 +686,8 @@ cc::RegistryOptions ServerApp::make_registry_options() {
 }
 
 std::optional<int> ServerApp::build() {
-  const auto first_version =
-      prepare_publisher(config_, signals_, signing_keys_->active, publisher_, stored_snapshot_);
+  const auto first_version = prepare_publisher(config_, signals_, signing_keys_->active, publisher_,
+                                               stored_snapshot_, log_);
   if (!first_version) return 0;  // SIGTERM while waiting for Redis
   first_version_ = *first_version;
   // The history store and the dashboard bundle are read at once: each costs about 2 ms of a
@@ -683,16 +695,16 @@ std::optional<int> ServerApp::build() {
   // A replica has no manifest and no history of its own: it serves the publisher's versions.
   std::future<std::shared_ptr<cc::HistoryRecorder>> history;
   if (config_.role != srv::Role::kReplica) {
-    history = std::async(std::launch::async, [this] { return open_history(config_); });
+    history = std::async(std::launch::async, [this] { return open_history(config_, log_); });
   }
-  dashboard_ = load_dashboard(config_);
+  dashboard_ = load_dashboard(config_, log_);
   if (history.valid()) history_ = history.get();
-  exporter_ = start_exporter(config_, tracer_);
+  exporter_ = start_exporter(config_, tracer_, log_);
   reporting_.source = config_.role == srv::Role::kReplica
                           ? std::string("the snapshot from Redis")
                           : config_.manifest_path.value_or(std::string(cc::kDefaultManifestPath));
   registry_ = std::make_unique<cc::Registry>(make_registry_options());
-  context_ = std::make_unique<srv::ServerContext>(config_, *registry_, tracer_);
+  context_ = std::make_unique<srv::ServerContext>(config_, *registry_, tracer_, log_);
   reporting_.context = context_.get();
 
   server_ = std::make_unique<srv::HardenedServer>(hardening_options(config_, *context_));
@@ -735,16 +747,17 @@ std::optional<int> ServerApp::run() {
                  config_.port, std::strerror(errno));
     return kExitConfig;
   }
-  log_listening(config_, port_, *signing_keys_, hub_->max_subscribers(), nofile_);
+  log_listening(config_, port_, *signing_keys_, hub_->max_subscribers(), nofile_, log_);
   if (config_.dev) print_dev_banner(config_, port_);
   report_readiness();
-  start_loading(config_, *registry_, replica_.get(), publisher_.get());
-  start_dashboard_compression(dashboard_compression_, std::move(dashboard_));
+  start_loading(config_, *registry_, replica_.get(), publisher_.get(), log_);
+  start_dashboard_compression(dashboard_compression_, std::move(dashboard_), log_);
   metrics_.start();
   signal_thread_ =
       start_signal_thread(signals_, config_, *registry_, reporting_, *server_, metrics_, *hub_);
   monitor_.emplace(
       srv::ServiceMonitor::Options{.notifier = &reporting_.notifier,
+                                   .log = &log_,
                                    .watchdog = srv::ServiceNotifier::watchdog_interval(),
                                    .status_line = [this] { return reporting_.status_line(); },
                                    .alive =
@@ -771,10 +784,10 @@ void ServerApp::drain() {
     signal_thread_.join();
   }
   if (exporter_) exporter_->stop();  // queued spans get a bounded last attempt
-  srv::log_always(srv::LogLevel::kInfo, "stopped",
-                  exporter_ ? fields({{"spans_exported", exporter_->exported()},
-                                      {"spans_dropped", exporter_->dropped()}})
-                            : cc::Json());
+  log_.always(srv::LogLevel::kInfo, "stopped",
+              exporter_ ? fields({{"spans_exported", exporter_->exported()},
+                                  {"spans_dropped", exporter_->dropped()}})
+                        : cc::Json());
 }
 
 }  // namespace

@@ -35,6 +35,7 @@ std::string one_line(std::string_view text) {
 struct Systemd {
   decltype(&::sd_notify) notify = nullptr;
   decltype(&::sd_watchdog_enabled) watchdog_enabled = nullptr;
+  std::string error;  // dlerror() when it could not be loaded
 };
 
 const Systemd& systemd() {
@@ -43,8 +44,7 @@ const Systemd& systemd() {
     // Never closed: the process keeps it to the end, as it would a linked library.
     void* lib = ::dlopen("libsystemd.so.0", RTLD_NOW | RTLD_LOCAL);
     if (lib == nullptr) {
-      log(LogLevel::kWarning, "libsystemd.so.0 cannot be loaded: no sd_notify",
-          Json(Json::Object{{"error", std::string(::dlerror())}}));
+      s.error = ::dlerror();
       return s;
     }
     s.notify = reinterpret_cast<decltype(&::sd_notify)>(::dlsym(lib, "sd_notify"));
@@ -65,7 +65,13 @@ void ServiceNotifier::send([[maybe_unused]] const std::string& state) {
   // Without NOTIFY_SOCKET sd_notify() is a no-op: libsystemd is not even loaded.
   if (std::getenv("NOTIFY_SOCKET") == nullptr) return;
   // 0: NOTIFY_SOCKET stays set; the calls that follow need it.
-  if (const auto notify = systemd().notify) (void)notify(0, state.c_str());
+  const Systemd& lib = systemd();
+  if (lib.notify != nullptr) {
+    (void)lib.notify(0, state.c_str());
+  } else if (!load_failure_logged_.exchange(true)) {
+    log_(LogLevel::kWarning, "libsystemd.so.0 cannot be loaded: no sd_notify",
+         Json(Json::Object{{"error", lib.error}}));
+  }
 #endif
 }
 
@@ -190,13 +196,13 @@ void ServiceMonitor::run() {
       if (options_.notifier->stopping_sent()) return;
       if (alive) {
         options_.notifier->watchdog();
-        if (failing) log(LogLevel::kInfo, "watchdog: the server answers again");
+        if (failing) (*options_.log)(LogLevel::kInfo, "watchdog: the server answers again");
       } else if (!failing) {
         // Once per episode: systemd restarts the server if this lasts WatchdogSec.
-        log_always(LogLevel::kWarning,
-                   "watchdog: the server did not answer its own GET /health in time; not "
-                   "pinging systemd",
-                   Json(Json::Object{{"timeout_ms", probe_timeout.count()}}));
+        options_.log->always(LogLevel::kWarning,
+                             "watchdog: the server did not answer its own GET /health in time; "
+                             "not pinging systemd",
+                             Json(Json::Object{{"timeout_ms", probe_timeout.count()}}));
       }
       failing = !alive;
     }

@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "cortex_connectors/registry.h"
+#include "log.h"
 
 namespace cortex_connectors::server {
 
@@ -30,6 +31,9 @@ class ScalingRole;  // redis_scaling.h
 
 class ServiceNotifier {
  public:
+  // Logs to `log` (once, when libsystemd cannot be loaded), which must outlive it.
+  explicit ServiceNotifier(const Log& log) : log_(log) {}
+
   // Whether the sd_notify calls are compiled in (libsystemd was found at build time).
   static bool compiled_in() noexcept;
 
@@ -50,6 +54,8 @@ class ServiceNotifier {
 
  private:
   void send(const std::string& state);
+  const Log& log_;
+  std::atomic<bool> load_failure_logged_{false};
   std::mutex mutex_;
   std::string last_status_;
   std::atomic<bool> stopping_{false};
@@ -71,6 +77,7 @@ class ServiceMonitor {
  public:
   struct Options {
     ServiceNotifier* notifier = nullptr;
+    const Log* log = nullptr;                           // where the watchdog's lines go
     std::optional<std::chrono::microseconds> watchdog;  // nullopt: status lines only
     std::function<std::string()> status_line;
     std::function<bool(std::chrono::milliseconds timeout)> alive;

@@ -13,7 +13,6 @@
 #include "cortex_connectors/service_map.h"
 #include "cortex_connectors/sse.h"
 #include "cortex_connectors/trace_context.h"
-#include "log.h"
 #include "tracing.h"
 
 namespace cortex_connectors::server {

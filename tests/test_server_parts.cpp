@@ -147,9 +147,29 @@ TEST_CASE("a pending load trace joins only the publication of its version", "[se
   CHECK(pending.take(3) == nullptr);
 }
 
+TEST_CASE("a Log writes its level and above, and LOG_LEVEL names the levels", "[server][unit]") {
+  CHECK(srv::parse_log_level("debug") == srv::LogLevel::kDebug);
+  CHECK(srv::parse_log_level("Info") == srv::LogLevel::kInfo);
+  CHECK(srv::parse_log_level("WARN") == srv::LogLevel::kWarning);
+  CHECK(srv::parse_log_level("warning") == srv::LogLevel::kWarning);
+  CHECK(srv::parse_log_level("critical") == srv::LogLevel::kError);
+  CHECK_FALSE(srv::parse_log_level("verbose"));
+  CHECK_FALSE(srv::parse_log_level(""));
+
+  srv::Log log(srv::LogLevel::kWarning);
+  CHECK_FALSE(log.enabled(srv::LogLevel::kInfo));
+  CHECK(log.enabled(srv::LogLevel::kWarning));
+  CHECK(log.enabled(srv::LogLevel::kError));
+  // Each log has its own level: no process-wide one.
+  const srv::Log quiet(srv::LogLevel::kError);
+  log.set_level(srv::LogLevel::kDebug);
+  CHECK(log.enabled(srv::LogLevel::kDebug));
+  CHECK_FALSE(quiet.enabled(srv::LogLevel::kWarning));
+}
+
 TEST_CASE("/health and /metrics through the routes carry the context's scaling role",
           "[server][unit]") {
-  REQUIRE(srv::set_log_level("warning"));  // no access log lines in the test output
+  const srv::Log log(srv::LogLevel::kWarning);  // no access log lines in the test output
   srv::ServerConfig config;
   config.no_auth = true;
   config.enable_prometheus = true;
@@ -157,7 +177,7 @@ TEST_CASE("/health and /metrics through the routes carry the context's scaling r
   options.signing_key = "unit-key";
   cc::Registry registry(options);
   const srv::Tracer tracer;
-  srv::ServerContext context(config, registry, tracer);
+  srv::ServerContext context(config, registry, tracer, log);
   srv::HardenedServer server(srv::HardeningOptions{});
   srv::install_routes(server, context);
   const int port = server.bind("127.0.0.1", 0, 16);
@@ -193,19 +213,18 @@ TEST_CASE("/health and /metrics through the routes carry the context's scaling r
 
   server.shutdown();
   thread.join();
-  srv::set_log_level("info");
 }
 
 TEST_CASE("the fast path takes the hot routes, declines the rest, and allocates nothing",
           "[server][unit][fast_path]") {
-  REQUIRE(srv::set_log_level("warning"));  // no access log lines: nothing reads trace ids
+  const srv::Log log(srv::LogLevel::kWarning);  // no access log lines: nothing reads trace ids
   srv::ServerConfig config;
   config.api_keys = {"unit-api-key"};
   cc::RegistryOptions options;
   options.signing_key = "unit-key";
   cc::Registry registry(options);
   const srv::Tracer tracer;
-  srv::ServerContext context(config, registry, tracer);
+  srv::ServerContext context(config, registry, tracer, log);
   srv::FastRoutes routes(context, nullptr);
   srv::FastResponse out;
   std::string text;
