@@ -73,40 +73,48 @@ void release_free_heap() noexcept {
 // KB here: ~100 ms at 64 KiB, ~800 ms at 200 KB, which would hold up the next reload).
 constexpr std::size_t kRefineBody = std::size_t{64} << 10;
 
-// What a replica knows of the manifest behind a verified payload (Registry::publish_signed):
-// the service map's fields, enough for /health and the connector metrics.
-Manifest manifest_from_payload(const Json& payload) {
+// What a replica knows of the manifest behind a verified payload (Registry::publish_signed): the
+// service map's fields, as views into `payload`, enough for /health and the connector metrics
+// (and for a Manifest where RegistryOptions::keep_manifest asks for one).
+internal::ManifestView view_of_payload(const Json& payload) {
   auto text = [](const Json& o, std::string_view key) {
     const Json* v = o.find(key);
-    return v != nullptr && v->is_string() ? v->as_string() : std::string();
+    return v != nullptr && v->is_string() ? std::string_view(v->as_string()) : std::string_view();
   };
-  Manifest m;
+  auto integer = [](const Json& o, std::string_view key) -> std::optional<std::int64_t> {
+    const Json* v = o.find(key);
+    if (v == nullptr || !v->is_number()) return std::nullopt;
+    return static_cast<std::int64_t>(v->as_number());
+  };
+  // The scopes when all are strings (a signed payload has no other), else an empty list.
+  static const Json kNoScopes = Json(Json::Array{});
+  auto scopes = [](const Json* v) {
+    const bool strings =
+        v != nullptr && v->is_array() &&
+        std::ranges::all_of(v->as_array(), [](const Json& s) { return s.is_string(); });
+    return internal::StringList(strings ? v : &kNoScopes);
+  };
+  internal::ManifestView m;
   m.id = text(payload, "id");
   m.brand = text(payload, "brand");
   m.generated_at = text(payload, "generatedAt");
-  if (const Json* t = payload.find("ttlSeconds"); t != nullptr && t->is_number()) {
-    m.ttl_seconds = static_cast<std::int64_t>(t->as_number());
+  m.ttl_seconds = integer(payload, "ttlSeconds");
+  if (const Json* meta = payload.find("metadata"); meta != nullptr && !meta->is_null()) {
+    m.metadata = internal::FreeForm(meta);
   }
-  if (const Json* meta = payload.find("metadata"); meta != nullptr) m.metadata = *meta;
   const Json* connectors = payload.find("connectors");
   if (connectors == nullptr || !connectors->is_array()) return m;
+  m.connectors.reserve(connectors->as_array().size());
   for (const Json& c : connectors->as_array()) {
-    Connector out;
+    internal::ConnectorView& out = m.connectors.emplace_back();
     out.id = text(c, "id");
     out.name = text(c, "displayName");
     out.display_name = out.name;
     out.version = text(c, "version");
     out.endpoint = text(c, "endpoint");
-    if (const Json* t = c.find("ttlSeconds"); t != nullptr && t->is_number()) {
-      out.ttl_seconds = static_cast<std::int64_t>(t->as_number());
-    }
+    out.ttl_seconds = integer(c, "ttlSeconds").value_or(out.ttl_seconds);
     if (const Json* e = c.find("enabled"); e != nullptr && e->is_bool()) out.enabled = e->as_bool();
-    if (const Json* scopes = c.find("scopes"); scopes != nullptr && scopes->is_array()) {
-      for (const Json& sc : scopes->as_array()) {
-        if (sc.is_string()) out.scopes.push_back(sc.as_string());
-      }
-    }
-    m.connectors.push_back(std::move(out));
+    out.scopes = scopes(c.find("scopes"));
   }
   return m;
 }
@@ -585,11 +593,12 @@ Result<std::shared_ptr<const Snapshot>> Registry::publish_signed(
                         {},
                         {}});
   }
-  Manifest manifest = manifest_from_payload(verified->payload);
+  const internal::ManifestView view = view_of_payload(verified->payload);
   timings.validate = since(t);
-  auto facts = impl_->facts_of(internal::view_of(manifest));
-  if (impl_->options.keep_manifest)
-    facts.kept = std::make_shared<const Manifest>(std::move(manifest));
+  auto facts = impl_->facts_of(view);
+  if (impl_->options.keep_manifest) {
+    facts.kept = std::make_shared<const Manifest>(internal::to_manifest(view));
+  }
   return impl_->complete(std::move(snap), std::move(facts), timings, t, started, nullptr);
 }
 

@@ -493,6 +493,23 @@ TEST_CASE("publish_signed serves another registry's verified bytes, and only tho
   CHECK(snap->connector_count() == 2);
   CHECK(snap->metrics_text.find(R"(connector="beta"} 0)") != std::string::npos);
   CHECK(heard == std::vector<std::uint64_t>{7});
+  // What the payload says of the manifest, kept as a Manifest (keep_manifest is the default).
+  REQUIRE(snap->manifest != nullptr);
+  const cc::Manifest& kept = *snap->manifest;
+  CHECK(kept.id == "01J7X5MB4K1ZW0000000000000");
+  CHECK(kept.brand == "brAInwav");
+  CHECK(kept.generated_at == "2025-10-10T00:00:00Z");
+  REQUIRE(kept.connectors.size() == 2);
+  CHECK(kept.connectors[0].id == "alpha");
+  CHECK(kept.connectors[0].name == "Alpha");
+  CHECK(kept.connectors[0].display_name == "Alpha");
+  CHECK(kept.connectors[0].endpoint == "https://a.invalid");
+  CHECK(kept.connectors[0].ttl_seconds == 30);
+  CHECK(kept.connectors[0].scopes == std::vector<std::string>{"s"});
+  CHECK(kept.connectors[0].is_enabled());
+  CHECK(kept.connectors[1].id == "beta");
+  CHECK(kept.connectors[1].ttl_seconds == 5);
+  CHECK_FALSE(kept.connectors[1].is_enabled());
 
   // The same version again, or an older one, publishes nothing.
   REQUIRE_OK(source.refresh_from_text(manifest(20)));
