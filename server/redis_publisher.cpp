@@ -80,6 +80,11 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'version', ARGV[2])
 return 1
 )lua";
 
+// Logged when another publisher holds the lease: on a change to that, and on a first check.
+constexpr std::string_view kLeaseHeldElsewhere =
+    "ANOTHER PUBLISHER holds the Redis lease: this one does not publish (only one publisher may "
+    "run per prefix; see /health)";
+
 }  // namespace
 
 RedisPublisher::RedisPublisher(const ServerConfig& config, std::vector<Ed25519Key> ed25519_keys,
@@ -170,16 +175,12 @@ bool RedisPublisher::renew_lease(RedisConnection& c) {
       log_.always(LogLevel::kInfo, "publisher holds the Redis lease: publishing",
                   fields({{"redis", endpoint_.display()}, {"prefix", prefix_}}));
     } else {
-      log_.always(LogLevel::kError,
-                  "ANOTHER PUBLISHER holds the Redis lease: this one does not publish (only one "
-                  "publisher may run per prefix; see /health)",
+      log_.always(LogLevel::kError, kLeaseHeldElsewhere,
                   fields({{"redis", endpoint_.display()}, {"prefix", prefix_}}));
     }
   } else if (!held && written_version_ == 0 && refused_ == 0) {
     // First check and not held (leader_ was already false): say so once.
-    log_.always(LogLevel::kError,
-                "ANOTHER PUBLISHER holds the Redis lease: this one does not publish (only one "
-                "publisher may run per prefix; see /health)",
+    log_.always(LogLevel::kError, kLeaseHeldElsewhere,
                 fields({{"redis", endpoint_.display()}, {"prefix", prefix_}}));
     refused_ += 1;
   }
