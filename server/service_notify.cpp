@@ -64,9 +64,9 @@ void ServiceNotifier::send([[maybe_unused]] const std::string& state) {
 #if CORTEX_CONNECTORS_HAVE_SYSTEMD
   // Without NOTIFY_SOCKET sd_notify() is a no-op: libsystemd is not even loaded.
   if (std::getenv("NOTIFY_SOCKET") == nullptr) return;
-  // 0: NOTIFY_SOCKET stays set; the calls that follow need it.
   const Systemd& lib = systemd();
   if (lib.notify != nullptr) {
+    // 0: NOTIFY_SOCKET stays set; the calls that follow need it.
     (void)lib.notify(0, state.c_str());
   } else if (!load_failure_logged_.exchange(true)) {
     log_(LogLevel::kWarning, "libsystemd.so.0 cannot be loaded: no sd_notify",
