@@ -1,5 +1,6 @@
 #include "cortex_connectors/canonical_json.h"
 #include "cortex_connectors/signing.h"
+#include "internal/digest.h"
 #include "test_utils.h"
 
 namespace cc = cortex_connectors;
@@ -47,6 +48,59 @@ TEST_CASE("HMAC-SHA256 matches RFC 4231 test case 2", "[signing]") {
   const std::string long_key(200, 'k');
   CHECK(cc::verify_hmac_sha256(cc::as_bytes(long_key), "m",
                                cc::sign_hmac_sha256(cc::as_bytes(long_key), "m")));
+}
+
+TEST_CASE("SHA-256 and HMAC-SHA256 equal Python's on both sides of the small-input size",
+          "[signing]") {
+  // Small inputs are hashed by libsodium, larger ones by libcrypto (src/internal/digest.h):
+  // both must give the standard digests, at the boundary too.
+  const std::size_t small = cc::internal::kSmallDigestInput;
+  const std::vector<std::size_t> sizes = {0, 1, 55, 64, 1000, small - 1, small, small + 1, 100000};
+  const std::vector<std::size_t> key_sizes = {0, 4, 64, 65, 200};
+  auto bytes = [](std::size_t n, unsigned mul, unsigned add) {
+    std::string out(n, '\0');
+    for (std::size_t j = 0; j < n; ++j) out[j] = static_cast<char>((j * mul + add) % 256);
+    return out;
+  };
+  cc::test::TempDir dir;
+  cc::test::write_file(dir / "digests.py", R"(import hashlib, hmac, sys
+def data(n, mul, add): return bytes((j * mul + add) % 256 for j in range(n))
+for n in map(int, sys.argv[1].split(",")):
+    m = data(n, 31, n)
+    print(hashlib.sha256(m).hexdigest(),
+          *(hmac.new(data(k, 7, 1), m, hashlib.sha256).hexdigest() for k in map(int, sys.argv[2].split(","))))
+)");
+  auto join = [](const std::vector<std::size_t>& v) {
+    std::string out;
+    for (const auto n : v) out += (out.empty() ? "" : ",") + std::to_string(n);
+    return out;
+  };
+  auto py = cc::test::run_program(
+      {"/usr/bin/python3", (dir / "digests.py").string(), join(sizes), join(key_sizes)});
+  REQUIRE(py.exit_code == 0);
+  auto hex = [](const cc::internal::Sha256Digest& d) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string out;
+    for (const unsigned char c : d) {
+      out += kHex[c >> 4];
+      out += kHex[c & 0xF];
+    }
+    return out;
+  };
+  std::istringstream lines(py.out);
+  for (const std::size_t n : sizes) {
+    INFO("message of " << n << " bytes");
+    const std::string message = bytes(n, 31, static_cast<unsigned>(n));
+    std::string expected = cc::internal::sha256_hex(message);
+    CHECK(hex(cc::internal::sha256(message)) == expected);
+    for (const std::size_t k : key_sizes) {
+      const std::string key = bytes(k, 7, 1);
+      expected += " " + hex(cc::internal::hmac_sha256(cc::as_bytes(key), message));
+    }
+    std::string line;
+    REQUIRE(std::getline(lines, line));
+    CHECK(line == expected);
+  }
 }
 
 TEST_CASE("signatures equal the Python original's for ASCII integer documents", "[signing]") {

@@ -4,6 +4,9 @@
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <sodium.h>
+
+#include "internal/sodium.h"
 
 namespace cortex_connectors::internal {
 
@@ -28,6 +31,11 @@ const EVP_MD* sha256_md() {
 
 Sha256Digest sha256(std::string_view data) {
   Sha256Digest digest{};
+  if (data.size() <= kSmallDigestInput) {
+    ensure_sodium();
+    crypto_hash_sha256(digest.data(), uchars(data.data()), data.size());
+    return digest;
+  }
   unsigned int len = 0;
   if (EVP_Digest(data.data(), data.size(), digest.data(), &len, sha256_md(), nullptr) != 1 ||
       len != digest.size()) {
@@ -49,6 +57,14 @@ std::string sha256_hex(std::string_view data) {
 
 Sha256Digest hmac_sha256(std::span<const std::byte> key, std::string_view message) {
   Sha256Digest mac{};
+  if (message.size() <= kSmallDigestInput) {
+    ensure_sodium();
+    crypto_auth_hmacsha256_state state;
+    crypto_auth_hmacsha256_init(&state, uchars(key.data()), key.size());
+    crypto_auth_hmacsha256_update(&state, uchars(message.data()), message.size());
+    crypto_auth_hmacsha256_final(&state, mac.data());  // wipes the state
+    return mac;
+  }
   unsigned int len = 0;
   // HMAC() wipes its internal state (and the padded key) before returning.
   if (HMAC(sha256_md(), key.data(), static_cast<int>(key.size()), uchars(message.data()),
