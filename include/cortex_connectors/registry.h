@@ -97,14 +97,16 @@ struct RegistryOptions {
   // Source of the current time (loaded_at, generatedAt fallback); tests may pin it.
   std::function<std::chrono::system_clock::time_point()> clock;
   // Compression of the pre-built bodies. Unset (the default) chooses by size, so that a snapshot is
-  // served as soon as it is signed: up to 256 KiB the snapshot is published with fast settings
-  // (gzip 6, brotli 5) and, up to 64 KiB, its compressed bodies are then replaced by the best
-  // ones (gzip 9, brotli 11: slower, ~10 % smaller); above 256 KiB it is published without
-  // compressed bodies (served identity) and they are added right after (gzip 6 on a second
-  // thread, brotli 5). What each costs: bench/README.md. Replacements keep the version and the
-  // decompressed bytes and do not call listeners again; StageTimings::compress then covers only
-  // what ran before publication. A level given (gzip 0-9, brotli 0-11; either one) compresses
-  // before publication, the other with its fast setting.
+  // served as soon as it is signed:
+  // - up to 64 KiB it is published with gzip 6 and brotli 1, and its compressed bodies are then
+  //   replaced by the best ones (gzip 9, brotli 11: slower, ~10-20 % smaller);
+  // - up to 256 KiB it is published with gzip 6 and brotli 5, and kept so;
+  // - above 256 KiB it is published without compressed bodies (served identity), and they are
+  //   added right after (gzip 6 on a second thread, brotli 5).
+  // What each costs: bench/README.md. Replacements keep the version and the decompressed bytes
+  // and do not call listeners again; StageTimings::compress then covers only what ran before
+  // publication. A level given (gzip 0-9, brotli 0-11; either one) compresses before
+  // publication, the other at gzip 6 or brotli 5.
   std::optional<int> gzip_level;
   std::optional<int> brotli_quality;
   // Called after every refresh with its stage timings, on the refreshing thread. On success it
