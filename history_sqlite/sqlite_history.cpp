@@ -152,10 +152,13 @@ Result<int> take_writer_lock(const std::string& path, bool& busy, std::string& h
                  {},
                  {}};
   }
-  // Who holds it, for the message of the next one that tries. Best effort.
+  // Who holds it, for the message of the next one that tries. Best effort. Written over the
+  // previous holder's pid, then cut to length: truncating to 0 first frees the file's block and
+  // costs ~0.2 ms on ext4 at every start.
   const std::string pid = fmt::format("{}\n", ::getpid());
-  const bool noted = ::ftruncate(fd, 0) == 0 &&
-                     ::pwrite(fd, pid.data(), pid.size(), 0) == static_cast<ssize_t>(pid.size());
+  const auto size = static_cast<off_t>(pid.size());
+  const bool noted = ::pwrite(fd, pid.data(), pid.size(), 0) == static_cast<ssize_t>(pid.size()) &&
+                     ::ftruncate(fd, size) == 0;
   (void)noted;
   return fd;
 }

@@ -501,9 +501,12 @@ TEST_CASE("history: one writer per SQLite store, and readers read while it write
   cc::test::TempDir dir;
   const auto db = (dir / "h.sqlite3").string();
   const std::string manifest_path = (dir / "m.json").string();
+  // A lock file left by an earlier holder with a longer pid.
+  cc::test::write_file(db + ".lock", "123456789012\n");
   {
     auto writer = cc::SqliteHistoryStore::open(db, {.manifest_path = manifest_path});
     REQUIRE_OK(writer);
+    CHECK(cc::test::read_file(db + ".lock") == std::to_string(::getpid()) + "\n");
     REQUIRE_OK((*writer)->record(entry(1, std::chrono::system_clock::now())));
     // A second writer, for the same manifest or none: refused, naming the holder.
     for (const std::string& m : {manifest_path, std::string()}) {
