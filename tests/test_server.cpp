@@ -64,6 +64,31 @@ struct Running {
 
 }  // namespace
 
+TEST_CASE("the server skips the OpenSSL error strings that an httplib program loads", "[server]") {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  WARN("not in sanitizer builds: the server skips the strings only without a sanitizer runtime");
+  return;
+#endif
+  // The probe (tests/openssl_strings_probe.cpp), preloaded, counts the loads and writes the count
+  // when the process exits.
+  cc::test::TempDir dir;
+  const auto out = dir / "loads";
+  const std::vector<std::string> probe = {"LD_PRELOAD=" CORTEX_CONNECTORS_OPENSSL_PROBE,
+                                          "OPENSSL_STRINGS_PROBE_OUT=" + out.string()};
+  auto loads = [&] { return std::stoi(cc::test::read_file(out)); };
+  // The control: a program that only links Debian's libcpp-httplib loads them.
+  REQUIRE(cc::test::run_program({CORTEX_CONNECTORS_OPENSSL_CONTROL}, {}, probe).exit_code == 0);
+  CHECK(loads() > 0);
+  std::filesystem::remove(out);
+  // The server does not, neither before main() nor while it starts, serves and stops.
+  Running running(probe);
+  auto r = running.client->Get("/v1/connectors/service-map", bearer(kApiKey));
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  REQUIRE(running.server->stop(SIGTERM, 10s) == 0);
+  CHECK(loads() == 0);
+}
+
 TEST_CASE("health is unprotected and tells the truth", "[server]") {
   Running s;
   auto r = s.client->Get("/health");
