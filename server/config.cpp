@@ -486,11 +486,11 @@ const Option kOptions[] = {
              "with the default refresh); the last good snapshot stays served",
      .invalid = "must be 0-31536000 seconds",
      .apply = set_given_integer<&C::max_snapshot_age, 0, 31536000, &P::max_snapshot_age_given>},
-    {.env = "OTEL_EXPORTER_OTLP_ENDPOINT",
+    {.env = kOtlpEndpointVariable,
      .fallback = "unset: no span export",
      .help = "OTLP/HTTP JSON span export to this base URL + /v1/traces (docs/observability.md)",
      .apply = set_otlp_endpoint<&C::otel_endpoint>},
-    {.env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    {.env = kOtlpTracesEndpointVariable,
      .fallback = "unset",
      .help = "the full URL spans are sent to, used as given; wins over "
              "OTEL_EXPORTER_OTLP_ENDPOINT",

@@ -184,6 +184,13 @@ struct SigningKeys {
 // document (published only, nothing active). Errors carry one line naming the file, never a key.
 Result<SigningKeys> load_signing_keys(const ServerConfig& config);
 
+// The variables that name where spans are exported: an https:// value there is the only TLS the
+// server may speak (server_main.cpp reads them before main() to decide whether OpenSSL needs its
+// configuration).
+inline constexpr std::string_view kOtlpEndpointVariable = "OTEL_EXPORTER_OTLP_ENDPOINT";
+inline constexpr std::string_view kOtlpTracesEndpointVariable =
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+
 // The largest secret file read_secret_file() reads.
 inline constexpr std::size_t kMaxSecretFileBytes = 64 * 1024;
 

@@ -1,8 +1,8 @@
-// Test helper, preloaded (LD_PRELOAD) into a program: counts the calls that load OpenSSL's error
-// strings into libcrypto's table and writes the count to $OPENSSL_STRINGS_PROBE_OUT at exit.
-// libcrypto and libssl reach ERR_load_strings_const() through the dynamic linker, so this
-// definition, loaded first, is the one they call. See "the server skips the OpenSSL error strings
-// ..." in test_server.cpp.
+// Test helper, preloaded (LD_PRELOAD) into a program: counts what OpenSSL loads at start, the
+// error strings (ERR_load_strings_const) and the configuration file (CONF_modules_load_file_ex),
+// and writes "strings N config M" to $OPENSSL_STRINGS_PROBE_OUT at exit. libcrypto reaches
+// both through the dynamic linker, so these definitions, loaded first, are the ones it calls.
+// See "the server declines OpenSSL's error strings and configuration ..." in test_server.cpp.
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -10,26 +10,42 @@
 #include <dlfcn.h>
 
 struct ERR_string_data_st;
+struct ossl_lib_ctx_st;
 
 namespace {
 
-using LoadStrings = int (*)(const ERR_string_data_st*);
-std::atomic<int> calls{0};
+std::atomic<int> strings{0};
+std::atomic<int> config{0};
+
+template <class F>
+F next(const char* name) {
+  return reinterpret_cast<F>(::dlsym(RTLD_NEXT, name));
+}
 
 [[gnu::destructor]] void report() {
   const char* out = std::getenv("OPENSSL_STRINGS_PROBE_OUT");
   std::FILE* f = out != nullptr ? std::fopen(out, "w") : nullptr;
   if (f == nullptr) return;
-  std::fprintf(f, "%d\n", calls.load());
+  std::fprintf(f, "strings %d config %d\n", strings.load(), config.load());
   std::fclose(f);
 }
 
 }  // namespace
 
 extern "C" [[gnu::visibility("default")]] int ERR_load_strings_const(
-    const ERR_string_data_st* strings) {
-  static const auto real =
-      reinterpret_cast<LoadStrings>(::dlsym(RTLD_NEXT, "ERR_load_strings_const"));
-  ++calls;
-  return real(strings);
+    const ERR_string_data_st* str) {
+  using Fn = int (*)(const ERR_string_data_st*);
+  static const auto real = next<Fn>("ERR_load_strings_const");
+  ++strings;
+  return real(str);
+}
+
+extern "C" [[gnu::visibility("default")]] int CONF_modules_load_file_ex(ossl_lib_ctx_st* libctx,
+                                                                        const char* filename,
+                                                                        const char* appname,
+                                                                        unsigned long flags) {
+  using Fn = int (*)(ossl_lib_ctx_st*, const char*, const char*, unsigned long);
+  static const auto real = next<Fn>("CONF_modules_load_file_ex");
+  ++config;
+  return real(libctx, filename, appname, flags);
 }

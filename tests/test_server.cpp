@@ -1,5 +1,6 @@
 // cortex-connectors-server, run as a real process on 127.0.0.1 and spoken to over HTTP.
 #include <regex>
+#include <sstream>
 #include <thread>
 
 #include <arpa/inet.h>
@@ -64,29 +65,61 @@ struct Running {
 
 }  // namespace
 
-TEST_CASE("the server skips the OpenSSL error strings that an httplib program loads", "[server]") {
+TEST_CASE("the server declines OpenSSL's error strings and configuration unless TLS may be used",
+          "[server]") {
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  WARN("not in sanitizer builds: the server skips the strings only without a sanitizer runtime");
+  WARN("not in sanitizer builds: the server declines them only without a sanitizer runtime");
   return;
 #endif
-  // The probe (tests/openssl_strings_probe.cpp), preloaded, counts the loads and writes the count
-  // when the process exits.
+  // The probe (tests/openssl_strings_probe.cpp), preloaded, counts what OpenSSL loads and writes
+  // the counts when the process exits.
   cc::test::TempDir dir;
   const auto out = dir / "loads";
-  const std::vector<std::string> probe = {"LD_PRELOAD=" CORTEX_CONNECTORS_OPENSSL_PROBE,
-                                          "OPENSSL_STRINGS_PROBE_OUT=" + out.string()};
-  auto loads = [&] { return std::stoi(cc::test::read_file(out)); };
-  // The control: a program that only links Debian's libcpp-httplib loads them.
-  REQUIRE(cc::test::run_program({CORTEX_CONNECTORS_OPENSSL_CONTROL}, {}, probe).exit_code == 0);
-  CHECK(loads() > 0);
-  std::filesystem::remove(out);
-  // The server does not, neither before main() nor while it starts, serves and stops.
-  Running running(probe);
-  auto r = running.client->Get("/v1/connectors/service-map", bearer(kApiKey));
-  REQUIRE(r);
-  CHECK(r->status == 200);
-  REQUIRE(running.server->stop(SIGTERM, 10s) == 0);
-  CHECK(loads() == 0);
+  auto with_probe = [&](std::vector<std::string> env) {
+    env.push_back("LD_PRELOAD=" CORTEX_CONNECTORS_OPENSSL_PROBE);
+    env.push_back("OPENSSL_STRINGS_PROBE_OUT=" + out.string());
+    return env;
+  };
+  // {error-string loads, configuration loads}
+  auto loads = [&] {
+    std::istringstream counts(cc::test::read_file(out));
+    std::filesystem::remove(out);
+    std::string word;
+    std::pair<int, int> n{-1, -1};
+    counts >> word >> n.first >> word >> n.second;
+    return n;
+  };
+  // The control: a program that only links Debian's libcpp-httplib loads both.
+  REQUIRE(
+      cc::test::run_program({CORTEX_CONNECTORS_OPENSSL_CONTROL}, {}, with_probe({})).exit_code ==
+      0);
+  const auto control = loads();
+  CHECK(control.first > 0);
+  CHECK(control.second == 1);
+  // The server loads neither, before main() or while it starts, serves and stops.
+  {
+    Running running(with_probe({}));
+    auto r = running.client->Get("/v1/connectors/service-map", bearer(kApiKey));
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    REQUIRE(running.server->stop(SIGTERM, 10s) == 0);
+  }
+  CHECK(loads() == std::pair{0, 0});
+  // The configuration is read when an OTLP endpoint is https:// (TLS follows its policy) or
+  // OPENSSL_CONF names one; an http:// endpoint changes nothing.
+  const std::vector<std::pair<std::string, int>> cases = {
+      {"OTEL_EXPORTER_OTLP_ENDPOINT=https://collector.invalid:4318", 1},
+      {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=https://collector.invalid/v1/traces", 1},
+      {"OPENSSL_CONF=/usr/lib/ssl/openssl.cnf", 1},
+      {"OTEL_EXPORTER_OTLP_ENDPOINT=http://collector.invalid:4318", 0},
+  };
+  for (const auto& [variable, config_loads] : cases) {
+    INFO(variable);
+    REQUIRE(
+        cc::test::run_program({CORTEX_CONNECTORS_SERVER, "--version"}, {}, with_probe({variable}))
+            .exit_code == 0);
+    CHECK(loads() == std::pair{0, config_loads});
+  }
 }
 
 TEST_CASE("health is unprotected and tells the truth", "[server]") {
