@@ -1,8 +1,9 @@
-// Test helper, preloaded (LD_PRELOAD) into a program: counts what OpenSSL loads at start, the
-// error strings (ERR_load_strings_const) and the configuration file (CONF_modules_load_file_ex),
-// and writes "strings N config M" to $OPENSSL_STRINGS_PROBE_OUT at exit. libcrypto reaches
-// both through the dynamic linker, so these definitions, loaded first, are the ones it calls.
-// See "the server declines OpenSSL's error strings and configuration ..." in test_server.cpp.
+// Test helper, preloaded (LD_PRELOAD) into a program: counts what OpenSSL loads, the error
+// strings (ERR_load_strings_const), the configuration file (CONF_modules_load_file_ex) and the
+// digest algorithms fetched (EVP_MD_fetch), and writes "strings N config M fetch K" to
+// $OPENSSL_STRINGS_PROBE_OUT at exit. The program and libcrypto reach them through the dynamic
+// linker, so these definitions, loaded first, are the ones they call.
+// See "the server declines OpenSSL's strings and configuration ..." in test_server.cpp.
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -11,11 +12,13 @@
 
 struct ERR_string_data_st;
 struct ossl_lib_ctx_st;
+struct evp_md_st;
 
 namespace {
 
 std::atomic<int> strings{0};
 std::atomic<int> config{0};
+std::atomic<int> fetch{0};
 
 template <class F>
 F next(const char* name) {
@@ -26,7 +29,7 @@ F next(const char* name) {
   const char* out = std::getenv("OPENSSL_STRINGS_PROBE_OUT");
   std::FILE* f = out != nullptr ? std::fopen(out, "w") : nullptr;
   if (f == nullptr) return;
-  std::fprintf(f, "strings %d config %d\n", strings.load(), config.load());
+  std::fprintf(f, "strings %d config %d fetch %d\n", strings.load(), config.load(), fetch.load());
   std::fclose(f);
 }
 
@@ -48,4 +51,13 @@ extern "C" [[gnu::visibility("default")]] int CONF_modules_load_file_ex(ossl_lib
   static const auto real = next<Fn>("CONF_modules_load_file_ex");
   ++config;
   return real(libctx, filename, appname, flags);
+}
+
+extern "C" [[gnu::visibility("default")]] evp_md_st* EVP_MD_fetch(ossl_lib_ctx_st* libctx,
+                                                                  const char* algorithm,
+                                                                  const char* properties) {
+  using Fn = evp_md_st* (*)(ossl_lib_ctx_st*, const char*, const char*);
+  static const auto real = next<Fn>("EVP_MD_fetch");
+  ++fetch;
+  return real(libctx, algorithm, properties);
 }

@@ -65,7 +65,7 @@ struct Running {
 
 }  // namespace
 
-TEST_CASE("the server declines OpenSSL's error strings and configuration unless TLS may be used",
+TEST_CASE("the server declines OpenSSL's strings and configuration and small digests from it",
           "[server]") {
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
   WARN("not in sanitizer builds: the server declines them only without a sanitizer runtime");
@@ -80,13 +80,14 @@ TEST_CASE("the server declines OpenSSL's error strings and configuration unless 
     env.push_back("OPENSSL_STRINGS_PROBE_OUT=" + out.string());
     return env;
   };
-  // {error-string loads, configuration loads}
+  // {error-string loads, configuration loads}; `fetches` gets the digest algorithms fetched.
+  int fetches = -1;
   auto loads = [&] {
     std::istringstream counts(cc::test::read_file(out));
     std::filesystem::remove(out);
     std::string word;
     std::pair<int, int> n{-1, -1};
-    counts >> word >> n.first >> word >> n.second;
+    counts >> word >> n.first >> word >> n.second >> word >> fetches;
     return n;
   };
   // The control: a program that only links Debian's libcpp-httplib loads both.
@@ -105,6 +106,31 @@ TEST_CASE("the server declines OpenSSL's error strings and configuration unless 
     REQUIRE(running.server->stop(SIGTERM, 10s) == 0);
   }
   CHECK(loads() == std::pair{0, 0});
+  // Nor does it fetch a digest from libcrypto: SHA-256 and HMAC of up to 16 KiB come from
+  // libsodium (src/internal/digest.h). A manifest above that size does fetch one.
+  CHECK(fetches == 0);
+  {
+    Running running(with_probe({}), /*write_manifest=*/false);
+    std::string text = R"({"id": "01J7X5MB4K1ZW0000000000000", "manifestVersion": "1",
+      "generatedAt": "2025-10-10T00:00:00Z", "connectors": [)";
+    for (int i = 0; i < 200; ++i) {
+      const std::string n = std::to_string(i);
+      text += std::string(i == 0 ? "" : ",") + R"({"id": "c-)" + n + R"(", "name": "C )" + n +
+              R"(", "version": "1.0.0", "endpoint": "https://c)" + n +
+              R"(.example.invalid/mcp", "auth": {"type": "bearer"}, "scopes": ["s:read"],
+              "ttlSeconds": 300})";
+    }
+    text += "]}";
+    REQUIRE(text.size() > 16 * 1024);
+    cc::test::write_file(running.manifest, text);
+    REQUIRE(cc::test::eventually_true([&] {
+      auto r = running.client->Get("/ready");
+      return r && r->status == 200;
+    }));
+    REQUIRE(running.server->stop(SIGTERM, 10s) == 0);
+  }
+  CHECK(loads() == std::pair{0, 0});
+  CHECK(fetches >= 1);
   // The configuration is read when an OTLP endpoint is https:// (TLS follows its policy) or
   // OPENSSL_CONF names one; an http:// endpoint changes nothing.
   const std::vector<std::pair<std::string, int>> cases = {
