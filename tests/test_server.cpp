@@ -37,6 +37,21 @@ std::vector<std::string> base_env(const std::string& manifest) {
 
 httplib::Headers bearer(const std::string& key) { return {{"Authorization", "Bearer " + key}}; }
 
+// A valid manifest of `count` synthetic connectors (~230 bytes each).
+std::string synthetic_manifest(int count) {
+  std::string text = R"({"id": "01J7X5MB4K1ZW0000000000000", "manifestVersion": "1",
+    "generatedAt": "2025-10-10T00:00:00Z", "connectors": [)";
+  for (int i = 0; i < count; ++i) {
+    const std::string n = std::to_string(i);
+    text += std::string(i == 0 ? "" : ",") + R"({"id": "c-)" + n + R"(", "name": "Connector )" + n +
+            R"(", "version": "1.0.0", "endpoint": "https://c)" + n +
+            R"(.example.invalid/mcp", "auth": {"type": "bearer"}, "scopes": ["s:read"],
+            "ttlSeconds": 300, "description": "Synthetic connector )" +
+            n + "\"}";
+  }
+  return text + "]}";
+}
+
 struct Running {
   cc::test::TempDir dir;
   std::filesystem::path manifest = dir / "connectors.manifest.json";
@@ -111,16 +126,7 @@ TEST_CASE("the server declines OpenSSL's strings and configuration and small dig
   CHECK(fetches == 0);
   {
     Running running(with_probe({}), /*write_manifest=*/false);
-    std::string text = R"({"id": "01J7X5MB4K1ZW0000000000000", "manifestVersion": "1",
-      "generatedAt": "2025-10-10T00:00:00Z", "connectors": [)";
-    for (int i = 0; i < 200; ++i) {
-      const std::string n = std::to_string(i);
-      text += std::string(i == 0 ? "" : ",") + R"({"id": "c-)" + n + R"(", "name": "C )" + n +
-              R"(", "version": "1.0.0", "endpoint": "https://c)" + n +
-              R"(.example.invalid/mcp", "auth": {"type": "bearer"}, "scopes": ["s:read"],
-              "ttlSeconds": 300})";
-    }
-    text += "]}";
+    const std::string text = synthetic_manifest(100);
     REQUIRE(text.size() > 16 * 1024);
     cc::test::write_file(running.manifest, text);
     REQUIRE(cc::test::eventually_true([&] {
@@ -772,19 +778,8 @@ TEST_CASE("responses are never compressed on the fly", "[server]") {
 
 TEST_CASE("a large service map is served identity until its compressed bodies exist", "[server]") {
   // ~2 MB of service map: published before gzip/brotli are done (RegistryOptions::gzip_level).
-  std::string text = R"({"id": "01J7X5MB4K1ZW0000000000000", "manifestVersion": "1",
-    "generatedAt": "2025-10-10T00:00:00Z", "connectors": [)";
-  for (int i = 0; i < 5000; ++i) {
-    const std::string n = std::to_string(i);
-    text += std::string(i == 0 ? "" : ",") + R"({"id": "c-)" + n + R"(", "name": "Connector )" + n +
-            R"(", "version": "1.0.0", "endpoint": "https://c)" + n +
-            R"(.example.invalid/mcp", "auth": {"type": "bearer"}, "scopes": ["s:read"],
-            "ttlSeconds": 300, "description": "Synthetic connector )" +
-            n + "\"}";
-  }
-  text += "]}";
   cc::test::TempDir dir;
-  cc::test::write_file(dir / "m.json", text);
+  cc::test::write_file(dir / "m.json", synthetic_manifest(5000));
   ServerProcess server({"--port", "0"}, base_env((dir / "m.json").string()));
   REQUIRE(server.port() > 0);
   httplib::Client client("127.0.0.1", server.port());
