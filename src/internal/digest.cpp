@@ -44,8 +44,7 @@ Sha256Digest sha256(std::string_view data) {
   return digest;
 }
 
-std::string sha256_hex(std::string_view data) {
-  const Sha256Digest digest = sha256(data);
+std::string to_hex(const Sha256Digest& digest) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out(2 * digest.size(), '\0');
   for (std::size_t i = 0; i < digest.size(); ++i) {
@@ -54,6 +53,8 @@ std::string sha256_hex(std::string_view data) {
   }
   return out;
 }
+
+std::string sha256_hex(std::string_view data) { return to_hex(sha256(data)); }
 
 Sha256Digest hmac_sha256(std::span<const std::byte> key, std::string_view message) {
   Sha256Digest mac{};

@@ -32,7 +32,10 @@ inline constexpr std::size_t kSmallDigestInput = std::size_t{16} << 10;
 
 Sha256Digest sha256(std::string_view data);
 
-// Lowercase hex SHA-256 of `data` (content hashes and ETags).
+// Lowercase hex of a digest.
+std::string to_hex(const Sha256Digest& digest);
+
+// Lowercase hex SHA-256 of `data` (content hashes and ETags): to_hex(sha256(data)).
 std::string sha256_hex(std::string_view data);
 
 Sha256Digest hmac_sha256(std::span<const std::byte> key, std::string_view message);
