@@ -14,6 +14,7 @@
 #include "cortex_connectors/json.h"
 #include "cortex_connectors/signing.h"
 #include "internal/compress.h"
+#include "internal/digest.h"
 #include "server_process.h"
 #include "test_utils.h"
 
@@ -95,23 +96,26 @@ TEST_CASE("the server declines OpenSSL's strings and configuration and small dig
     env.push_back("OPENSSL_STRINGS_PROBE_OUT=" + out.string());
     return env;
   };
-  // {error-string loads, configuration loads}; `fetches` gets the digest algorithms fetched.
-  int fetches = -1;
+  struct Loads {
+    int strings = -1;  // error-string tables loaded
+    int config = -1;   // configuration files loaded
+    int fetches = -1;  // digest algorithms fetched
+  };
   auto loads = [&] {
     std::istringstream counts(cc::test::read_file(out));
     std::filesystem::remove(out);
     std::string word;
-    std::pair<int, int> n{-1, -1};
-    counts >> word >> n.first >> word >> n.second >> word >> fetches;
+    Loads n;
+    counts >> word >> n.strings >> word >> n.config >> word >> n.fetches;
     return n;
   };
   // The control: a program that only links Debian's libcpp-httplib loads both.
   REQUIRE(
       cc::test::run_program({CORTEX_CONNECTORS_OPENSSL_CONTROL}, {}, with_probe({})).exit_code ==
       0);
-  const auto control = loads();
-  CHECK(control.first > 0);
-  CHECK(control.second == 1);
+  const Loads control = loads();
+  CHECK(control.strings > 0);
+  CHECK(control.config == 1);
   // The server loads neither, before main() or while it starts, serves and stops.
   {
     Running running(with_probe({}));
@@ -120,14 +124,16 @@ TEST_CASE("the server declines OpenSSL's strings and configuration and small dig
     CHECK(r->status == 200);
     REQUIRE(running.server->stop(SIGTERM, 10s) == 0);
   }
-  CHECK(loads() == std::pair{0, 0});
+  const Loads small = loads();
+  CHECK(small.strings == 0);
+  CHECK(small.config == 0);
   // Nor does it fetch a digest from libcrypto: SHA-256 and HMAC of up to 16 KiB come from
   // libsodium (src/internal/digest.h). A manifest above that size does fetch one.
-  CHECK(fetches == 0);
+  CHECK(small.fetches == 0);
   {
     Running running(with_probe({}), /*write_manifest=*/false);
     const std::string text = synthetic_manifest(100);
-    REQUIRE(text.size() > 16 * 1024);
+    REQUIRE(text.size() > cc::internal::kSmallDigestInput);
     cc::test::write_file(running.manifest, text);
     REQUIRE(cc::test::eventually_true([&] {
       auto r = running.client->Get("/ready");
@@ -135,8 +141,10 @@ TEST_CASE("the server declines OpenSSL's strings and configuration and small dig
     }));
     REQUIRE(running.server->stop(SIGTERM, 10s) == 0);
   }
-  CHECK(loads() == std::pair{0, 0});
-  CHECK(fetches >= 1);
+  const Loads large = loads();
+  CHECK(large.strings == 0);
+  CHECK(large.config == 0);
+  CHECK(large.fetches >= 1);
   // The configuration is read when an OTLP endpoint is https:// (TLS follows its policy) or
   // OPENSSL_CONF names one; an http:// endpoint changes nothing.
   const std::vector<std::pair<std::string, int>> cases = {
@@ -150,7 +158,9 @@ TEST_CASE("the server declines OpenSSL's strings and configuration and small dig
     REQUIRE(
         cc::test::run_program({CORTEX_CONNECTORS_SERVER, "--version"}, {}, with_probe({variable}))
             .exit_code == 0);
-    CHECK(loads() == std::pair{0, config_loads});
+    const Loads n = loads();
+    CHECK(n.strings == 0);
+    CHECK(n.config == config_loads);
   }
 }
 
